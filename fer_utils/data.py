@@ -1,0 +1,525 @@
+"""Load FER-2013 from any of the three forms people have it in.
+
+Forms understood by :func:`load_fer2013`:
+
+* the image-folder edition: ``train/<emotion>/Training_<id>.jpg`` and
+  ``test/<emotion>/{PublicTest,PrivateTest}_<id>.jpg``;
+* the Kaggle zip of that layout (``archive.zip``), read without extracting,
+  with or without one enclosing folder;
+* the original ``fer2013.csv`` with columns ``emotion,pixels,Usage``.
+
+Every form gives the same :class:`FerData`: uint8 images ``(N, 48, 48, 1)``,
+canonical labels 0..6 (mapped from emotion *names*, never from folder sort
+order), the official split of each image and its source id.  Bad data raises
+:class:`FerDataError` with a one-line message naming the file or row.
+
+Decoded arrays are cached (``.npz``, written to a temporary file and renamed,
+so a cache is whole or absent) keyed by a fingerprint of the source, which
+makes a repeated load take well under a second.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import re
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+#: Canonical FER-2013 label order (index = label).
+EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+#: Official splits, in the order of the original ``Usage`` column.
+SPLITS: tuple[str, ...] = ("Training", "PublicTest", "PrivateTest")
+IMAGE_SIZE = 48
+#: Environment variable that points at the data set (folder, zip or csv).
+DATA_ENV = "FER2013_DIR"
+#: Environment variable that moves the decode cache.
+CACHE_ENV = "FER2013_CACHE"
+#: Where the data is looked for when ``FER2013_DIR`` is not set (relative to the repository).
+DEFAULT_DATA_DIR = Path("data") / "fer2013"
+
+_CACHE_VERSION = 1
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+_SPLIT_RE = re.compile(r"^(Training|PublicTest|PrivateTest)_")
+
+
+class FerDataError(ValueError):
+    """A problem with the data set, described in one line that names the file or row."""
+
+
+@dataclass(frozen=True)
+class FerData:
+    """FER-2013 images with their labels, official split and source id.
+
+    Attributes:
+        images: uint8 array ``(N, 48, 48, 1)``.
+        labels: int64 array ``(N,)`` of canonical labels 0..6 (see :data:`EMOTIONS`).
+        splits: int8 array ``(N,)`` of indices into :data:`SPLITS`.
+        ids: array ``(N,)`` of source ids (file stem, or ``csv-row-<n>`` for the csv form).
+        source: a short, machine-independent description of where the data came from.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    splits: np.ndarray
+    ids: np.ndarray
+    source: str = ""
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def subset(self, mask_or_index: np.ndarray) -> FerData:
+        """Rows selected by a boolean mask or an index array, as a new :class:`FerData`."""
+        return FerData(
+            self.images[mask_or_index],
+            self.labels[mask_or_index],
+            self.splits[mask_or_index],
+            self.ids[mask_or_index],
+            self.source,
+        )
+
+    def split(self, name: str) -> FerData:
+        """The rows of one official split (``Training``, ``PublicTest`` or ``PrivateTest``)."""
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
+        return self.subset(self.splits == SPLITS.index(name))
+
+    def class_counts(self) -> dict[str, int]:
+        """Number of images per emotion, in canonical order."""
+        counts = np.bincount(self.labels, minlength=len(EMOTIONS))
+        return {name: int(c) for name, c in zip(EMOTIONS, counts)}
+
+    def split_counts(self) -> dict[str, int]:
+        """Number of images per official split."""
+        counts = np.bincount(self.splits, minlength=len(SPLITS))
+        return {name: int(c) for name, c in zip(SPLITS, counts)}
+
+
+# --------------------------------------------------------------------------- locating
+
+
+def repo_root() -> Path:
+    """The repository that holds this package (where ``pyproject.toml`` lives)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def default_data_path() -> Path:
+    """The data location: ``$FER2013_DIR`` if set, else ``data/fer2013`` in the repository."""
+    env = os.environ.get(DATA_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    return repo_root() / DEFAULT_DATA_DIR
+
+
+def default_cache_dir() -> Path:
+    """Cache folder: ``$FER2013_CACHE`` if set, else ``~/.cache/fer2013-study``."""
+    env = os.environ.get(CACHE_ENV, "").strip()
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "fer2013-study"
+
+
+def _describe(path: Path) -> str:
+    """A path for messages: relative to the working directory when possible, else its name."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return path.name
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def decode_image(raw: bytes, where: str) -> np.ndarray:
+    """Decode one encoded image into a ``(48, 48)`` uint8 array, or raise :class:`FerDataError`.
+
+    Only 8-bit single-channel images are accepted: the data set has no colour,
+    and converting colour or 16-bit images silently would hide a wrong file.
+    """
+    try:
+        with Image.open(io.BytesIO(raw)) as img:
+            mode, size = img.mode, img.size
+            if mode != "L":
+                kind = "16-bit" if mode.startswith("I") else f"mode {mode}"
+                raise FerDataError(f"{where}: expected an 8-bit grayscale image, got {kind}")
+            if size != (IMAGE_SIZE, IMAGE_SIZE):
+                raise FerDataError(
+                    f"{where}: expected a {IMAGE_SIZE}x{IMAGE_SIZE} image, got {size[0]}x{size[1]}"
+                )
+            img.load()
+            return np.asarray(img, dtype=np.uint8)
+    except FerDataError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FerDataError(f"{where}: corrupted or unreadable image ({reason})") from None
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One image file of the folder/zip layouts before decoding."""
+
+    key: str  # path inside the data set, with forward slashes
+    label: int
+    split: int
+    ident: str
+
+
+def _parse_member(rel: str, where_prefix: str) -> _Entry | None:
+    """Classify ``train/<emotion>/<file>`` or ``test/<emotion>/<file>``; None for non-images."""
+    parts = rel.split("/")
+    if len(parts) != 3 or not parts[2].lower().endswith(_IMAGE_SUFFIXES):
+        return None
+    top, emotion, name = parts
+    where = f"{where_prefix}{rel}"
+    if emotion not in EMOTIONS:
+        raise FerDataError(
+            f"{where}: unknown emotion folder {emotion!r}; expected one of {', '.join(EMOTIONS)}"
+        )
+    stem = name.rsplit(".", 1)[0]
+    match = _SPLIT_RE.match(stem)
+    if match:
+        split = SPLITS.index(match.group(1))
+    elif top == "train":
+        split = 0
+    else:
+        raise FerDataError(
+            f"{where}: test file name must start with PublicTest_ or PrivateTest_ to tell its split"
+        )
+    if (top == "train") != (split == 0):
+        raise FerDataError(f"{where}: a {SPLITS[split]} image does not belong under {top}/")
+    return _Entry(rel, EMOTIONS.index(emotion), split, stem)
+
+
+def _check_nonempty(entries: list[_Entry], where: str) -> None:
+    if not entries:
+        raise FerDataError(f"{where}: no images found under train/ or test/")
+    for top in ("train", "test"):
+        if not any(e.key.startswith(top + "/") for e in entries):
+            raise FerDataError(f"{where}: the {top}/ folder is missing or holds no images")
+
+
+def _decode_all(entries: list[_Entry], read, where_prefix: str) -> np.ndarray:
+    """Decode entries in parallel threads (PIL releases the GIL while decoding)."""
+
+    def one(entry: _Entry) -> np.ndarray:
+        return decode_image(read(entry.key), f"{where_prefix}{entry.key}")
+
+    out = np.empty((len(entries), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    workers = min(8, (os.cpu_count() or 1) + 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for i, arr in enumerate(pool.map(one, entries, chunksize=256)):
+            out[i] = arr
+    return out
+
+
+def _folder_entries(root: Path) -> list[_Entry]:
+    entries: list[_Entry] = []
+    for top in ("train", "test"):
+        top_dir = root / top
+        if not top_dir.is_dir():
+            continue
+        for emotion_dir in sorted(top_dir.iterdir()):
+            if not emotion_dir.is_dir():
+                continue
+            for name in sorted(os.listdir(emotion_dir)):
+                entry = _parse_member(f"{top}/{emotion_dir.name}/{name}", f"{_describe(root)}/")
+                if entry is not None:
+                    entries.append(entry)
+            if emotion_dir.name not in EMOTIONS:
+                raise FerDataError(
+                    f"{_describe(emotion_dir)}: unknown emotion folder {emotion_dir.name!r}; "
+                    f"expected one of {', '.join(EMOTIONS)}"
+                )
+    _check_nonempty(entries, _describe(root))
+    return entries
+
+
+def _zip_prefix(names: Iterable[str]) -> str:
+    """The folder inside the zip that holds ``train/`` and ``test/`` ('' when at the top)."""
+    for name in names:
+        parts = name.split("/")
+        for i in range(len(parts) - 1):
+            if parts[i] in ("train", "test"):
+                return "/".join(parts[:i]) + ("/" if i else "")
+    return ""
+
+
+def _entries_to_arrays(entries: list[_Entry], images: np.ndarray, source: str) -> FerData:
+    return FerData(
+        images=images[..., None],
+        labels=np.array([e.label for e in entries], dtype=np.int64),
+        splits=np.array([e.split for e in entries], dtype=np.int8),
+        ids=np.array([e.ident for e in entries]),
+        source=source,
+    )
+
+
+def _load_folder(root: Path) -> FerData:
+    entries = _folder_entries(root)
+    images = _decode_all(entries, lambda key: (root / key).read_bytes(), f"{_describe(root)}/")
+    return _entries_to_arrays(entries, images, f"image folders ({root.name})")
+
+
+def _load_zip(path: Path) -> FerData:
+    where = _describe(path)
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise FerDataError(f"{where}: not a readable zip file ({exc})") from None
+    with archive:
+        names = [n for n in archive.namelist() if not n.endswith("/")]
+        prefix = _zip_prefix(names)
+        entries = []
+        for name in sorted(names):
+            if not name.startswith(prefix):
+                continue
+            entry = _parse_member(name[len(prefix):], f"{where}:{prefix}")
+            if entry is not None:
+                entries.append(entry)
+        _check_nonempty(entries, where)
+        # ZipFile objects are not safe to share across threads: read serially, decode in parallel.
+        raw = {e.key: archive.read(prefix + e.key) for e in entries}
+    images = _decode_all(entries, raw.__getitem__, f"{where}:{prefix}")
+    return _entries_to_arrays(entries, images, f"zip ({path.name})")
+
+
+def _load_csv(path: Path) -> FerData:
+    where = _describe(path)
+    n_pixels = IMAGE_SIZE * IMAGE_SIZE
+    labels, splits, ids, rows = [], [], [], []
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise FerDataError(f"{where}: the file is empty")
+        header = [h.strip() for h in header]
+        missing = [c for c in ("emotion", "pixels", "Usage") if c not in header]
+        if missing:
+            raise FerDataError(
+                f"{where}: wrong columns {header}; expected emotion,pixels,Usage "
+                f"(missing {', '.join(missing)})"
+            )
+        i_emotion, i_pixels, i_usage = (header.index(c) for c in ("emotion", "pixels", "Usage"))
+        for line_no, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            at = f"{where} line {line_no}"
+            if len(row) != len(header):
+                raise FerDataError(f"{at}: expected {len(header)} fields, got {len(row)}")
+            emotion, pixels, usage = row[i_emotion].strip(), row[i_pixels], row[i_usage].strip()
+            if emotion not in {str(i) for i in range(len(EMOTIONS))}:
+                raise FerDataError(f"{at}: emotion {emotion!r} is not a label 0..6")
+            if usage not in SPLITS:
+                raise FerDataError(f"{at}: Usage {usage!r} is not one of {', '.join(SPLITS)}")
+            values = pixels.split()
+            if len(values) != n_pixels:
+                raise FerDataError(f"{at}: expected {n_pixels} pixel values, got {len(values)}")
+            try:
+                arr = np.array(values, dtype=np.int64)
+            except ValueError:
+                raise FerDataError(f"{at}: pixel values must be integers") from None
+            if arr.min() < 0 or arr.max() > 255:
+                raise FerDataError(f"{at}: pixel values must lie in 0..255")
+            labels.append(int(emotion))
+            splits.append(SPLITS.index(usage))
+            ids.append(f"csv-row-{line_no - 1}")
+            rows.append(arr.astype(np.uint8))
+    if not rows:
+        raise FerDataError(f"{where}: no data rows")
+    images = np.stack(rows).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
+    order = np.argsort(np.array(splits), kind="stable")
+    return FerData(
+        images[order],
+        np.array(labels, dtype=np.int64)[order],
+        np.array(splits, dtype=np.int8)[order],
+        np.array(ids)[order],
+        f"csv ({path.name})",
+    )
+
+
+# --------------------------------------------------------------------------- caching
+
+
+def _fingerprint(path: Path) -> str:
+    """A hash of the source's names, sizes and modification times (cheap; no decoding)."""
+    digest = hashlib.sha256(f"v{_CACHE_VERSION}|{path.resolve()}".encode())
+    if path.is_dir():
+        for top in ("train", "test"):
+            for dirpath, dirnames, filenames in os.walk(path / top):
+                dirnames.sort()
+                for name in sorted(filenames):
+                    st = os.stat(os.path.join(dirpath, name))
+                    rel = os.path.relpath(os.path.join(dirpath, name), path)
+                    digest.update(f"{rel}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    else:
+        st = path.stat()
+        digest.update(f"{st.st_size}|{st.st_mtime_ns}".encode())
+    return digest.hexdigest()[:24]
+
+
+def _write_cache(cache_file: Path, data: FerData) -> None:
+    """Write atomically: a temporary file in the same folder, then a rename."""
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache_file.parent, prefix=".tmp-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(
+                handle,
+                images=data.images,
+                labels=data.labels,
+                splits=data.splits,
+                ids=data.ids.astype(str),
+                source=np.array(data.source),
+            )
+        os.replace(tmp, cache_file)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_cache(cache_file: Path) -> FerData | None:
+    try:
+        with np.load(cache_file, allow_pickle=False) as npz:
+            return FerData(
+                npz["images"], npz["labels"], npz["splits"], npz["ids"], str(npz["source"])
+            )
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return None  # unreadable cache: decode again and overwrite it
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def load_fer2013(
+    path: str | os.PathLike | None = None,
+    *,
+    cache: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+    max_per_class: int | dict[str, int] | None = None,
+    seed: int = 0,
+) -> FerData:
+    """Load FER-2013 from an image folder, its zip, or ``fer2013.csv``.
+
+    Args:
+        path: the data set; defaults to ``$FER2013_DIR`` or ``data/fer2013`` (see
+            :func:`default_data_path`). A folder must hold ``train/`` and ``test/``.
+        cache: keep decoded arrays in ``cache_dir`` so that a repeated load is fast.
+        cache_dir: where the cache lives (default :func:`default_cache_dir`).
+        max_per_class: cap on images per (split, class), an int for every split or a
+            dict keyed by split name; see :func:`cap_per_class`.
+        seed: seed for the capped selection.
+
+    Returns:
+        A :class:`FerData` ordered by split, then as listed in the source.
+
+    Raises:
+        FerDataError: the path is missing or the data is malformed (one line, names the file).
+    """
+    src = Path(path).expanduser() if path is not None else default_data_path()
+    if not src.exists():
+        hint = "" if path is not None else f" (set {DATA_ENV} to the data set's folder, zip or csv)"
+        raise FerDataError(f"{_describe(src)}: no such file or folder{hint}")
+
+    suffix = src.suffix.lower()
+    if src.is_dir():
+        loader = _load_folder
+    elif suffix == ".zip":
+        loader = _load_zip
+    elif suffix == ".csv":
+        loader = _load_csv
+    else:
+        raise FerDataError(f"{_describe(src)}: expected a folder, a .zip or a .csv file")
+
+    data = None
+    cache_file = None
+    if cache:
+        cache_file = Path(cache_dir or default_cache_dir()) / f"fer2013-{_fingerprint(src)}.npz"
+        if cache_file.exists():
+            data = _read_cache(cache_file)
+    if data is None:
+        data = loader(src)
+        if cache_file is not None:
+            _write_cache(cache_file, data)
+    if max_per_class is not None:
+        data = cap_per_class(data, max_per_class, seed=seed)
+    return data
+
+
+def cap_per_class(data: FerData, max_per_class: int | dict[str, int], seed: int = 0) -> FerData:
+    """Keep at most ``max_per_class`` images of each class in each split.
+
+    The choice is stratified (every class keeps ``min(count, cap)`` images) and
+    deterministic for a given seed; the kept rows stay in their original order.
+    A dict gives a cap per split name; splits it does not name are kept whole.
+    """
+    caps = (
+        {s: max_per_class for s in SPLITS}
+        if isinstance(max_per_class, int)
+        else dict(max_per_class)
+    )
+    unknown = set(caps) - set(SPLITS)
+    if unknown:
+        raise ValueError(f"unknown split(s) {sorted(unknown)}; expected {', '.join(SPLITS)}")
+    for name, cap in caps.items():
+        if cap is not None and cap < 1:
+            raise ValueError(f"max_per_class for {name} must be at least 1, got {cap}")
+    rng = np.random.default_rng(seed)
+    keep = np.zeros(len(data), dtype=bool)
+    for s, name in enumerate(SPLITS):
+        for label in range(len(EMOTIONS)):
+            idx = np.flatnonzero((data.splits == s) & (data.labels == label))
+            cap = caps.get(name)
+            if cap is None or len(idx) <= cap:
+                keep[idx] = True
+            else:
+                keep[np.sort(rng.choice(idx, size=cap, replace=False))] = True
+    return data.subset(keep)
+
+
+def audit(data: FerData, blank_std: float = 1.0) -> dict:
+    """Data-quality findings computed from the pixels.
+
+    Returns a dict with:
+        ``distinct_images``: number of pixel-distinct images;
+        ``duplicate_groups`` / ``duplicate_files``: groups of pixel-identical images (size > 1)
+        and the files they hold; ``cross_split_groups``: groups spanning more than one split;
+        ``conflicting_groups``: groups whose members carry different labels;
+        ``near_blank``: images whose pixel standard deviation is below ``blank_std``;
+        ``groups``: the duplicate groups as lists of row indices (largest first);
+        ``near_blank_index``: their row indices;
+        ``pixel_std`` / ``pixel_range``: per-image standard deviation and max - min (float arrays).
+    """
+    flat = data.images.reshape(len(data), -1)
+    digests = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in flat]
+    by_digest: dict[bytes, list[int]] = {}
+    for i, digest in enumerate(digests):
+        by_digest.setdefault(digest, []).append(i)
+    groups = sorted((g for g in by_digest.values() if len(g) > 1), key=len, reverse=True)
+    cross = [g for g in groups if len(set(data.splits[g].tolist())) > 1]
+    conflicting = [g for g in groups if len(set(data.labels[g].tolist())) > 1]
+    pixel_std = flat.std(axis=1)
+    pixel_range = flat.max(axis=1).astype(np.float64) - flat.min(axis=1)
+    near_blank = np.flatnonzero(pixel_std < blank_std)
+    return {
+        "images": len(data),
+        "distinct_images": len(by_digest),
+        "duplicate_groups": len(groups),
+        "duplicate_files": sum(len(g) for g in groups),
+        "cross_split_groups": len(cross),
+        "conflicting_groups": len(conflicting),
+        "near_blank": int(len(near_blank)),
+        "groups": groups,
+        "cross_split": cross,
+        "conflicting": conflicting,
+        "near_blank_index": near_blank,
+        "pixel_std": pixel_std,
+        "pixel_range": pixel_range,
+    }

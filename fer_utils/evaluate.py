@@ -1,0 +1,186 @@
+"""Metrics that tell the whole story on imbalanced data, and metrics files that say where they came from."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import (
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
+
+from .data import EMOTIONS
+
+#: Packages whose versions every metrics file records.
+RECORDED_PACKAGES = ("tensorflow-cpu", "tensorflow", "keras", "jax", "numpy", "scikit-learn",
+                     "imbalanced-learn", "pillow", "papermill")
+
+
+def accuracy_interval(correct: int, total: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval for an accuracy of ``correct / total`` (95 % by default)."""
+    if total <= 0:
+        raise ValueError("total must be positive")
+    if not 0 <= correct <= total:
+        raise ValueError(f"correct must lie in 0..{total}, got {correct}")
+    p = correct / total
+    denom = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denom
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def classification_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, class_names: tuple[str, ...] = EMOTIONS
+) -> dict:
+    """Accuracy (with 95 % interval), macro-F1, balanced accuracy, per-class P/R/F1, confusion.
+
+    Args:
+        y_true: true labels 0..K-1.
+        y_pred: predicted labels 0..K-1.
+        class_names: names of the K classes, in label order.
+
+    Returns:
+        A JSON-ready dict. ``confusion`` has rows = true class, columns = predicted class;
+        ``confusion_normalized`` divides each row by its total (recall on the diagonal).
+    """
+    y_true = np.asarray(y_true).astype(int).ravel()
+    y_pred = np.asarray(y_pred).astype(int).ravel()
+    if y_true.shape != y_pred.shape or y_true.size == 0:
+        raise ValueError(f"need equal, non-empty label arrays; got {y_true.shape} and {y_pred.shape}")
+    k = len(class_names)
+    labels = list(range(k))
+    for name, arr in (("y_true", y_true), ("y_pred", y_pred)):
+        if arr.min() < 0 or arr.max() >= k:
+            raise ValueError(f"{name} holds labels outside 0..{k - 1}")
+    correct = int((y_true == y_pred).sum())
+    lo, hi = accuracy_interval(correct, y_true.size)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    cm = confusion_matrix(y_true, y_pred, labels=labels)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cm_norm = np.nan_to_num(cm / cm.sum(axis=1, keepdims=True))
+    return {
+        "n": int(y_true.size),
+        "accuracy": correct / y_true.size,
+        "accuracy_ci95": [lo, hi],
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+        "per_class": {
+            name: {"precision": float(precision[i]), "recall": float(recall[i]),
+                   "f1": float(f1[i]), "support": int(support[i])}
+            for i, name in enumerate(class_names)
+        },
+        "class_names": list(class_names),
+        "confusion": cm.tolist(),
+        "confusion_normalized": cm_norm.round(6).tolist(),
+    }
+
+
+def predict_labels(model, images: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities and arg-max labels of a Keras model on ``images``."""
+    probs = np.asarray(model.predict(images, batch_size=batch_size, verbose=0))
+    return probs, probs.argmax(axis=1)
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware_info() -> dict:
+    """CPU model, core count, memory and accelerators the backend sees."""
+    info = {"cpu": _cpu_name(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
+            "system": platform.system()}
+    try:
+        pages, page = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        info["memory_gib"] = round(pages * page / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    try:
+        import keras
+
+        info["keras_backend"] = keras.backend.backend()
+        if info["keras_backend"] == "tensorflow":
+            import tensorflow as tf
+
+            info["accelerators"] = [d.name for d in tf.config.list_physical_devices("GPU")]
+        elif info["keras_backend"] == "jax":
+            import jax
+
+            info["accelerators"] = [str(d) for d in jax.devices() if d.platform != "cpu"]
+    except Exception:  # noqa: BLE001 - provenance must never break a run
+        pass
+    return info
+
+
+def library_versions() -> dict:
+    """Python and the installed versions of :data:`RECORDED_PACKAGES`."""
+    versions = {"python": sys.version.split()[0]}
+    for name in RECORDED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def provenance(
+    *,
+    profile: str,
+    experiment: str,
+    epochs: int,
+    data_counts: dict,
+    seed: int,
+    wall_seconds: float,
+    **extra,
+) -> dict:
+    """Everything a reader needs to know about what produced a metrics file."""
+    from datetime import datetime, timezone
+
+    return {
+        "profile": profile,
+        "experiment": experiment,
+        "epochs": epochs,
+        "data_counts": data_counts,
+        "seed": seed,
+        "wall_seconds": round(float(wall_seconds), 1),
+        "finished_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "versions": library_versions(),
+        "hardware": hardware_info(),
+        **extra,
+    }
+
+
+def write_metrics(path: str | os.PathLike, metrics: dict, provenance: dict) -> Path:
+    """Write ``{"provenance": ..., "metrics": ...}`` as JSON, whole or not at all."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"provenance": provenance, "metrics": metrics}
+    text = json.dumps(payload, indent=2, allow_nan=False)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
+def read_metrics(path: str | os.PathLike) -> dict:
+    """Read a metrics file written by :func:`write_metrics`."""
+    payload = json.loads(Path(path).read_text())
+    if not {"provenance", "metrics"} <= set(payload):
+        raise ValueError(f"{Path(path).name}: not a metrics file (needs provenance and metrics)")
+    return payload

@@ -1,0 +1,154 @@
+"""Figures of the study. Each builder returns a matplotlib Figure; :func:`save_and_show` saves and shows it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+
+from .data import EMOTIONS, SPLITS, FerData
+
+DPI = 110
+
+
+def save_and_show(fig: plt.Figure, path: str | os.PathLike, show: bool = True) -> Path:
+    """Save ``fig`` as PNG (to a temporary name, then renamed: whole or absent), then show it.
+
+    In a notebook the figure is displayed once, inline; elsewhere it is closed after saving.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"{path.name}: figures are saved as .png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    os.replace(tmp, path)
+    if show and matplotlib.get_backend().lower() not in ("agg", "pdf", "svg"):
+        plt.show()
+    plt.close(fig)
+    return path
+
+
+def class_distribution(data: FerData) -> plt.Figure:
+    """Share of each emotion in Training vs test (PublicTest + PrivateTest), with counts."""
+    train = data.subset(data.splits == SPLITS.index("Training")).class_counts()
+    test = data.subset(data.splits != SPLITS.index("Training")).class_counts()
+    fig, ax = plt.subplots(figsize=(9, 4))
+    x = np.arange(len(EMOTIONS))
+    width = 0.4
+    for offset, counts, label in ((-width / 2, train, "train"), (width / 2, test, "test")):
+        values = np.array([counts[e] for e in EMOTIONS])
+        share = values / max(values.sum(), 1)
+        bars = ax.bar(x + offset, share * 100, width, label=f"{label} (n={values.sum():,})")
+        for bar, count in zip(bars, values):
+            ax.annotate(f"{count:,}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x, EMOTIONS)
+    ax.set_ylabel("share of split (%)")
+    ax.set_title("FER-2013 class distribution, train vs test")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def example_grid(data: FerData, per_class: int = 8, seed: int = 0,
+                 indices: dict[int, Sequence[int]] | None = None) -> plt.Figure:
+    """A grid with one row per emotion and ``per_class`` random examples in each."""
+    rng = np.random.default_rng(seed)
+    fig, axes = plt.subplots(len(EMOTIONS), per_class, figsize=(per_class * 1.1, len(EMOTIONS) * 1.2))
+    for label, name in enumerate(EMOTIONS):
+        pool = np.flatnonzero(data.labels == label) if indices is None else np.asarray(indices[label])
+        chosen = rng.choice(pool, size=min(per_class, len(pool)), replace=False) if len(pool) else []
+        for col in range(per_class):
+            ax = axes[label, col]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col < len(chosen):
+                ax.imshow(data.images[chosen[col], :, :, 0], cmap="gray", vmin=0, vmax=255)
+            else:
+                ax.axis("off")
+        axes[label, 0].set_ylabel(name, rotation=0, ha="right", va="center")
+    fig.suptitle("Examples per emotion")
+    fig.tight_layout()
+    return fig
+
+
+def image_row(images: np.ndarray, titles: Sequence[str], title: str = "") -> plt.Figure:
+    """A single row of grayscale images with a caption under each (for audit findings)."""
+    n = max(len(images), 1)
+    fig, axes = plt.subplots(1, n, figsize=(n * 1.4, 1.9), squeeze=False)
+    for ax, img, caption in zip(axes[0], images, titles):
+        ax.imshow(np.asarray(img).reshape(img.shape[0], img.shape[1]), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(caption, fontsize=7)
+    for ax in axes[0]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(history: dict[str, list[float]], best_epoch: int | None = None,
+                    title: str = "Training curves") -> plt.Figure:
+    """Accuracy and loss per epoch, train vs validation; marks the chosen epoch."""
+    required = {"accuracy", "val_accuracy", "loss", "val_loss"}
+    missing = required - set(history)
+    if missing:
+        raise ValueError(f"history lacks {sorted(missing)}")
+    epochs = history.get("epoch") or list(range(1, len(history["loss"]) + 1))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, metric in zip(axes, ("accuracy", "loss")):
+        ax.plot(epochs, history[metric], marker="o", ms=3, label="train")
+        ax.plot(epochs, history[f"val_{metric}"], marker="o", ms=3, label="validation (PublicTest)")
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="grey", ls="--", lw=1, label=f"chosen epoch {best_epoch}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_heatmap(confusion: Sequence[Sequence[float]], normalized: bool = True,
+                      class_names: Sequence[str] = EMOTIONS, title: str = "") -> plt.Figure:
+    """Confusion matrix heatmap: rows true class, columns predicted; row-normalised by default."""
+    cm = np.asarray(confusion, dtype=float)
+    if normalized and cm.max() > 1.0:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cm = np.nan_to_num(cm / cm.sum(axis=1, keepdims=True))
+    fig, ax = plt.subplots(figsize=(6.4, 5.4))
+    sns.heatmap(cm, annot=True, fmt=".2f" if normalized else ".0f", cmap="Blues",
+                xticklabels=class_names, yticklabels=class_names, ax=ax,
+                vmin=0, vmax=1 if normalized else None, cbar=True)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or ("Confusion matrix (row-normalised: recall on the diagonal)"
+                           if normalized else "Confusion matrix (counts)"))
+    fig.tight_layout()
+    return fig
+
+
+def histogram_by_split(values: np.ndarray, splits: np.ndarray, xlabel: str, title: str) -> plt.Figure:
+    """Overlaid, density-normalised histograms of a per-image statistic, one per official split."""
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    bins = np.linspace(float(np.min(values)), float(np.max(values)), 50)
+    for s, name in enumerate(SPLITS):
+        part = values[splits == s]
+        if len(part):
+            ax.hist(part, bins=bins, density=True, histtype="step", lw=1.5,
+                    label=f"{name} (median {np.median(part):.0f})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

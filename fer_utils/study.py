@@ -1,0 +1,236 @@
+"""Run the study's notebooks in order with papermill, under a named parameter profile.
+
+    python -m fer_utils.study                       # default profile (cpu), into runs/cpu
+    python -m fer_utils.study --profile smoke       # CI's profile, into runs/smoke
+    python -m fer_utils.study --profile full --run-dir runs/gpu -p epochs=60 --only 01
+
+Each notebook is executed into ``<run dir>/notebooks/``; metrics, figures and
+models land in the run directory. Parameter names are checked against each
+notebook's ``parameters`` cell before anything runs: an unknown name is an error.
+On a failure the runner stops and prints the path of the executed notebook
+that holds the error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+from .data import repo_root
+
+NOTEBOOK_DIR = "notebooks"
+PROFILES_FILE = Path(__file__).with_name("profiles.toml")
+DEFAULT_PROFILE = "cpu"
+KERNEL = "python3"
+
+
+class StudyError(RuntimeError):
+    """A problem with the runner's input (profile, parameter, notebook), in one line."""
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """A path as the study means it: relative paths are relative to the repository root."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else repo_root() / path
+
+
+def shown(path: str | os.PathLike) -> str:
+    """A path for printing: relative to the repository when inside it (no machine paths)."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(repo_root()).as_posix()
+    except ValueError:
+        return os.path.relpath(path)
+
+
+def load_profiles(path: str | os.PathLike = PROFILES_FILE) -> dict:
+    """All profiles from the TOML file."""
+    with open(path, "rb") as handle:
+        return tomllib.load(handle)
+
+
+def notebooks(directory: str | os.PathLike | None = None) -> list[Path]:
+    """The numbered notebooks (``NN_name.ipynb``), in order."""
+    directory = Path(directory) if directory else repo_root() / NOTEBOOK_DIR
+    found = sorted(p for p in directory.glob("[0-9][0-9]_*.ipynb"))
+    if not found:
+        raise StudyError(f"{shown(directory)}: no numbered notebooks (NN_name.ipynb)")
+    return found
+
+
+def parameter_names(notebook: str | os.PathLike) -> dict[str, object]:
+    """Names and literal values of the notebook's cell tagged ``parameters``.
+
+    Raises StudyError when there is not exactly one such cell or it holds anything
+    but ``name = literal`` assignments.
+    """
+    nb = json.loads(Path(notebook).read_text())
+    cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise StudyError(f"{Path(notebook).name}: expected one cell tagged 'parameters', found {len(cells)}")
+    source = "".join(cells[0]["source"])
+    values: dict[str, object] = {}
+    for node in ast.parse(source).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)):
+            raise StudyError(f"{Path(notebook).name}: the parameters cell may hold only 'name = literal' lines")
+        try:
+            values[node.targets[0].id] = ast.literal_eval(node.value)
+        except ValueError:
+            raise StudyError(
+                f"{Path(notebook).name}: parameter {node.targets[0].id} is not a literal") from None
+    return values
+
+
+def parameters_for(profile: str, notebook: Path, overrides: dict[str, object],
+                   profiles: dict | None = None) -> dict[str, object]:
+    """The parameters one notebook gets: profile common, then its own section, then overrides.
+
+    Overrides (from ``-p name=value``) go only to notebooks that declare the name; a
+    name no notebook declares is caught by :func:`plan`.
+    """
+    profiles = profiles if profiles is not None else load_profiles()
+    if profile not in profiles:
+        raise StudyError(f"unknown profile {profile!r}; choose one of {', '.join(sorted(profiles))}")
+    spec = profiles[profile]
+    declared = parameter_names(notebook)
+    params = {**spec.get("common", {}), **spec.get(notebook.stem, {})}
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise StudyError(
+            f"profile {profile!r} sets {', '.join(unknown)} for {notebook.name}, "
+            f"whose parameters cell declares only {', '.join(sorted(declared))}"
+        )
+    params.update({k: v for k, v in overrides.items() if k in declared})
+    return params
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """``name=value`` with value read as a Python literal (falls back to a string)."""
+    if "=" not in text:
+        raise StudyError(f"-p expects name=value, got {text!r}")
+    name, raw = text.split("=", 1)
+    name = name.strip()
+    if not name.isidentifier():
+        raise StudyError(f"-p: {name!r} is not a parameter name")
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    return name, value
+
+
+def plan(profile: str, run_dir: Path, overrides: dict[str, object], only: list[str] | None = None,
+         notebook_dir: str | os.PathLike | None = None) -> list[tuple[Path, Path, dict]]:
+    """Check everything before running: ``[(notebook, executed copy, parameters), ...]``."""
+    chosen = notebooks(notebook_dir)
+    if only:
+        chosen = [nb for nb in chosen if any(nb.name.startswith(o) for o in only)]
+        if not chosen:
+            raise StudyError(f"--only {','.join(only)} matches no notebook")
+    declared_anywhere: set[str] = set()
+    steps = []
+    for nb in chosen:
+        declared_anywhere |= set(parameter_names(nb))
+        params = parameters_for(profile, nb, overrides)
+        params["run_dir"] = shown(run_dir) if "run_dir" in parameter_names(nb) else None
+        params = {k: v for k, v in params.items() if v is not None}
+        steps.append((nb, run_dir / "notebooks" / nb.name, params))
+    unknown = sorted(set(overrides) - declared_anywhere)
+    if unknown:
+        raise StudyError(f"-p {', '.join(unknown)}: no notebook of this run declares that parameter")
+    return steps
+
+
+def run(profile: str = DEFAULT_PROFILE, run_dir: str | os.PathLike | None = None,
+        overrides: dict[str, object] | None = None, only: list[str] | None = None,
+        timeout_per_cell: int | None = None, notebook_dir: str | os.PathLike | None = None) -> Path:
+    """Execute the notebooks in order; returns the run directory.
+
+    Raises StudyError on bad input, and SystemExit(1) after printing the failing
+    notebook's path when a notebook fails.
+    """
+    import papermill as pm
+
+    run_path = resolve(run_dir or f"runs/{profile}")
+    from .data import DATA_ENV
+
+    if os.environ.get(DATA_ENV) and not Path(os.environ[DATA_ENV]).is_absolute():
+        # The kernels run in notebooks/: a relative data path means relative to where we were called.
+        os.environ[DATA_ENV] = str(Path(os.environ[DATA_ENV]).resolve())
+    steps = plan(profile, run_path, overrides or {}, only, notebook_dir)
+    (run_path / "notebooks").mkdir(parents=True, exist_ok=True)
+    print(f"profile {profile}: {len(steps)} notebook(s) into {shown(run_path)}", flush=True)
+    for i, (nb, out, params) in enumerate(steps, start=1):
+        shown_params = ", ".join(f"{k}={v!r}" for k, v in params.items())
+        print(f"[{i}/{len(steps)}] {nb.stem} ({shown_params}) ...", flush=True)
+        started = time.perf_counter()
+        try:
+            pm.execute_notebook(
+                str(nb), str(out), parameters=params, kernel_name=KERNEL,
+                cwd=str(nb.parent), execution_timeout=timeout_per_cell,
+                progress_bar=False, log_output=False, report_mode=False,
+            )
+        except pm.PapermillExecutionError as exc:
+            print(f"[{i}/{len(steps)}] {nb.stem} FAILED in cell {exc.exec_count}: "
+                  f"{exc.ename}: {exc.evalue}", file=sys.stderr)
+            print(f"  the executed notebook with the error: {shown(out)}", file=sys.stderr)
+            raise SystemExit(1) from None
+        print(f"[{i}/{len(steps)}] {nb.stem} done in {time.perf_counter() - started:.0f} s "
+              f"-> {shown(out)}", flush=True)
+    return run_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (``python -m fer_utils.study`` or ``fer-study``)."""
+    profiles = load_profiles()
+    parser = argparse.ArgumentParser(
+        prog="fer-study", description="Run the FER-2013 study notebooks with papermill.",
+        epilog="profiles: " + "; ".join(f"{k}: {v.get('description', '')}" for k, v in profiles.items()),
+    )
+    parser.add_argument("--profile", default=DEFAULT_PROFILE, help=f"default: {DEFAULT_PROFILE}")
+    parser.add_argument("--run-dir", help="default: runs/<profile> (relative paths: to the repository)")
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a parameter (repeatable); must exist in the notebooks")
+    parser.add_argument("--only", help="comma-separated notebook number prefixes, e.g. 00,01")
+    parser.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
+    parser.add_argument("--list", action="store_true", help="list profiles and notebooks, then exit")
+    args = parser.parse_args(argv)
+    try:
+        if args.list:
+            for name, spec in profiles.items():
+                print(f"{name}: {spec.get('description', '')}")
+            for nb in notebooks():
+                print(f"{nb.name}: parameters {', '.join(parameter_names(nb))}")
+            return 0
+        overrides = dict(parse_override(p) for p in args.param)
+        only = [o.strip() for o in args.only.split(",")] if args.only else None
+        run(args.profile, args.run_dir, overrides, only, args.timeout)
+    except StudyError as exc:
+        print(f"fer-study: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+def run_banner(profile: str, data_source: str = "") -> str:
+    """One line that says which run produced a notebook's outputs (profile, data, machine, date)."""
+    from datetime import datetime, timezone
+
+    from .evaluate import hardware_info
+
+    hw = hardware_info()
+    accel = ", ".join(hw.get("accelerators", [])) or "no GPU"
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    data = f" · data: {data_source}" if data_source else ""
+    return (f"Run: profile '{profile}'{data} · machine: {hw['cpu']}, {hw['cpu_count']} cores, "
+            f"{accel} · Keras backend {hw.get('keras_backend', '?')} · {when}")

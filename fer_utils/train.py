@@ -1,0 +1,236 @@
+"""Seeded training with per-epoch checkpoints, resume after interruption, and kept history.
+
+One experiment lives in one folder (``run_dir / name``)::
+
+    backup/        Keras BackupAndRestore state, written after every epoch (removed when done)
+    history.csv    one row per finished epoch (kept across interruptions)
+    best.keras     the model of the epoch with the best validation score so far
+    done.json      written last: the settings and the best epoch of a finished run
+
+Calling :func:`train_model` again with the same settings resumes an interrupted
+run at the next epoch, and returns a finished run without training again.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+#: Keras' progress output: 1 = progress bar (interactive), 2 = one line per epoch (logs, papermill).
+DEFAULT_VERBOSE = 2
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_model` returns.
+
+    Attributes:
+        model: the model of the best epoch (chosen on the validation data), loaded from disk.
+        history: per-epoch metrics, keyed like Keras' History (``loss``, ``val_accuracy``, ...).
+        best_epoch: 1-based epoch whose model was kept.
+        epochs_run: epochs finished (fewer than asked when early stopping fired).
+        train_seconds: wall time spent in ``fit`` (this call and earlier interrupted calls).
+        images_per_second: training images processed per second of ``fit`` (validation included).
+        resumed_from: epochs already done when this call started (0 for a fresh run).
+        folder: the experiment folder.
+    """
+
+    model: keras.Model
+    history: dict[str, list[float]]
+    best_epoch: int
+    epochs_run: int
+    train_seconds: float
+    images_per_second: float
+    resumed_from: int
+    folder: Path
+    settings: dict = field(default_factory=dict)
+
+
+class _EpochTimer(keras.callbacks.Callback):
+    """Adds ``epoch_seconds`` to the epoch logs (so CSVLogger keeps it)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._start
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    """Read a CSVLogger file into ``{metric: [value per epoch]}`` (``epoch`` is 1-based)."""
+    if not Path(path).exists():
+        return {}
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    history: dict[str, list[float]] = {}
+    for row in rows:
+        for key, value in row.items():
+            history.setdefault(key, []).append(float(value) if value not in ("", None) else math.nan)
+    if "epoch" in history:
+        history["epoch"] = [int(e) + 1 for e in history["epoch"]]
+    return history
+
+
+def _write_json_atomic(path: Path, payload: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    os.replace(tmp, path)
+
+
+def train_model(
+    model: keras.Model,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    folder: str | os.PathLike,
+    *,
+    epochs: int,
+    batch_size: int = 128,
+    seed: int = 0,
+    monitor: str = "val_accuracy",
+    early_stopping_patience: int | None = None,
+    class_weight: dict[int, float] | None = None,
+    verbose: int | str = DEFAULT_VERBOSE,
+) -> TrainResult:
+    """Train a compiled model, checkpointing every epoch; resume or skip when already run.
+
+    Args:
+        model: a compiled Keras model (its weights are replaced when resuming).
+        train: ``(images, labels)`` to fit on.
+        val: ``(images, labels)`` to choose the epoch on (PublicTest in this study).
+        folder: the experiment folder (created).
+        epochs: epochs to run in total, counting epochs of earlier interrupted calls.
+        batch_size: images per step.
+        seed: seeds Python, NumPy and the backend before training (shuffling, dropout).
+        monitor: validation metric that picks the best epoch (max for accuracy, min for loss).
+        early_stopping_patience: stop after this many epochs without improvement (None: never).
+        class_weight: optional per-class loss weights, passed to ``fit``.
+        verbose: Keras progress output (1 bar, 2 one line per epoch).
+
+    Returns:
+        A :class:`TrainResult` whose model is the best epoch's.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    x_train, y_train = train
+    if len(x_train) != len(y_train) or len(val[0]) != len(val[1]):
+        raise ValueError("images and labels differ in length")
+    if len(x_train) == 0 or len(val[0]) == 0:
+        raise ValueError("training and validation data must not be empty")
+    if model.optimizer is None:
+        raise ValueError("compile the model before training (fer_utils.model.compile_model)")
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    history_csv, best_path = folder / "history.csv", folder / "best.keras"
+    backup_dir, done_path = folder / "backup", folder / "done.json"
+    settings = {
+        "epochs": epochs, "batch_size": batch_size, "seed": seed, "monitor": monitor,
+        "early_stopping_patience": early_stopping_patience,
+        "class_weight": {str(k): v for k, v in (class_weight or {}).items()} or None,
+        "train_images": int(len(y_train)), "val_images": int(len(val[1])),
+        "model": model.name, "params": int(model.count_params()),
+        "optimizer": type(model.optimizer).__name__,
+        "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
+    }
+    mode = "min" if "loss" in monitor else "max"
+
+    if done_path.exists() and best_path.exists():
+        done = json.loads(done_path.read_text())
+        if done.get("settings") == settings:
+            return _result(folder, done, resumed_from=int(done["epochs_run"]))
+    resuming = backup_dir.exists() and history_csv.exists()
+    if not resuming:  # a fresh run: nothing of an older, different run may leak in
+        for stale in (history_csv, best_path, done_path):
+            stale.unlink(missing_ok=True)
+        shutil.rmtree(backup_dir, ignore_errors=True)
+    previous = read_history(history_csv)
+    resumed_from = len(previous.get("epoch", []))
+
+    keras.utils.set_random_seed(seed + resumed_from)
+    checkpoint = keras.callbacks.ModelCheckpoint(
+        best_path, monitor=monitor, mode=mode, save_best_only=True, verbose=0
+    )
+    if previous.get(monitor):  # keep the best of the epochs before the interruption
+        past = np.asarray(previous[monitor])
+        checkpoint.best = float(np.nanmin(past) if mode == "min" else np.nanmax(past))
+    callbacks: list[keras.callbacks.Callback] = [
+        _EpochTimer(),
+        keras.callbacks.BackupAndRestore(str(backup_dir)),
+        checkpoint,
+        keras.callbacks.CSVLogger(str(history_csv), append=True),
+    ]
+    if early_stopping_patience is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, mode=mode, patience=early_stopping_patience))
+
+    model.fit(
+        x_train, y_train,
+        batch_size=batch_size, epochs=epochs, validation_data=val, shuffle=True,
+        class_weight=class_weight, callbacks=callbacks, verbose=verbose,
+    )
+    history = read_history(history_csv)
+    scores = np.asarray(history[monitor])
+    best_index = int(np.nanargmin(scores) if mode == "min" else np.nanargmax(scores))
+    train_seconds = float(np.nansum(history.get("epoch_seconds", [math.nan])))
+    epochs_run = len(history["epoch"])
+    done = {
+        "settings": settings,
+        "epochs_run": epochs_run,
+        "best_epoch": history["epoch"][best_index],
+        "train_seconds": train_seconds,
+        "images_per_second": len(y_train) * epochs_run / train_seconds if train_seconds else 0.0,
+    }
+    _write_json_atomic(done_path, done)
+    return _result(folder, done, resumed_from=resumed_from)
+
+
+def _result(folder: Path, done: dict, resumed_from: int) -> TrainResult:
+    return TrainResult(
+        model=keras.saving.load_model(folder / "best.keras"),
+        history=read_history(folder / "history.csv"),
+        best_epoch=int(done["best_epoch"]),
+        epochs_run=int(done["epochs_run"]),
+        train_seconds=float(done["train_seconds"]),
+        images_per_second=float(done["images_per_second"]),
+        resumed_from=resumed_from,
+        folder=folder,
+        settings=done["settings"],
+    )
+
+
+def summarize_history(history: dict[str, list[float]], best_epoch: int) -> str:
+    """A few sentences on what the curves say, with this run's numbers."""
+    epochs = history["epoch"]
+    val_loss, val_acc, acc = history["val_loss"], history["val_accuracy"], history["accuracy"]
+    low = int(np.nanargmin(val_loss))
+    lines = [
+        f"{len(epochs)} epoch(s). Training accuracy went from {acc[0]:.3f} to {acc[-1]:.3f}; "
+        f"validation (PublicTest) accuracy from {val_acc[0]:.3f} to {val_acc[-1]:.3f}, "
+        f"best {max(val_acc):.3f} at epoch {best_epoch}.",
+    ]
+    if low < len(epochs) - 1:
+        lines.append(
+            f"Validation loss was lowest at epoch {epochs[low]} ({val_loss[low]:.3f}) and ended at "
+            f"{val_loss[-1]:.3f}: past that point the model fits the training set more than it "
+            "generalises (over-fitting starts)."
+        )
+    else:
+        lines.append(
+            f"Validation loss was still falling at the last epoch ({val_loss[-1]:.3f}): this run "
+            "stopped before over-fitting set in, so longer training would still help."
+        )
+    if "epoch_seconds" in history:
+        lines.append(f"Mean time per epoch: {np.nanmean(history['epoch_seconds']):.0f} s.")
+    return "\n".join(lines)
