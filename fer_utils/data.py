@@ -198,6 +198,11 @@ def _parse_member(rel: str, where_prefix: str) -> _Entry | None:
     return _Entry(rel, EMOTIONS.index(emotion), split, stem)
 
 
+def _canonical_order(entries: list[_Entry]) -> list[_Entry]:
+    """train/ before test/, then by path: the same order from a folder and from its zip."""
+    return sorted(entries, key=lambda e: (not e.key.startswith("train/"), e.key))
+
+
 def _check_nonempty(entries: list[_Entry], where: str) -> None:
     if not entries:
         raise FerDataError(f"{where}: no images found under train/ or test/")
@@ -239,7 +244,7 @@ def _folder_entries(root: Path) -> list[_Entry]:
                     f"expected one of {', '.join(EMOTIONS)}"
                 )
     _check_nonempty(entries, _describe(root))
-    return entries
+    return _canonical_order(entries)
 
 
 def _zip_prefix(names: Iterable[str]) -> str:
@@ -285,6 +290,7 @@ def _load_zip(path: Path) -> FerData:
             if entry is not None:
                 entries.append(entry)
         _check_nonempty(entries, where)
+        entries = _canonical_order(entries)
         # ZipFile objects are not safe to share across threads: read serially, decode in parallel.
         raw = {e.key: archive.read(prefix + e.key) for e in entries}
     images = _decode_all(entries, raw.__getitem__, f"{where}:{prefix}")

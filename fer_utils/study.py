@@ -148,6 +148,22 @@ def plan(profile: str, run_dir: Path, overrides: dict[str, object], only: list[s
     return steps
 
 
+def _relative_paths_in_metadata(notebook: Path) -> None:
+    """Papermill records absolute input/output paths; keep only repository-relative ones."""
+    import nbformat
+
+    if not notebook.exists():
+        return
+    nb = nbformat.read(notebook, as_version=4)
+    meta = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if meta.get(key):
+            meta[key] = shown(meta[key])
+    tmp = notebook.with_name(f".{notebook.name}.tmp")
+    nbformat.write(nb, tmp)
+    os.replace(tmp, notebook)
+
+
 def run(profile: str = DEFAULT_PROFILE, run_dir: str | os.PathLike | None = None,
         overrides: dict[str, object] | None = None, only: list[str] | None = None,
         timeout_per_cell: int | None = None, notebook_dir: str | os.PathLike | None = None) -> Path:
@@ -178,10 +194,12 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | os.PathLike | None = None
                 progress_bar=False, log_output=False, report_mode=False,
             )
         except pm.PapermillExecutionError as exc:
+            _relative_paths_in_metadata(out)
             print(f"[{i}/{len(steps)}] {nb.stem} FAILED in cell {exc.exec_count}: "
                   f"{exc.ename}: {exc.evalue}", file=sys.stderr)
             print(f"  the executed notebook with the error: {shown(out)}", file=sys.stderr)
             raise SystemExit(1) from None
+        _relative_paths_in_metadata(out)
         print(f"[{i}/{len(steps)}] {nb.stem} done in {time.perf_counter() - started:.0f} s "
               f"-> {shown(out)}", flush=True)
     return run_path

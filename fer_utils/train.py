@@ -99,6 +99,7 @@ def train_model(
     monitor: str = "val_accuracy",
     early_stopping_patience: int | None = None,
     class_weight: dict[int, float] | None = None,
+    callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: int | str = DEFAULT_VERBOSE,
 ) -> TrainResult:
     """Train a compiled model, checkpointing every epoch; resume or skip when already run.
@@ -114,6 +115,7 @@ def train_model(
         monitor: validation metric that picks the best epoch (max for accuracy, min for loss).
         early_stopping_patience: stop after this many epochs without improvement (None: never).
         class_weight: optional per-class loss weights, passed to ``fit``.
+        callbacks: extra Keras callbacks, run after the checkpointing ones.
         verbose: Keras progress output (1 bar, 2 one line per epoch).
 
     Returns:
@@ -128,7 +130,7 @@ def train_model(
         raise ValueError("images and labels differ in length")
     if len(x_train) == 0 or len(val[0]) == 0:
         raise ValueError("training and validation data must not be empty")
-    if model.optimizer is None:
+    if getattr(model, "optimizer", None) is None:
         raise ValueError("compile the model before training (fer_utils.model.compile_model)")
 
     folder = Path(folder)
@@ -140,7 +142,7 @@ def train_model(
         "early_stopping_patience": early_stopping_patience,
         "class_weight": {str(k): v for k, v in (class_weight or {}).items()} or None,
         "train_images": int(len(y_train)), "val_images": int(len(val[1])),
-        "model": model.name, "params": int(model.count_params()),
+        "layers": len(model.layers), "params": int(model.count_params()),
         "optimizer": type(model.optimizer).__name__,
         "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
     }
@@ -165,7 +167,8 @@ def train_model(
     if previous.get(monitor):  # keep the best of the epochs before the interruption
         past = np.asarray(previous[monitor])
         checkpoint.best = float(np.nanmin(past) if mode == "min" else np.nanmax(past))
-    callbacks: list[keras.callbacks.Callback] = [
+    extra_callbacks = list(callbacks or [])
+    callbacks = [
         _EpochTimer(),
         keras.callbacks.BackupAndRestore(str(backup_dir)),
         checkpoint,
@@ -174,6 +177,7 @@ def train_model(
     if early_stopping_patience is not None:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, mode=mode, patience=early_stopping_patience))
+    callbacks.extend(extra_callbacks)
 
     model.fit(
         x_train, y_train,

@@ -1,0 +1,79 @@
+"""Shared fixtures: tiny synthetic FER-2013 trees, and the real data set when it is there."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fer_utils.data import DATA_ENV, EMOTIONS
+
+PIXEL_OF = {label: 20 + 30 * label for label in range(len(EMOTIONS))}  # one grey level per class
+
+
+def write_image(path: Path, value: int | np.ndarray, size: int = 48, mode: str = "L") -> None:
+    """Write a constant (or given) image; the format follows the suffix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(value, np.ndarray):
+        img = Image.fromarray(value)
+    else:
+        img = Image.new(mode, (size, size), value if mode == "L" else (value,) * len(mode))
+    img.save(path)
+
+
+def make_tree(root: Path, per_split: dict[str, int] | None = None, suffix: str = ".png") -> Path:
+    """A FER-2013 image-folder tree with ``per_split`` images per class; pixel value encodes the class."""
+    per_split = per_split or {"Training": 3, "PublicTest": 2, "PrivateTest": 2}
+    for label, emotion in enumerate(EMOTIONS):
+        for split, n in per_split.items():
+            top = "train" if split == "Training" else "test"
+            for i in range(n):
+                write_image(root / top / emotion / f"{split}_{label}{i:03d}{suffix}", PIXEL_OF[label])
+    return root
+
+
+def zip_tree(root: Path, target: Path, prefix: str = "") -> Path:
+    """Zip a tree the way Kaggle's archive.zip holds it (optionally under one folder)."""
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as archive:
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                archive.write(path, prefix + path.relative_to(root).as_posix())
+    return target
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    return make_tree(tmp_path / "fer")
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="session")
+def real_data_path() -> Path:
+    """The real data set from $FER2013_DIR; skipped locally when absent, an error under CI."""
+    value = os.environ.get(DATA_ENV, "")
+    path = Path(value) if value else None
+    if path is None or not path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must set {DATA_ENV} to the real FER-2013 data set")
+        pytest.skip(f"{DATA_ENV} not set: real-data tests skipped")
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("fer-cache")
+
+
+@pytest.fixture(scope="session")
+def real_data(real_data_path: Path, real_cache: Path):
+    from fer_utils.data import load_fer2013
+
+    return load_fer2013(real_data_path, cache_dir=real_cache)

@@ -1,0 +1,251 @@
+"""fer_utils.data on tiny synthetic trees: forms, label mapping, caps, cache, and every bad-input error."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import PIXEL_OF, make_tree, write_image, zip_tree
+from fer_utils import data as fd
+from fer_utils.data import EMOTIONS, SPLITS, FerDataError, cap_per_class, load_fer2013
+
+
+def test_folder_form_maps_labels_by_name_and_splits_by_prefix(tree, cache_dir):
+    d = load_fer2013(tree, cache_dir=cache_dir)
+    assert d.images.shape == (49, 48, 48, 1) and d.images.dtype == np.uint8
+    assert d.split_counts() == {"Training": 21, "PublicTest": 14, "PrivateTest": 14}
+    # every image's pixel value encodes its class: labels follow folder names, not sort order
+    for label in range(len(EMOTIONS)):
+        assert np.all(d.images[d.labels == label] == PIXEL_OF[label])
+    # the folders sort as angry, disgust, fear, happy, neutral, sad, surprise: neutral must be 6
+    assert set(d.labels[d.images[:, 0, 0, 0] == PIXEL_OF[6]]) == {6}
+    assert d.ids[0].startswith("Training_")
+    assert list(np.unique(d.splits)) == [0, 1, 2]
+
+
+def test_jpeg_tree_reads_like_png_tree(tmp_path, cache_dir):
+    png = load_fer2013(make_tree(tmp_path / "png"), cache_dir=cache_dir)
+    jpg = load_fer2013(make_tree(tmp_path / "jpg", suffix=".jpg"), cache_dir=cache_dir)
+    np.testing.assert_array_equal(png.labels, jpg.labels)
+    assert np.abs(png.images.astype(int) - jpg.images).max() <= 1  # constant JPEG blocks decode (near) exactly
+
+
+@pytest.mark.parametrize("prefix", ["", "archive/"])
+def test_zip_form_equals_folder_form(tree, tmp_path, cache_dir, prefix):
+    folder = load_fer2013(tree, cache=False)
+    zipped = load_fer2013(zip_tree(tree, tmp_path / "archive.zip", prefix), cache_dir=cache_dir)
+    np.testing.assert_array_equal(folder.images, zipped.images)
+    np.testing.assert_array_equal(folder.labels, zipped.labels)
+    np.testing.assert_array_equal(folder.splits, zipped.splits)
+    np.testing.assert_array_equal(folder.ids, zipped.ids)
+
+
+def write_csv(path: Path, rows: list[tuple], header=("emotion", "pixels", "Usage")) -> Path:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def test_csv_form(tmp_path, cache_dir):
+    px = lambda v: " ".join([str(v)] * 2304)  # noqa: E731
+    path = write_csv(tmp_path / "fer2013.csv", [
+        (6, px(7), "PrivateTest"), (0, px(1), "Training"), (3, px(200), "PublicTest"), (1, px(9), "Training"),
+    ])
+    d = load_fer2013(path, cache_dir=cache_dir)
+    assert d.split_counts() == {"Training": 2, "PublicTest": 1, "PrivateTest": 1}
+    assert list(d.labels) == [0, 1, 3, 6]  # ordered by split, stable within a split
+    assert [int(d.images[i, 0, 0, 0]) for i in range(4)] == [1, 9, 200, 7]
+    assert list(d.ids) == ["csv-row-2", "csv-row-4", "csv-row-3", "csv-row-1"]
+
+
+def test_cache_makes_second_load_skip_decoding(tree, cache_dir, monkeypatch):
+    first = load_fer2013(tree, cache_dir=cache_dir)
+    assert len(list(cache_dir.glob("*.npz"))) == 1
+    monkeypatch.setattr(fd, "_load_folder", lambda root: pytest.fail("decoded again despite the cache"))
+    second = load_fer2013(tree, cache_dir=cache_dir)
+    np.testing.assert_array_equal(first.images, second.images)
+    np.testing.assert_array_equal(first.ids, second.ids)
+
+
+def test_cache_is_refreshed_when_files_change(tree, cache_dir):
+    load_fer2013(tree, cache_dir=cache_dir)
+    write_image(tree / "train" / "happy" / "Training_new.png", 99)
+    d = load_fer2013(tree, cache_dir=cache_dir)
+    assert d.split_counts()["Training"] == 22
+
+
+def test_env_variable_sets_default_path(tree, cache_dir, monkeypatch):
+    monkeypatch.setenv(fd.DATA_ENV, str(tree))
+    assert fd.default_data_path() == tree
+    assert len(load_fer2013(cache_dir=cache_dir)) == 49
+
+
+def test_cap_per_class_is_stratified_and_deterministic(tmp_path):
+    d = load_fer2013(make_tree(tmp_path / "t", {"Training": 5, "PublicTest": 3, "PrivateTest": 3}), cache=False)
+    a, b = cap_per_class(d, 2, seed=1), cap_per_class(d, 2, seed=1)
+    np.testing.assert_array_equal(a.ids, b.ids)
+    for s in range(3):
+        assert np.bincount(a.labels[a.splits == s], minlength=7).tolist() == [2] * 7
+    c = cap_per_class(d, {"Training": 4}, seed=1)
+    assert c.split_counts() == {"Training": 28, "PublicTest": 21, "PrivateTest": 21}
+    assert set(cap_per_class(d, 2, seed=2).ids) != set(a.ids)  # another seed, another choice
+    with pytest.raises(ValueError, match="unknown split"):
+        cap_per_class(d, {"Validation": 2})
+    with pytest.raises(ValueError, match="at least 1"):
+        cap_per_class(d, 0)
+
+
+# ----------------------------------------------------------------------------- bad data
+
+
+def assert_one_line_error(excinfo, *needles: str) -> None:
+    message = str(excinfo.value)
+    assert "\n" not in message
+    for needle in needles:
+        assert needle in message, message
+
+
+def no_cache_written(cache_dir: Path) -> bool:
+    return not cache_dir.exists() or not any(cache_dir.iterdir())
+
+
+def test_missing_path(tmp_path, cache_dir):
+    with pytest.raises(FerDataError) as exc:
+        load_fer2013(tmp_path / "nowhere", cache_dir=cache_dir)
+    assert_one_line_error(exc, "nowhere", "no such file or folder")
+
+
+def test_unknown_emotion_folder(tree, cache_dir):
+    write_image(tree / "train" / "contempt" / "Training_1.png", 5)
+    with pytest.raises(FerDataError) as exc:
+        load_fer2013(tree, cache_dir=cache_dir)
+    assert_one_line_error(exc, "contempt", "unknown emotion folder")
+    assert no_cache_written(cache_dir)
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("size", "expected a 48x48 image, got 64x48"),
+    ("colour", "expected an 8-bit grayscale image, got mode RGB"),
+    ("16bit", "16-bit"),
+    ("corrupt", "corrupted or unreadable image"),
+    ("truncated", "corrupted or unreadable image"),
+])
+def test_bad_image_names_the_file_and_writes_no_cache(tree, cache_dir, case, needle):
+    bad = tree / "test" / "fear" / "PublicTest_bad.jpg"
+    if case == "size":
+        Image.new("L", (64, 48), 3).save(bad)
+    elif case == "colour":
+        Image.new("RGB", (48, 48), (1, 2, 3)).save(bad)
+    elif case == "16bit":
+        bad = bad.with_suffix(".png")
+        Image.fromarray(np.full((48, 48), 40000, dtype=np.uint16)).save(bad)
+    elif case == "corrupt":
+        bad.write_bytes(b"this is not a jpeg at all")
+    else:
+        good = tree / "test" / "fear" / "PublicTest_good.jpg"
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 48), dtype=np.uint8)).save(good)
+        bad.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(FerDataError) as exc:
+        load_fer2013(tree, cache_dir=cache_dir)
+    assert_one_line_error(exc, bad.name, needle)
+    assert no_cache_written(cache_dir)
+
+
+def test_empty_folder(tmp_path, cache_dir):
+    (tmp_path / "empty" / "train").mkdir(parents=True)
+    with pytest.raises(FerDataError) as exc:
+        load_fer2013(tmp_path / "empty", cache_dir=cache_dir)
+    assert_one_line_error(exc, "no images found")
+
+
+def test_missing_test_folder(tree, cache_dir):
+    shutil.rmtree(tree / "test")
+    with pytest.raises(FerDataError) as exc:
+        load_fer2013(tree, cache_dir=cache_dir)
+    assert_one_line_error(exc, "test/ folder is missing")
+
+
+def test_test_file_without_split_prefix(tree, cache_dir):
+    write_image(tree / "test" / "sad" / "img_1.png", 5)
+    with pytest.raises(FerDataError) as exc:
+        load_fer2013(tree, cache_dir=cache_dir)
+    assert_one_line_error(exc, "img_1.png", "PublicTest_ or PrivateTest_")
+
+
+def test_not_a_zip(tmp_path, cache_dir):
+    fake = tmp_path / "archive.zip"
+    fake.write_bytes(b"garbage")
+    with pytest.raises(FerDataError) as exc:
+        load_fer2013(fake, cache_dir=cache_dir)
+    assert_one_line_error(exc, "archive.zip", "not a readable zip")
+
+
+def test_unsupported_file_type(tmp_path, cache_dir):
+    other = tmp_path / "data.parquet"
+    other.write_bytes(b"x")
+    with pytest.raises(FerDataError, match="expected a folder, a .zip or a .csv"):
+        load_fer2013(other, cache_dir=cache_dir)
+
+
+@pytest.mark.parametrize("rows,header,needle", [
+    ([(0, "1 2 3", "Training")], ("emotion", "pixels", "Usage"), "line 2: expected 2304 pixel values, got 3"),
+    ([(0, " ".join(["1"] * 2304), "Training")], ("label", "pixels", "Usage"), "wrong columns"),
+    ([(9, " ".join(["1"] * 2304), "Training")], ("emotion", "pixels", "Usage"), "line 2: emotion '9'"),
+    ([(0, " ".join(["300"] * 2304), "Training")], ("emotion", "pixels", "Usage"), "0..255"),
+    ([(0, " ".join(["1"] * 2304), "Validation")], ("emotion", "pixels", "Usage"), "Usage 'Validation'"),
+    ([(0, " ".join(["x"] * 2304), "Training")], ("emotion", "pixels", "Usage"), "integers"),
+])
+def test_bad_csv(tmp_path, cache_dir, rows, header, needle):
+    path = write_csv(tmp_path / "fer2013.csv", rows, header)
+    with pytest.raises(FerDataError) as exc:
+        load_fer2013(path, cache_dir=cache_dir)
+    assert_one_line_error(exc, "fer2013.csv", needle)
+    assert no_cache_written(cache_dir)
+
+
+def test_empty_csv(tmp_path, cache_dir):
+    path = tmp_path / "fer2013.csv"
+    path.write_text("")
+    with pytest.raises(FerDataError, match="the file is empty"):
+        load_fer2013(path, cache_dir=cache_dir)
+
+
+def test_split_rejects_unknown_name(tree):
+    d = load_fer2013(tree, cache=False)
+    with pytest.raises(ValueError, match="unknown split 'Validation'"):
+        d.split("Validation")
+    assert d.split("PublicTest").split_counts() == {"Training": 0, "PublicTest": 14, "PrivateTest": 0}
+
+
+def test_audit_on_synthetic_duplicates(tree):
+    d = load_fer2013(tree, cache=False)
+    found = fd.audit(d)
+    # every class has 7 identical constant images spread over all three splits
+    assert found["duplicate_groups"] == 7
+    assert found["duplicate_files"] == 49
+    assert found["cross_split_groups"] == 7
+    assert found["conflicting_groups"] == 0
+    assert found["near_blank"] == 49  # constant images have zero pixel spread
+    assert found["distinct_images"] == 7
+
+
+def test_audit_finds_conflicting_labels(tmp_path):
+    root = make_tree(tmp_path / "t", {"Training": 1, "PublicTest": 1, "PrivateTest": 1})
+    rng = np.random.default_rng(3)
+    face = rng.integers(0, 255, (48, 48), dtype=np.uint8)
+    write_image(root / "train" / "happy" / "Training_dupA.png", face)
+    write_image(root / "train" / "sad" / "Training_dupB.png", face)
+    d = load_fer2013(root, cache=False)
+    found = fd.audit(d)
+    assert found["duplicate_groups"] == 8  # 7 constant groups (one per class) + the face
+    assert found["conflicting_groups"] == 1
+    (group,) = found["conflicting"]
+    assert sorted(EMOTIONS[label] for label in d.labels[group]) == ["happy", "sad"]
+    assert found["near_blank"] == 21  # the constant images, not the face

@@ -1,0 +1,85 @@
+"""fer_utils.evaluate: metric values on hand-checked examples, intervals, and metrics files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fer_utils.evaluate import (
+    accuracy_interval,
+    classification_metrics,
+    provenance,
+    read_metrics,
+    write_metrics,
+)
+
+
+def test_wilson_interval_known_values():
+    lo, hi = accuracy_interval(50, 100)
+    assert lo == pytest.approx(0.4038, abs=1e-4) and hi == pytest.approx(0.5962, abs=1e-4)
+    lo, hi = accuracy_interval(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
+    # 3,589 test images at 65 %: about +-1.6 points, as the study guide says
+    lo, hi = accuracy_interval(round(0.65 * 3589), 3589)
+    assert (hi - lo) / 2 == pytest.approx(0.0156, abs=0.0005)
+    with pytest.raises(ValueError):
+        accuracy_interval(11, 10)
+
+
+def test_metrics_on_a_hand_checked_example():
+    names = ("a", "b", "c")
+    y_true = np.array([0, 0, 0, 0, 1, 1, 2, 2])
+    y_pred = np.array([0, 0, 0, 1, 1, 0, 2, 2])
+    m = classification_metrics(y_true, y_pred, names)
+    assert m["accuracy"] == pytest.approx(6 / 8)
+    assert m["confusion"] == [[3, 1, 0], [1, 1, 0], [0, 0, 2]]
+    assert m["per_class"]["a"]["recall"] == pytest.approx(0.75)
+    assert m["per_class"]["a"]["precision"] == pytest.approx(0.75)
+    assert m["per_class"]["b"]["recall"] == pytest.approx(0.5)
+    assert m["balanced_accuracy"] == pytest.approx((0.75 + 0.5 + 1.0) / 3)
+    f1_b = 2 * 0.5 * 0.5 / (0.5 + 0.5)
+    assert m["macro_f1"] == pytest.approx((0.75 + f1_b + 1.0) / 3)
+    np.testing.assert_allclose(np.sum(m["confusion_normalized"], axis=1), 1.0)
+    assert m["per_class"]["c"]["support"] == 2
+
+
+def test_accuracy_hides_what_macro_f1_shows():
+    y_true = np.array([0] * 90 + [1] * 10)
+    always_majority = np.zeros(100, dtype=int)
+    m = classification_metrics(y_true, always_majority, ("major", "minor"))
+    assert m["accuracy"] == pytest.approx(0.9)
+    assert m["balanced_accuracy"] == pytest.approx(0.5)
+    assert m["macro_f1"] < 0.5
+
+
+def test_bad_labels():
+    with pytest.raises(ValueError, match="outside"):
+        classification_metrics(np.array([0, 7]), np.array([0, 1]))
+    with pytest.raises(ValueError, match="equal, non-empty"):
+        classification_metrics(np.array([0, 1]), np.array([0]))
+
+
+def test_metrics_file_round_trip_with_provenance(tmp_path):
+    m = classification_metrics(np.array([0, 1, 2]), np.array([0, 1, 1]))
+    info = provenance(profile="smoke", experiment="baseline", epochs=2,
+                      data_counts={"Training": 3}, seed=1, wall_seconds=1.234)
+    for key in ("profile", "epochs", "data_counts", "seed", "versions", "hardware", "wall_seconds"):
+        assert key in info
+    assert info["versions"]["keras"] and info["hardware"]["cpu_count"] >= 1
+    path = write_metrics(tmp_path / "metrics" / "baseline.json", m, info)
+    payload = read_metrics(path)
+    assert payload["metrics"]["accuracy"] == pytest.approx(2 / 3)
+    assert payload["provenance"]["wall_seconds"] == 1.2
+    assert not list(path.parent.glob(".*.tmp"))
+    bad = tmp_path / "other.json"
+    bad.write_text(json.dumps({"x": 1}))
+    with pytest.raises(ValueError, match="not a metrics file"):
+        read_metrics(bad)
+
+
+def test_write_metrics_refuses_nan_and_leaves_no_file(tmp_path):
+    with pytest.raises(ValueError):
+        write_metrics(tmp_path / "m.json", {"accuracy": float("nan")}, {"profile": "x"})
+    assert not (tmp_path / "m.json").exists()

@@ -1,0 +1,31 @@
+"""pyproject.toml and environment.yml pin the same versions; the README documents the data setting."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+from fer_utils.data import DATA_ENV, repo_root
+
+
+def pins(lines) -> dict[str, str]:
+    found = {}
+    for line in lines:
+        m = re.match(r"^\s*-?\s*\"?([A-Za-z0-9_.-]+)==([^\s\",]+)", line)
+        if m:
+            found[m.group(1).lower()] = m.group(2)
+    return found
+
+
+def test_pyproject_and_environment_agree():
+    project = tomllib.loads((repo_root() / "pyproject.toml").read_text())["project"]
+    declared = pins(project["dependencies"] + project["optional-dependencies"]["test"])
+    env = pins((repo_root() / "environment.yml").read_text().splitlines())
+    assert declared and declared == env
+    assert all("==" in dep for dep in project["dependencies"])  # everything pinned
+
+
+def test_readme_documents_data_setting_and_commands():
+    readme = (repo_root() / "README.md").read_text()
+    assert DATA_ENV in readme
+    assert "bash .ci/run" in readme

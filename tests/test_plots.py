@@ -1,0 +1,52 @@
+"""fer_utils.plots: every figure builds from real-shaped input and saves as a whole PNG."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fer_utils import plots
+from fer_utils.data import load_fer2013
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def saved_png(fig, path):
+    out = plots.save_and_show(fig, path)
+    assert out.read_bytes()[:8] == PNG_MAGIC and out.stat().st_size > 2000
+    assert not list(path.parent.glob(".*tmp*"))
+    return out
+
+
+def test_data_figures(tree, tmp_path):
+    d = load_fer2013(tree, cache=False)
+    fig = plots.class_distribution(d)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()][:2] == ["angry", "disgust"]
+    saved_png(fig, tmp_path / "dist.png")
+    grid = plots.example_grid(d, per_class=3)
+    assert len(grid.axes) == 21
+    saved_png(grid, tmp_path / "grid.png")
+    saved_png(plots.image_row(d.images[:3], ["a", "b", "c"], "row"), tmp_path / "row.png")
+    saved_png(plots.histogram_by_split(d.images.reshape(len(d), -1).std(1) + np.arange(len(d)), d.splits,
+                                       "std", "t"), tmp_path / "hist.png")
+
+
+def test_training_curves_and_confusion(tmp_path):
+    history = {"epoch": [1, 2, 3], "accuracy": [0.2, 0.3, 0.4], "val_accuracy": [0.2, 0.25, 0.24],
+               "loss": [2.0, 1.8, 1.6], "val_loss": [2.0, 1.9, 2.1]}
+    fig = plots.training_curves(history, best_epoch=2)
+    assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 3  # train, validation, chosen epoch
+    saved_png(fig, tmp_path / "curves.png")
+    with pytest.raises(ValueError, match="val_loss"):
+        plots.training_curves({k: v for k, v in history.items() if k != "val_loss"})
+    cm = np.array([[5, 1], [2, 2]])
+    heat = plots.confusion_heatmap(cm, class_names=("x", "y"))
+    values = [t.get_text() for t in heat.axes[0].texts]
+    assert values == ["0.83", "0.17", "0.50", "0.50"]  # row-normalised
+    saved_png(heat, tmp_path / "cm.png")
+
+
+def test_save_rejects_other_formats(tmp_path):
+    fig = plots.image_row(np.zeros((1, 48, 48, 1), np.uint8), ["x"])
+    with pytest.raises(ValueError, match="png"):
+        plots.save_and_show(fig, tmp_path / "fig.jpg")

@@ -1,0 +1,79 @@
+"""The loader on the real FER-2013 files: exact counts, folder and zip forms identical, audit numbers."""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+
+from fer_utils.data import EMOTIONS, audit, load_fer2013
+
+pytestmark = pytest.mark.realdata
+
+# ../shared/fer2013/README.md
+TRAIN = {"angry": 3995, "disgust": 436, "fear": 4097, "happy": 7215, "sad": 4830, "surprise": 3171,
+         "neutral": 4965}
+TEST = {"angry": 958, "disgust": 111, "fear": 1024, "happy": 1774, "sad": 1247, "surprise": 831,
+        "neutral": 1233}
+
+
+def test_split_and_class_counts(real_data):
+    assert real_data.split_counts() == {"Training": 28709, "PublicTest": 3589, "PrivateTest": 3589}
+    assert real_data.split("Training").class_counts() == TRAIN
+    test = real_data.subset(real_data.splits > 0).class_counts()
+    assert test == TEST
+    assert real_data.images.shape == (35887, 48, 48, 1) and real_data.images.dtype == np.uint8
+    # a quirk of the image-folder edition: two file names appear under two emotion folders each
+    ids, counts = np.unique(real_data.ids, return_counts=True)
+    assert sorted(ids[counts > 1].tolist()) == ["Training_52789098", "Training_8475486"]
+
+
+def test_ids_agree_with_splits_and_labels_with_folders(real_data, real_data_path):
+    prefixes = {0: "Training_", 1: "PublicTest_", 2: "PrivateTest_"}
+    for s, prefix in prefixes.items():
+        assert all(i.startswith(prefix) for i in real_data.ids[real_data.splits == s][:500])
+    # spot-check labels against the folder each file lives in
+    for idx in np.random.default_rng(0).choice(len(real_data), 50, replace=False):
+        top = "train" if real_data.splits[idx] == 0 else "test"
+        emotion = EMOTIONS[real_data.labels[idx]]
+        assert (real_data_path / top / emotion / f"{real_data.ids[idx]}.jpg").exists()
+
+
+def test_zip_form_is_identical(real_data, real_data_path, tmp_path):
+    target = tmp_path / "archive.zip"
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as archive:
+        for path in sorted(real_data_path.rglob("*.jpg")):
+            archive.write(path, path.relative_to(real_data_path).as_posix())
+    zipped = load_fer2013(target, cache=False)
+    np.testing.assert_array_equal(zipped.images, real_data.images)
+    np.testing.assert_array_equal(zipped.labels, real_data.labels)
+    np.testing.assert_array_equal(zipped.splits, real_data.splits)
+    np.testing.assert_array_equal(zipped.ids, real_data.ids)
+
+
+def test_cached_load_equals_cold_load(real_data, real_data_path, real_cache):
+    again = load_fer2013(real_data_path, cache_dir=real_cache)
+    np.testing.assert_array_equal(again.images, real_data.images)
+    np.testing.assert_array_equal(again.ids, real_data.ids)
+
+
+def test_audit_matches_the_data_readme(real_data):
+    found = audit(real_data)
+    assert found["distinct_images"] == 34564
+    assert found["duplicate_groups"] == 1116 and found["duplicate_files"] == 2439
+    assert found["cross_split_groups"] == 44
+    assert found["conflicting_groups"] == 43
+    assert found["near_blank"] == 13
+
+
+def test_test_splits_have_more_contrast_than_training(real_data):
+    """The shift that motivates per-image standardization (notebook 00, section 4)."""
+    found = audit(real_data)
+    med = [float(np.median(found["pixel_std"][real_data.splits == s])) for s in range(3)]
+    assert med[1] > med[0] * 1.25 and med[2] > med[0] * 1.25
+
+
+def test_smoke_caps(real_data_path, real_cache):
+    d = load_fer2013(real_data_path, cache_dir=real_cache, max_per_class=30, seed=42)
+    assert d.split_counts() == {"Training": 210, "PublicTest": 210, "PrivateTest": 210}

@@ -1,0 +1,145 @@
+"""fer_utils.study (the papermill runner) and the rules every notebook keeps."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from fer_utils import study
+from fer_utils.data import repo_root
+from fer_utils.model import BASELINE_PARAMS
+from fer_utils.study import StudyError
+
+NOTEBOOKS = study.notebooks()
+
+
+def code_cells(path: Path) -> list[str]:
+    nb = json.loads(path.read_text())
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def test_notebooks_are_numbered_in_order():
+    names = [p.name for p in NOTEBOOKS]
+    assert names[:2] == ["00_data_exploration.ipynb", "01_baseline_cnn.ipynb"]
+    assert names == sorted(names)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_rules(path):
+    """One literal-only parameters cell; no functions or classes defined; kernel python3."""
+    params = study.parameter_names(path)
+    assert {"profile", "data_dir", "run_dir", "seed", "max_per_class"} <= set(params)
+    for source in code_cells(path):
+        lines = [ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+        tree = ast.parse("\n".join(lines))
+        defined = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                              ast.ClassDef, ast.Lambda))]
+        assert not defined, f"{path.name} defines logic; move it to fer_utils"
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_profiles_only_set_declared_parameters():
+    profiles = study.load_profiles()
+    assert {"smoke", "cpu", "full"} <= set(profiles)
+    for name in profiles:
+        for nb in NOTEBOOKS:
+            study.parameters_for(name, nb, {})  # raises on an unknown name
+
+
+def test_unknown_profile_parameter_is_an_error(tmp_path):
+    profiles = {"p": {"common": {"seed": 1, "epochz": 3}}}
+    with pytest.raises(StudyError, match="sets epochz for 00_data_exploration.ipynb"):
+        study.parameters_for("p", NOTEBOOKS[0], {}, profiles)
+    with pytest.raises(StudyError, match="unknown profile 'nope'"):
+        study.parameters_for("nope", NOTEBOOKS[0], {}, profiles)
+
+
+def test_unknown_override_is_an_error(tmp_path):
+    with pytest.raises(StudyError, match="-p epochz: no notebook"):
+        study.plan("smoke", tmp_path, {"epochz": 3})
+    steps = study.plan("smoke", tmp_path, {"epochs": 7})
+    by_name = {nb.stem: params for nb, _, params in steps}
+    assert by_name["01_baseline_cnn"]["epochs"] == 7
+    assert "epochs" not in by_name["00_data_exploration"]
+    assert by_name["00_data_exploration"]["max_per_class"] == 30
+
+
+def test_parse_override():
+    assert study.parse_override("epochs=3") == ("epochs", 3)
+    assert study.parse_override("data_dir=some/where") == ("data_dir", "some/where")
+    assert study.parse_override("learning_rate=1e-4") == ("learning_rate", 1e-4)
+    with pytest.raises(StudyError, match="name=value"):
+        study.parse_override("epochs")
+
+
+def test_parameters_cell_must_hold_literals(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("epochs = 2 * 3")
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells.append(cell)
+    path = tmp_path / "00_x.ipynb"
+    nbformat.write(nb, path)
+    with pytest.raises(StudyError, match="epochs is not a literal"):
+        study.parameter_names(path)
+
+
+def test_cli_reports_bad_input_in_one_line(capsys):
+    assert study.main(["--profile", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fer-study: unknown profile 'nope'") and "\n" not in err
+    assert study.main(["--list"]) == 0
+    assert "smoke:" in capsys.readouterr().out
+
+
+def test_failing_notebook_stops_the_run_and_names_it(tmp_path, capsys):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('profile = "x"\nrun_dir = "runs/x"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells += [params, nbformat.v4.new_code_cell("raise RuntimeError('boom')")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    nbformat.write(nb, folder / "00_fails.ipynb")
+    nbformat.write(nb, folder / "01_never.ipynb")
+    profiles = tmp_path / "p.toml"
+    profiles.write_text('[x.common]\nprofile = "x"\n')
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(study, "load_profiles", lambda path=None: study.tomllib.loads(profiles.read_text()))
+        with pytest.raises(SystemExit) as exit_info:
+            study.run("x", tmp_path / "run", notebook_dir=folder)
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "00_fails FAILED" in err and "RuntimeError: boom" in err
+    assert "run/notebooks/00_fails.ipynb" in err
+    assert not (tmp_path / "run" / "notebooks" / "01_never.ipynb").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path):
+    run_dir = study.run("smoke", tmp_path / "smoke")
+    for nb in NOTEBOOKS:
+        executed = nbformat.read(run_dir / "notebooks" / nb.name, as_version=4)
+        errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                  if o.get("output_type") == "error"]
+        assert not errors
+    payload = json.loads((run_dir / "metrics" / "baseline.json").read_text())
+    m, p = payload["metrics"], payload["provenance"]
+    assert p["profile"] == "smoke" and p["epochs"] == 2 and p["seed"] == 42
+    assert p["data_counts"]["splits"] == {"Training": 210, "PublicTest": 210, "PrivateTest": 210}
+    assert p["params"] == BASELINE_PARAMS and p["wall_seconds"] > 0
+    assert m["n"] == 210 and 0.0 <= m["accuracy"] <= 1.0
+    lo, hi = m["accuracy_ci95"]
+    assert lo <= m["accuracy"] <= hi
+    assert sum(map(sum, m["confusion"])) == 210
+    assert (run_dir / "models" / "baseline.keras").stat().st_size > 10_000_000
+    for fig in ("00_class_distribution", "00_examples_per_class", "00_contrast_by_split",
+                "01_training_curves", "01_confusion_normalized"):
+        assert (run_dir / "figures" / f"{fig}.png").exists()
+    text = (run_dir / "notebooks" / "01_baseline_cnn.ipynb").read_text()
+    assert str(repo_root()) not in text and str(Path.home()) + "/" not in text

@@ -1,0 +1,117 @@
+"""fer_utils.train on a tiny model: checkpoints, history, resume after interruption, skip when done."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from fer_utils.train import read_history, summarize_history, train_model
+
+
+def tiny_model() -> keras.Model:
+    model = keras.Sequential([
+        keras.Input((48, 48, 1)),
+        keras.layers.Rescaling(1 / 255),
+        keras.layers.Conv2D(4, 3, strides=4, activation="relu", name="conv1"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(7, activation="softmax"),
+    ])
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+@pytest.fixture
+def arrays():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(7), 6)
+    x = (y[:, None, None, None] * 30 + rng.integers(0, 20, (42, 48, 48, 1))).astype(np.uint8)
+    return x, y
+
+
+class Killed(Exception):
+    """Stands in for a killed process."""
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Stops training like a killed process would, after a given epoch's checkpoint."""
+
+    def __init__(self, after_epoch: int):
+        super().__init__()
+        self.after_epoch = after_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.after_epoch:
+            raise Killed
+
+
+def test_train_writes_checkpoint_history_and_done(tmp_path, arrays):
+    result = train_model(tiny_model(), arrays, arrays, tmp_path / "exp", epochs=3, batch_size=16, seed=1)
+    assert result.epochs_run == 3 and result.resumed_from == 0
+    assert result.history["epoch"] == [1, 2, 3]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"} <= set(result.history)
+    assert result.best_epoch == 1 + int(np.argmax(result.history["val_accuracy"]))
+    assert (tmp_path / "exp" / "best.keras").exists()
+    assert not (tmp_path / "exp" / "backup").exists()  # removed once finished
+    done = json.loads((tmp_path / "exp" / "done.json").read_text())
+    assert done["settings"]["epochs"] == 3 and done["settings"]["learning_rate"] == pytest.approx(0.01)
+    assert result.images_per_second > 0
+    # the kept model is the best epoch's: its validation accuracy is the best recorded
+    acc = float(np.mean(result.model.predict(arrays[0], verbose=0).argmax(1) == arrays[1]))
+    assert acc == pytest.approx(max(result.history["val_accuracy"]), abs=1e-6)
+
+
+def test_resume_after_interruption(tmp_path, arrays):
+    folder = tmp_path / "exp"
+    with pytest.raises(Killed):
+        train_model(tiny_model(), arrays, arrays, folder, epochs=4, batch_size=16, seed=1,
+                    callbacks=[Interrupt(after_epoch=2)])
+    assert read_history(folder / "history.csv")["epoch"] == [1, 2]
+    assert (folder / "backup").exists() and not (folder / "done.json").exists()
+    result = train_model(tiny_model(), arrays, arrays, folder, epochs=4, batch_size=16, seed=1)
+    assert result.resumed_from == 2
+    assert result.history["epoch"] == [1, 2, 3, 4]
+    assert result.epochs_run == 4
+
+
+def test_finished_run_is_not_trained_again(tmp_path, arrays):
+    folder = tmp_path / "exp"
+    train_model(tiny_model(), arrays, arrays, folder, epochs=2, batch_size=16, seed=1)
+    mtime = (folder / "best.keras").stat().st_mtime_ns
+    again = train_model(tiny_model(), arrays, arrays, folder, epochs=2, batch_size=16, seed=1,
+                        callbacks=[Interrupt(after_epoch=1)])  # would raise if it trained
+    assert again.resumed_from == 2 and (folder / "best.keras").stat().st_mtime_ns == mtime
+    # different settings start afresh
+    fresh = train_model(tiny_model(), arrays, arrays, folder, epochs=1, batch_size=16, seed=1)
+    assert fresh.resumed_from == 0 and fresh.history["epoch"] == [1]
+
+
+def test_early_stopping(tmp_path, arrays):
+    x, _ = arrays
+    noise = np.random.default_rng(5).integers(0, 7, len(x))  # nothing to learn: stops early
+    result = train_model(tiny_model(), (x, noise), (x, noise[::-1].copy()), tmp_path / "e", epochs=30,
+                         batch_size=16, seed=1, early_stopping_patience=2, monitor="val_loss")
+    assert result.epochs_run < 30
+
+
+def test_bad_arguments(tmp_path, arrays):
+    with pytest.raises(ValueError, match="epochs"):
+        train_model(tiny_model(), arrays, arrays, tmp_path, epochs=0)
+    with pytest.raises(ValueError, match="differ in length"):
+        train_model(tiny_model(), (arrays[0], arrays[1][:-1]), arrays, tmp_path, epochs=1)
+    uncompiled = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(), keras.layers.Dense(7)])
+    with pytest.raises(ValueError, match="compile the model"):
+        train_model(uncompiled, arrays, arrays, tmp_path, epochs=1)
+
+
+def test_summarize_history_names_the_turning_point():
+    history = {"epoch": [1, 2, 3, 4], "accuracy": [0.3, 0.4, 0.5, 0.6],
+               "val_accuracy": [0.3, 0.45, 0.44, 0.43], "loss": [2, 1.5, 1.2, 1.0],
+               "val_loss": [1.9, 1.6, 1.7, 1.9]}
+    text = summarize_history(history, best_epoch=2)
+    assert "lowest at epoch 2 (1.600)" in text and "best 0.450 at epoch 2" in text
+    rising = summarize_history({**history, "val_loss": [2.0, 1.9, 1.8, 1.7]}, best_epoch=2)
+    assert "still falling" in rising
