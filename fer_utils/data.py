@@ -410,6 +410,7 @@ def load_fer2013(
     cache: bool = True,
     cache_dir: str | os.PathLike | None = None,
     max_per_class: int | dict[str, int] | None = None,
+    fraction: float | None = None,
     seed: int = 0,
 ) -> FerData:
     """Load FER-2013 from an image folder, its zip, or ``fer2013.csv``.
@@ -421,7 +422,9 @@ def load_fer2013(
         cache_dir: where the cache lives (default :func:`default_cache_dir`).
         max_per_class: cap on images per (split, class), an int for every split or a
             dict keyed by split name; see :func:`cap_per_class`.
-        seed: seed for the capped selection.
+        fraction: keep this share of every (split, class), at least one image each, so that a
+            small sample keeps the class imbalance; see :func:`sample_fraction`.
+        seed: seed for the capped or sampled selection.
 
     Returns:
         A :class:`FerData` ordered by split, then as listed in the source.
@@ -454,9 +457,37 @@ def load_fer2013(
         data = loader(src)
         if cache_file is not None:
             _write_cache(cache_file, data)
+    if fraction is not None:
+        data = sample_fraction(data, fraction, seed=seed)
     if max_per_class is not None:
         data = cap_per_class(data, max_per_class, seed=seed)
     return data
+
+
+def _select_per_group(data: FerData, size_of, seed: int) -> FerData:
+    """Keep ``size_of(split name, group size)`` random rows of every (split, class) group, in order."""
+    rng = np.random.default_rng(seed)
+    keep = np.zeros(len(data), dtype=bool)
+    for s, name in enumerate(SPLITS):
+        for label in range(len(EMOTIONS)):
+            idx = np.flatnonzero((data.splits == s) & (data.labels == label))
+            size = size_of(name, len(idx))
+            if size >= len(idx):
+                keep[idx] = True
+            else:
+                keep[np.sort(rng.choice(idx, size=size, replace=False))] = True
+    return data.subset(keep)
+
+
+def sample_fraction(data: FerData, fraction: float, seed: int = 0) -> FerData:
+    """Keep ``fraction`` of every (split, class) group (rounded, at least one image).
+
+    Unlike :func:`cap_per_class`, the class proportions stay as they are, so a small
+    sample is as imbalanced as the full data set. Deterministic for a given seed.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    return _select_per_group(data, lambda _name, n: max(1, round(n * fraction)) if n else 0, seed)
 
 
 def cap_per_class(data: FerData, max_per_class: int | dict[str, int], seed: int = 0) -> FerData:
@@ -477,17 +508,8 @@ def cap_per_class(data: FerData, max_per_class: int | dict[str, int], seed: int 
     for name, cap in caps.items():
         if cap is not None and cap < 1:
             raise ValueError(f"max_per_class for {name} must be at least 1, got {cap}")
-    rng = np.random.default_rng(seed)
-    keep = np.zeros(len(data), dtype=bool)
-    for s, name in enumerate(SPLITS):
-        for label in range(len(EMOTIONS)):
-            idx = np.flatnonzero((data.splits == s) & (data.labels == label))
-            cap = caps.get(name)
-            if cap is None or len(idx) <= cap:
-                keep[idx] = True
-            else:
-                keep[np.sort(rng.choice(idx, size=cap, replace=False))] = True
-    return data.subset(keep)
+    return _select_per_group(
+        data, lambda name, n: n if caps.get(name) is None else min(n, caps[name]), seed)
 
 
 def audit(data: FerData, blank_std: float = 1.0) -> dict:

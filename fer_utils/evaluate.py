@@ -184,3 +184,30 @@ def read_metrics(path: str | os.PathLike) -> dict:
     if not {"provenance", "metrics"} <= set(payload):
         raise ValueError(f"{Path(path).name}: not a metrics file (needs provenance and metrics)")
     return payload
+
+
+def mcnemar(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> dict:
+    """Exact McNemar test of two classifiers on the same images.
+
+    Counts the discordant pairs (``a_only``: A right, B wrong; ``b_only``: the reverse)
+    and tests whether they are equally likely with an exact two-sided binomial test,
+    which is valid for any number of discordant pairs.
+    """
+    from scipy.stats import binomtest
+
+    y_true, pred_a, pred_b = (np.asarray(v).ravel() for v in (y_true, pred_a, pred_b))
+    if not (y_true.shape == pred_a.shape == pred_b.shape):
+        raise ValueError("y_true, pred_a and pred_b must have the same length")
+    right_a, right_b = pred_a == y_true, pred_b == y_true
+    a_only, b_only = int(np.sum(right_a & ~right_b)), int(np.sum(~right_a & right_b))
+    n = a_only + b_only
+    p = 1.0 if n == 0 else float(binomtest(a_only, n, 0.5).pvalue)
+    return {"a_only": a_only, "b_only": b_only, "p_value": p}
+
+
+def peak_memory_mib() -> float:
+    """Peak resident memory of this process so far, in MiB (``getrusage``; Linux reports KiB)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 if sys.platform != "darwin" else peak / 2**20

@@ -152,3 +152,21 @@ def histogram_by_split(values: np.ndarray, splits: np.ndarray, xlabel: str, titl
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def grouped_bars(table, ylabel: str, title: str) -> plt.Figure:
+    """Grouped bar chart of a DataFrame: one group per row (e.g. emotion), one bar per column."""
+    fig, ax = plt.subplots(figsize=(10, 4))
+    n_rows, n_cols = table.shape
+    width = 0.8 / max(n_cols, 1)
+    x = np.arange(n_rows)
+    for j, column in enumerate(table.columns):
+        ax.bar(x + (j - (n_cols - 1) / 2) * width, table[column].to_numpy(), width, label=str(column))
+    ax.set_xticks(x, list(table.index))
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, ncol=min(n_cols, 4))
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

@@ -87,6 +87,15 @@ def test_env_variable_sets_default_path(tree, cache_dir, monkeypatch):
     assert len(load_fer2013(cache_dir=cache_dir)) == 49
 
 
+def test_sample_fraction_keeps_the_imbalance(tmp_path):
+    d = load_fer2013(make_tree(tmp_path / "t", {"Training": 10, "PublicTest": 4, "PrivateTest": 1}), cache=False)
+    s = fd.sample_fraction(d, 0.3, seed=1)
+    assert s.split_counts() == {"Training": 21, "PublicTest": 7, "PrivateTest": 7}  # 3, 1 (min 1), 1 per class
+    np.testing.assert_array_equal(s.ids, fd.sample_fraction(d, 0.3, seed=1).ids)
+    with pytest.raises(ValueError, match="fraction"):
+        fd.sample_fraction(d, 0.0)
+
+
 def test_cap_per_class_is_stratified_and_deterministic(tmp_path):
     d = load_fer2013(make_tree(tmp_path / "t", {"Training": 5, "PublicTest": 3, "PrivateTest": 3}), cache=False)
     a, b = cap_per_class(d, 2, seed=1), cap_per_class(d, 2, seed=1)

@@ -24,7 +24,8 @@ def code_cells(path: Path) -> list[str]:
 
 def test_notebooks_are_numbered_in_order():
     names = [p.name for p in NOTEBOOKS]
-    assert names[:2] == ["00_data_exploration.ipynb", "01_baseline_cnn.ipynb"]
+    assert names[:4] == ["00_data_exploration.ipynb", "01_baseline_cnn.ipynb",
+                         "02_undersampling.ipynb", "03_oversampling.ipynb"]
     assert names == sorted(names)
 
 
@@ -66,7 +67,7 @@ def test_unknown_override_is_an_error(tmp_path):
     by_name = {nb.stem: params for nb, _, params in steps}
     assert by_name["01_baseline_cnn"]["epochs"] == 7
     assert "epochs" not in by_name["00_data_exploration"]
-    assert by_name["00_data_exploration"]["max_per_class"] == 30
+    assert by_name["00_data_exploration"]["fraction"] == 0.02
 
 
 def test_parse_override():
@@ -128,18 +129,24 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path):
         errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
                   if o.get("output_type") == "error"]
         assert not errors
-    payload = json.loads((run_dir / "metrics" / "baseline.json").read_text())
-    m, p = payload["metrics"], payload["provenance"]
-    assert p["profile"] == "smoke" and p["epochs"] == 2 and p["seed"] == 42
-    assert p["data_counts"]["splits"] == {"Training": 210, "PublicTest": 210, "PrivateTest": 210}
-    assert p["params"] == BASELINE_PARAMS and p["wall_seconds"] > 0
-    assert m["n"] == 210 and 0.0 <= m["accuracy"] <= 1.0
-    lo, hi = m["accuracy_ci95"]
-    assert lo <= m["accuracy"] <= hi
-    assert sum(map(sum, m["confusion"])) == 210
-    assert (run_dir / "models" / "baseline.keras").stat().st_size > 10_000_000
+    # 2 % of every class and split, rounded (counts from ../shared/fer2013/README.md)
+    smoke_counts = {"Training": 574, "PublicTest": 71, "PrivateTest": 73}
+    train_sizes = {"baseline": 574, "undersample": 7 * 9, "oversample": 7 * 144, "class_weights": 574}
+    for name, train_images in train_sizes.items():
+        payload = json.loads((run_dir / "metrics" / f"{name}.json").read_text())
+        m, p = payload["metrics"], payload["provenance"]
+        assert p["profile"] == "smoke" and p["seed"] == 42 and p["experiment"] == name
+        assert p["data_counts"]["splits"] == smoke_counts
+        assert p["data_counts"]["train_images"] == train_images
+        assert p["params"] == BASELINE_PARAMS and p["wall_seconds"] > 0 and p["epochs"] >= 1
+        assert m["n"] == 73 and 0.0 <= m["accuracy"] <= 1.0
+        lo, hi = m["accuracy_ci95"]
+        assert lo <= m["accuracy"] <= hi
+        assert sum(map(sum, m["confusion"])) == 73
+        assert (run_dir / "models" / f"{name}.keras").stat().st_size > 10_000_000
     for fig in ("00_class_distribution", "00_examples_per_class", "00_contrast_by_split",
-                "01_training_curves", "01_confusion_normalized"):
+                "01_training_curves", "01_confusion_normalized", "02_undersample_curves",
+                "03_oversample_confusion", "03_per_class_recall"):
         assert (run_dir / "figures" / f"{fig}.png").exists()
     text = (run_dir / "notebooks" / "01_baseline_cnn.ipynb").read_text()
     assert str(repo_root()) not in text and str(Path.home()) + "/" not in text

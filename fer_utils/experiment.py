@@ -1,0 +1,146 @@
+"""One experiment's outputs in a run directory, and the comparison of several.
+
+    run/models/<name>.keras         the kept model
+    run/metrics/<name>.json         PrivateTest metrics with provenance
+    run/predictions/<name>.npz      PrivateTest ids, true and predicted labels, probabilities
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .data import EMOTIONS, FerData
+from .evaluate import (
+    classification_metrics,
+    mcnemar,
+    predict_labels,
+    provenance,
+    read_metrics,
+    write_metrics,
+)
+from .train import TrainResult
+
+
+def save_experiment(
+    result: TrainResult,
+    report_on: FerData,
+    run: str | os.PathLike,
+    *,
+    name: str,
+    profile: str,
+    seed: int,
+    started: float,
+    train_data: FerData,
+    all_data: FerData,
+    **extra,
+) -> dict:
+    """Evaluate the kept model once on ``report_on`` (PrivateTest) and write model, predictions, metrics.
+
+    Args:
+        result: what :func:`fer_utils.train.train_model` returned.
+        report_on: the split to report on, used for nothing else.
+        run: the run directory.
+        name: experiment name (file stem), e.g. ``baseline``.
+        profile, seed: recorded in the provenance.
+        started: ``time.perf_counter()`` at the notebook's start, for the wall time.
+        train_data: the (possibly resampled) training set the model saw, for its counts.
+        all_data: the data set as loaded, for the split counts.
+        extra: further provenance fields (batch size, learning rate, method, ...).
+
+    Returns:
+        The metrics dict (also written to ``run/metrics/<name>.json``).
+    """
+    run = Path(run)
+    probs, predicted = predict_labels(result.model, report_on.images)
+    metrics = classification_metrics(report_on.labels, predicted)
+    for folder in ("models", "predictions"):
+        (run / folder).mkdir(parents=True, exist_ok=True)
+    result.model.save(run / "models" / f"{name}.keras")
+    tmp = run / "predictions" / f".{name}.tmp.npz"
+    np.savez(tmp, ids=report_on.ids, y_true=report_on.labels, y_pred=predicted, probs=probs)
+    os.replace(tmp, run / "predictions" / f"{name}.npz")
+    info = provenance(
+        profile=profile, experiment=name, epochs=result.epochs_run,
+        data_counts={"splits": all_data.split_counts(), "train_images": len(train_data),
+                     "train_classes": train_data.class_counts(), "report_images": len(report_on),
+                     "source": all_data.source},
+        seed=seed, wall_seconds=time.perf_counter() - started,
+        best_epoch=result.best_epoch, train_seconds=round(result.train_seconds, 1),
+        images_per_second=round(result.images_per_second, 1), resumed_from=result.resumed_from,
+        params=int(result.model.count_params()), **extra,
+    )
+    write_metrics(run / "metrics" / f"{name}.json", metrics, info)
+    return metrics
+
+
+def compare(run: str | os.PathLike, names: list[str], reference: str = "baseline") -> pd.DataFrame:
+    """One row per experiment found in ``run``: PrivateTest accuracy (95 % CI), macro-F1,
+    balanced accuracy, McNemar against ``reference``, epochs, wall time and images/s.
+
+    Experiments without a metrics file are left out; the test images of every
+    experiment must be the same (checked by id).
+    """
+    run = Path(run)
+    rows, preds = [], {}
+    for name in names:
+        path = run / "metrics" / f"{name}.json"
+        if not path.exists():
+            continue
+        payload = read_metrics(path)
+        m, p = payload["metrics"], payload["provenance"]
+        with np.load(run / "predictions" / f"{name}.npz") as npz:
+            preds[name] = (npz["ids"], npz["y_true"], npz["y_pred"])
+        lo, hi = m["accuracy_ci95"]
+        rows.append({"experiment": name, "accuracy": m["accuracy"], "ci95_low": lo, "ci95_high": hi,
+                     "macro_f1": m["macro_f1"], "balanced_accuracy": m["balanced_accuracy"],
+                     "epochs": p["epochs"], "train_images": p["data_counts"].get("train_images"),
+                     "wall_seconds": p["wall_seconds"], "images_per_second": p.get("images_per_second")})
+    table = pd.DataFrame(rows).set_index("experiment") if rows else pd.DataFrame()
+    if reference in preds:
+        ref_ids, ref_true, ref_pred = preds[reference]
+        pvalues = {}
+        for name, (ids, y_true, y_pred) in preds.items():
+            if not np.array_equal(ids, ref_ids):
+                raise ValueError(f"{name} was reported on other images than {reference}")
+            pvalues[name] = np.nan if name == reference else mcnemar(ref_true, ref_pred, y_pred)["p_value"]
+        table[f"mcnemar_p_vs_{reference}"] = pd.Series(pvalues)
+    return table
+
+
+def per_class_recall(run: str | os.PathLike, names: list[str]) -> pd.DataFrame:
+    """Recall per emotion (rows) for each experiment (columns) that has a metrics file."""
+    run = Path(run)
+    cols = {}
+    for name in names:
+        path = run / "metrics" / f"{name}.json"
+        if path.exists():
+            per_class = read_metrics(path)["metrics"]["per_class"]
+            cols[name] = [per_class[e]["recall"] for e in EMOTIONS]
+    return pd.DataFrame(cols, index=list(EMOTIONS))
+
+
+def describe_comparison(table: pd.DataFrame, recall: pd.DataFrame, reference: str = "baseline") -> str:
+    """Plain sentences on what each experiment changed against ``reference``, from the numbers."""
+    if reference not in table.index:
+        return f"No {reference} metrics in this run: nothing to compare against."
+    ref = table.loc[reference]
+    lines = [f"{reference}: accuracy {ref.accuracy:.3f}, macro-F1 {ref.macro_f1:.3f}, "
+             f"balanced accuracy {ref.balanced_accuracy:.3f}."]
+    p_col = f"mcnemar_p_vs_{reference}"
+    for name, row in table.drop(index=reference).iterrows():
+        gains = (recall[name] - recall[reference]).sort_values()
+        verdict = ("a significant difference" if row[p_col] < 0.05 else "no significant difference")
+        lines.append(
+            f"{name}: accuracy {row.accuracy - ref.accuracy:+.3f}, macro-F1 {row.macro_f1 - ref.macro_f1:+.3f}, "
+            f"balanced accuracy {row.balanced_accuracy - ref.balanced_accuracy:+.3f} "
+            f"(McNemar p = {row[p_col]:.3g}: {verdict} in accuracy). Recall rose most for "
+            f"{gains.index[-1]} ({recall.loc[gains.index[-1], reference]:.2f} -> "
+            f"{recall.loc[gains.index[-1], name]:.2f}) and fell most for {gains.index[0]} "
+            f"({recall.loc[gains.index[0], reference]:.2f} -> {recall.loc[gains.index[0], name]:.2f})."
+        )
+    return "\n".join(lines)
