@@ -523,7 +523,10 @@ def audit(data: FerData, blank_std: float = 1.0) -> dict:
         ``near_blank``: images whose pixel standard deviation is below ``blank_std``;
         ``groups``: the duplicate groups as lists of row indices (largest first);
         ``near_blank_index``: their row indices;
-        ``pixel_std`` / ``pixel_range``: per-image standard deviation and max - min (float arrays).
+        ``pixel_std`` / ``pixel_range``: per-image standard deviation and max - min (float arrays);
+        ``sharpness``: per-image mean absolute difference between neighbouring pixels (horizontal
+        plus vertical) divided by the pixel standard deviation: low for blurred images, and
+        independent of contrast.
     """
     flat = data.images.reshape(len(data), -1)
     digests = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in flat]
@@ -536,6 +539,10 @@ def audit(data: FerData, blank_std: float = 1.0) -> dict:
     pixel_std = flat.std(axis=1)
     pixel_range = flat.max(axis=1).astype(np.float64) - flat.min(axis=1)
     near_blank = np.flatnonzero(pixel_std < blank_std)
+    pixels = data.images[..., 0].astype(np.float32)
+    edges = (np.abs(np.diff(pixels, axis=1)).mean(axis=(1, 2))
+             + np.abs(np.diff(pixels, axis=2)).mean(axis=(1, 2)))
+    sharpness = edges / np.maximum(pixel_std, blank_std)
     return {
         "images": len(data),
         "distinct_images": len(by_digest),
@@ -550,4 +557,5 @@ def audit(data: FerData, blank_std: float = 1.0) -> dict:
         "near_blank_index": near_blank,
         "pixel_std": pixel_std,
         "pixel_range": pixel_range,
+        "sharpness": sharpness,
     }

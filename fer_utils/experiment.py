@@ -144,3 +144,17 @@ def describe_comparison(table: pd.DataFrame, recall: pd.DataFrame, reference: st
             f"({recall.loc[gains.index[0], reference]:.2f} -> {recall.loc[gains.index[0], name]:.2f})."
         )
     return "\n".join(lines)
+
+
+def load_experiment_model(run: str | os.PathLike, name: str):
+    """The model an earlier notebook saved as ``run/models/<name>.keras``, or a one-line error."""
+    import keras
+
+    from . import model as _registers_custom_layers  # noqa: F401  (PerImageStandardization)
+
+    path = Path(run) / "models" / f"{name}.keras"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path.name} not found in {Path(run).name}/models: run the notebook that trains "
+            f"'{name}' (01 for the baseline) with this run directory first")
+    return keras.saving.load_model(path)

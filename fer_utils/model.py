@@ -60,6 +60,8 @@ def build_baseline(
     bn_before_relu: bool = False,
     bn_momentum: float = 0.99,
     input_norm: str = "standardize",
+    augmentation: str | None = None,
+    seed: int | None = None,
 ) -> keras.Model:
     """Build the baseline CNN (uncompiled).
 
@@ -79,6 +81,9 @@ def build_baseline(
         bn_momentum: momentum of the BatchNormalization moving statistics.
         input_norm: ``"standardize"`` (default; per-image zero mean and unit variance, see
             :class:`PerImageStandardization`) or ``"rescale"`` (the report's division by 255).
+        augmentation: None, or a recipe of :mod:`fer_utils.augment` (``"report"``, ``"face"``):
+            preprocessing layers placed first, active in training only; they add no parameters.
+        seed: seed of the augmentation layers.
     """
     if input_norm not in INPUT_NORMS:
         raise ValueError(f"input_norm must be one of {INPUT_NORMS}, got {input_norm!r}")
@@ -87,8 +92,11 @@ def build_baseline(
     if l2 < 0:
         raise ValueError(f"l2 must be >= 0, got {l2}")
     reg = regularizers.L2(l2) if l2 > 0 else None
+    from .augment import augmentation_layers
+
     stack: list[layers.Layer] = [
         keras.Input((input_size, input_size, 1), name="image"),
+        *(augmentation_layers(augmentation, seed) if augmentation else []),
         PerImageStandardization(name="standardize")
         if input_norm == "standardize"
         else layers.Rescaling(1.0 / 255, name="rescale"),

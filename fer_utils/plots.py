@@ -170,3 +170,67 @@ def grouped_bars(table, ylabel: str, title: str) -> plt.Figure:
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def augmentation_grid(originals: np.ndarray, augmented: dict[str, np.ndarray]) -> plt.Figure:
+    """One row per original image: the original, then each recipe's augmented copies.
+
+    ``augmented`` maps recipe name to an array ``(N, copies, H, W, 1)`` as returned by
+    :func:`fer_utils.augment.augment_examples`.
+    """
+    n = len(originals)
+    copies = {name: arr.shape[1] for name, arr in augmented.items()}
+    cols = 1 + sum(copies.values())
+    fig, axes = plt.subplots(n, cols, figsize=(cols * 1.05, n * 1.15), squeeze=False)
+    for i in range(n):
+        panels = [("original", originals[i])]
+        for name, arr in augmented.items():
+            panels += [(f"{name} {j + 1}", arr[i, j]) for j in range(copies[name])]
+        for ax, (title, img) in zip(axes[i], panels):
+            ax.imshow(np.asarray(img)[..., 0], cmap="gray", vmin=0, vmax=255)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=7)
+    fig.suptitle("What the model sees in training: " + " vs ".join(augmented), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def gradcam_rows(images: np.ndarray, maps: np.ndarray, row_titles: list[str],
+                 col_titles: list[str], overlay_fn) -> plt.Figure:
+    """Grid: one row per face, first column the face, then one overlay per map column.
+
+    ``maps`` is ``(rows, cols, H, W)``; ``overlay_fn(image, cam)`` gives the RGB overlay.
+    """
+    rows, cols = maps.shape[:2]
+    fig, axes = plt.subplots(rows, cols + 1, figsize=((cols + 1) * 1.4, rows * 1.5), squeeze=False)
+    for r in range(rows):
+        axes[r, 0].imshow(np.asarray(images[r])[..., 0], cmap="gray")
+        axes[r, 0].set_ylabel(row_titles[r], rotation=0, ha="right", va="center", fontsize=8)
+        for c in range(cols):
+            axes[r, c + 1].imshow(overlay_fn(images[r], maps[r, c]))
+            if r == 0:
+                axes[r, c + 1].set_title(col_titles[c], fontsize=8)
+        for ax in axes[r]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_title("face", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def map_row(backgrounds: np.ndarray, maps: np.ndarray, titles: list[str], overlay_fn,
+            title: str = "") -> plt.Figure:
+    """One row of overlays: ``maps[i]`` drawn over ``backgrounds[i]`` (e.g. a class's mean face)."""
+    n = len(maps)
+    fig, axes = plt.subplots(1, n, figsize=(n * 1.6, 2.0), squeeze=False)
+    for ax, bg, cam, caption in zip(axes[0], backgrounds, maps, titles):
+        ax.imshow(overlay_fn(bg, cam))
+        ax.set_title(caption, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -67,11 +67,15 @@ def test_audit_matches_the_data_readme(real_data):
     assert found["near_blank"] == 13
 
 
-def test_test_splits_have_more_contrast_than_training(real_data):
+def test_test_splits_are_sharper_and_have_more_contrast_than_training(real_data):
     """The shift that motivates per-image standardization (notebook 00, section 4)."""
     found = audit(real_data)
-    med = [float(np.median(found["pixel_std"][real_data.splits == s])) for s in range(3)]
-    assert med[1] > med[0] * 1.25 and med[2] > med[0] * 1.25
+    contrast = [float(np.median(found["pixel_std"][real_data.splits == s])) for s in range(3)]
+    assert contrast[1] > contrast[0] * 1.25 and contrast[2] > contrast[0] * 1.25
+    sharp = found["sharpness"]
+    train, test = sharp[real_data.splits == 0], sharp[real_data.splits > 0]
+    assert np.median(test) > 2.5 * np.median(train)
+    assert np.mean(train > np.percentile(test, 5)) < 0.001  # every training image is blurred
 
 
 def test_smoke_caps(real_data_path, real_cache):

@@ -1,0 +1,120 @@
+"""fer_utils.gradcam: a model with known evidence locations, shapes and ranges, Sequential vs functional."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from fer_utils.gradcam import class_average, gradcam, overlay
+
+SIZE = 16
+REGION = (slice(2, 7), slice(2, 7))  # class 0 looks only here
+
+
+def region_model(sequential: bool) -> keras.Model:
+    """conv: channel 0 = ReLU(x - 0.5) (bright), channel 1 = ReLU(0.5 - x) (dark).
+    logits: class 0 = sum of channel 0 inside REGION, class 1 = sum of channel 1 everywhere."""
+    conv = keras.layers.Conv2D(2, 1, activation="relu", name="conv")
+    flat = keras.layers.Flatten(name="flat")
+    dense = keras.layers.Dense(2, name="logits")
+    soft = keras.layers.Activation("softmax", name="predictions")
+    if sequential:
+        model = keras.Sequential([keras.Input((SIZE, SIZE, 1)), conv, flat, dense, soft])
+    else:
+        inp = keras.Input((SIZE, SIZE, 1))
+        model = keras.Model(inp, soft(dense(flat(conv(inp)))))
+    conv.set_weights([np.array([1.0, -1.0]).reshape(1, 1, 1, 2), np.array([-0.5, 0.5])])
+    w = np.zeros((SIZE, SIZE, 2, 2))
+    w[REGION[0], REGION[1], 0, 0] = 1.0
+    w[:, :, 1, 1] = 1.0
+    dense.set_weights([w.reshape(-1, 2), np.zeros(2)])
+    return model
+
+
+def face() -> np.ndarray:
+    img = np.full((SIZE, SIZE, 1), 0.5, np.float32)
+    img[3:6, 3:6] = 1.0      # bright patch inside the region
+    img[10:14, 10:14] = 0.0  # dark patch outside it
+    return img
+
+
+@pytest.mark.parametrize("sequential", [True, False])
+def test_map_peaks_where_the_evidence_is(sequential):
+    model = region_model(sequential)
+    img = face()
+    cam0 = gradcam(model, img, "conv", class_index=0)
+    assert np.unravel_index(cam0.argmax(), cam0.shape)[0] in range(3, 6)
+    assert cam0[3:6, 3:6].mean() > 0.8 and cam0[10:14, 10:14].max() < 0.05
+    cam1 = gradcam(model, img, "conv", class_index=1)
+    assert cam1[10:14, 10:14].mean() > 0.8 and cam1[3:6, 3:6].max() < 0.05
+
+
+def test_sequential_and_functional_twins_agree():
+    batch = np.stack([face(), face()[::-1]])
+    a = gradcam(region_model(True), batch, "conv")
+    b = gradcam(region_model(False), batch, "conv")
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_shape_dtype_range_and_input_untouched():
+    model = region_model(True)
+    batch = np.stack([face()] * 3)
+    before = batch.copy()
+    maps = gradcam(model, batch, "conv", class_index=np.array([0, 1, 0]))
+    assert maps.shape == (3, SIZE, SIZE) and maps.dtype == np.float32
+    assert np.isfinite(maps).all() and maps.min() >= 0.0 and maps.max() == pytest.approx(1.0)
+    np.testing.assert_array_equal(batch, before)
+
+
+def test_all_zero_map_has_no_nan():
+    model = region_model(True)
+    flat = np.full((SIZE, SIZE, 1), 0.5, np.float32)  # no evidence anywhere: every activation is 0
+    cam = gradcam(model, flat, "conv", class_index=0)
+    assert np.isfinite(cam).all() and cam.max() == 0.0
+
+
+def test_baseline_layers_and_upsampling():
+    from fer_utils.model import build_baseline
+
+    model = build_baseline()
+    x = np.random.default_rng(0).integers(0, 256, (2, 48, 48, 1), dtype=np.uint8)
+    for layer in ("conv1", "conv3", "conv5"):  # 48x48, 24x24 and 6x6 feature maps
+        maps = gradcam(model, x, layer)
+        assert maps.shape == (2, 48, 48) and np.isfinite(maps).all()
+    with pytest.raises(ValueError, match="no layer 'conv9'; conv layers: conv1"):
+        gradcam(model, x, "conv9")
+    with pytest.raises(ValueError, match="does not output feature maps"):
+        gradcam(model, x, "dense1")
+
+
+def test_class_average_and_overlay():
+    model = region_model(True)
+    images = np.stack([face(), face()])
+    labels = np.array([1, 1])  # the dark patch wins the softmax: both are correctly classified
+    maps, counts = class_average(model, images, labels, "conv", num_classes=2)
+    assert counts.tolist() == [0, 2] and maps[0].max() == 0.0
+    assert maps[1][10:14, 10:14].mean() > 0.8
+    rgb = overlay(face(), maps[1])
+    assert rgb.shape == (SIZE, SIZE, 3) and 0.0 <= rgb.min() and rgb.max() <= 1.0
+
+
+@pytest.mark.parametrize("sequential", [True, False])
+def test_saved_and_loaded_model_gives_the_same_maps(tmp_path, sequential):
+    model = region_model(sequential)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    batch = np.stack([face(), face()[:, ::-1]])
+    np.testing.assert_allclose(gradcam(loaded, batch, "conv"), gradcam(model, batch, "conv"), atol=1e-6)
+
+
+def test_peak_region_names_the_face_part():
+    from fer_utils.gradcam import peak_region
+
+    cam = np.zeros((48, 48))
+    cam[36:44, 16:32] = 1.0
+    assert peak_region(cam).startswith("mouth and chin (100%")
+    cam = np.zeros((48, 48))
+    cam[16:22, 8:40] = 1.0
+    assert peak_region(cam).startswith("eyes")
+    assert peak_region(np.zeros((48, 48))) == "nowhere (empty map)"
