@@ -7,7 +7,8 @@ PYTHON="${PYTHON:-python3}"
 "$PYTHON" -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] < (3, 13) else "Python 3.11 or 3.12 is needed")'
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[test]"
+# constraints.txt pins every transitive dependency too (pip freeze of a working environment).
+.venv/bin/python -m pip install --quiet -c constraints.txt -e ".[test]"
 .venv/bin/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fer-study)" >/dev/null
 # Keep C-level stderr (TensorFlow's start-up log lines) in the terminal, out of the notebooks' outputs.
 .venv/bin/python - <<'PY'

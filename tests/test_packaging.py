@@ -13,7 +13,7 @@ def pins(lines) -> dict[str, str]:
     for line in lines:
         m = re.match(r"^\s*-?\s*\"?([A-Za-z0-9_.-]+)==([^\s\",]+)", line)
         if m:
-            found[m.group(1).lower()] = m.group(2)
+            found[m.group(1).lower().replace("_", "-")] = m.group(2)
     return found
 
 
@@ -29,3 +29,11 @@ def test_readme_documents_data_setting_and_commands():
     readme = (repo_root() / "README.md").read_text()
     assert DATA_ENV in readme
     assert "bash .ci/run" in readme
+
+
+def test_constraints_agree_with_the_direct_pins():
+    project = tomllib.loads((repo_root() / "pyproject.toml").read_text())["project"]
+    declared = pins(project["dependencies"] + project["optional-dependencies"]["test"])
+    locked = pins((repo_root() / "constraints.txt").read_text().splitlines())
+    for name, version in declared.items():
+        assert locked.get(name) == version, name
