@@ -54,6 +54,17 @@ class TrainResult:
     folder: Path
     settings: dict = field(default_factory=dict)
 
+    def describe(self) -> str:
+        """One line: what this call did (trained, resumed, or found a finished run), and the kept epoch."""
+        if self.resumed_from >= self.epochs_run:
+            what = f"finished run found ({self.epochs_run} epochs), not trained again"
+        elif self.resumed_from:
+            what = f"resumed after epoch {self.resumed_from}, trained to epoch {self.epochs_run}"
+        else:
+            what = f"trained {self.epochs_run} epoch(s)"
+        return (f"{self.folder.name}: {what}; kept epoch {self.best_epoch} "
+                f"(best on validation); {self.images_per_second:.1f} training images/s")
+
 
 class _EpochTimer(keras.callbacks.Callback):
     """Adds ``epoch_seconds`` to the epoch logs (so CSVLogger keeps it)."""

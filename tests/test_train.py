@@ -115,3 +115,11 @@ def test_summarize_history_names_the_turning_point():
     assert "lowest at epoch 2 (1.600)" in text and "best 0.450 at epoch 2" in text
     rising = summarize_history({**history, "val_loss": [2.0, 1.9, 1.8, 1.7]}, best_epoch=2)
     assert "still falling" in rising
+
+
+def test_describe_says_what_happened(tmp_path, arrays):
+    folder = tmp_path / "exp"
+    first = train_model(tiny_model(), arrays, arrays, folder, epochs=2, batch_size=16, seed=1)
+    assert first.describe().startswith("exp: trained 2 epoch(s); kept epoch")
+    again = train_model(tiny_model(), arrays, arrays, folder, epochs=2, batch_size=16, seed=1)
+    assert "finished run found (2 epochs), not trained again" in again.describe()
