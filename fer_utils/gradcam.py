@@ -142,10 +142,13 @@ FACE_REGIONS: tuple[tuple[str, float, float], ...] = (
 
 
 def peak_region(cam: np.ndarray) -> str:
-    """Which face region holds the most of a map's mass (rows of the FER-2013 crop)."""
+    """Which face region holds the most of a map's mass (rows of the FER-2013 crop).
+
+    Returns e.g. ``"mouth and chin (51% of the map)"``, or ``"empty map"``.
+    """
     rows = np.asarray(cam, dtype=np.float64).sum(axis=1)
     if rows.sum() <= 0:
-        return "nowhere (empty map)"
+        return "empty map"
     h = len(rows)
     share = {name: rows[int(lo * h):int(hi * h)].sum() / rows.sum() for name, lo, hi in FACE_REGIONS}
     best = max(share, key=share.get)

@@ -222,11 +222,15 @@ def gradcam_rows(images: np.ndarray, maps: np.ndarray, row_titles: list[str],
 
 def map_row(backgrounds: np.ndarray, maps: np.ndarray, titles: list[str], overlay_fn,
             title: str = "") -> plt.Figure:
-    """One row of overlays: ``maps[i]`` drawn over ``backgrounds[i]`` (e.g. a class's mean face)."""
+    """One row of overlays: ``maps[i]`` drawn over ``backgrounds[i]`` (e.g. a class's mean face).
+
+    Each map is stretched to [0, 1] for display (averaged maps rarely reach 1).
+    """
     n = len(maps)
     fig, axes = plt.subplots(1, n, figsize=(n * 1.6, 2.0), squeeze=False)
     for ax, bg, cam, caption in zip(axes[0], backgrounds, maps, titles):
-        ax.imshow(overlay_fn(bg, cam))
+        peak = float(np.max(cam))
+        ax.imshow(overlay_fn(bg, cam / peak if peak > 0 else cam))
         ax.set_title(caption, fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])

@@ -60,6 +60,10 @@ class Face:
     emotion: str
     probabilities: dict[str, float]
 
+    def top(self, k: int = 2) -> list[tuple[str, float]]:
+        """The ``k`` most probable emotions, most probable first."""
+        return sorted(self.probabilities.items(), key=lambda item: item[1], reverse=True)[:k]
+
 
 @dataclass
 class ImageResult:

@@ -117,4 +117,4 @@ def test_peak_region_names_the_face_part():
     cam = np.zeros((48, 48))
     cam[16:22, 8:40] = 1.0
     assert peak_region(cam).startswith("eyes")
-    assert peak_region(np.zeros((48, 48))) == "nowhere (empty map)"
+    assert peak_region(np.zeros((48, 48))) == "empty map"

@@ -188,3 +188,8 @@ def test_small_faces_mode_scans_at_full_size(model_file):
     # the two scans agree on where the face is (centres within a tenth of the box)
     (fx, fy, fw, fh), (gx, gy, gw, gh) = fast[0].box, full[0].box
     assert abs((fx + fw / 2) - (gx + gw / 2)) < 0.1 * gw and abs((fy + fh / 2) - (gy + gh / 2)) < 0.1 * gh
+
+
+def test_face_top_k():
+    face = predict.Face([0, 0, 1, 1], "sad", {"angry": 0.1, "sad": 0.6, "happy": 0.3})
+    assert face.top(2) == [("sad", 0.6), ("happy", 0.3)]
