@@ -142,14 +142,16 @@ FACE_REGIONS: tuple[tuple[str, float, float], ...] = (
 
 
 def peak_region(cam: np.ndarray) -> str:
-    """Which face region holds the most of a map's mass (rows of the FER-2013 crop).
+    """The face region where a map is densest (mean value per row of the FER-2013 crop).
 
-    Returns e.g. ``"mouth and chin (51% of the map)"``, or ``"empty map"``.
+    Regions are bands of rows (:data:`FACE_REGIONS`); density, not total mass, decides,
+    so a tall band does not win by its height. Returns e.g. ``"mouth and chin (51% of
+    the map)"`` with the band's share of the map's total, or ``"empty map"``.
     """
     rows = np.asarray(cam, dtype=np.float64).sum(axis=1)
     if rows.sum() <= 0:
         return "empty map"
     h = len(rows)
-    share = {name: rows[int(lo * h):int(hi * h)].sum() / rows.sum() for name, lo, hi in FACE_REGIONS}
-    best = max(share, key=share.get)
-    return f"{best} ({share[best]:.0%} of the map)"
+    bands = {name: rows[int(lo * h):int(hi * h)] for name, lo, hi in FACE_REGIONS}
+    best = max(bands, key=lambda name: bands[name].mean())
+    return f"{best} ({bands[best].sum() / rows.sum():.0%} of the map)"

@@ -118,3 +118,11 @@ def test_peak_region_names_the_face_part():
     cam[16:22, 8:40] = 1.0
     assert peak_region(cam).startswith("eyes")
     assert peak_region(np.zeros((48, 48))) == "empty map"
+
+
+def test_peak_region_uses_density_not_band_height():
+    from fer_utils.gradcam import peak_region
+
+    cam = np.full((48, 48), 0.2)  # a diffuse map: the tall mouth band holds the most mass ...
+    cam[16:24] = 0.6  # ... but the eyes are where it is densest
+    assert peak_region(cam).startswith("eyes")
