@@ -79,13 +79,17 @@ def example_grid(data: FerData, per_class: int = 8, seed: int = 0,
     return fig
 
 
-def image_row(images: np.ndarray, titles: Sequence[str], title: str = "") -> plt.Figure:
-    """A single row of grayscale images with a caption under each (for audit findings)."""
-    n = max(len(images), 1)
-    fig, axes = plt.subplots(1, n, figsize=(n * 1.4, 1.9), squeeze=False)
-    for ax, img, caption in zip(axes[0], images, titles):
-        ax.imshow(np.asarray(img).reshape(img.shape[0], img.shape[1]), cmap="gray", vmin=0, vmax=255)
-        ax.set_title(caption, fontsize=7)
+def _panel_row(panels: Sequence[np.ndarray], titles: Sequence[str], title: str = "",
+               width: float = 1.4, fontsize: int = 7) -> plt.Figure:
+    """One row of images without ticks; 2-D panels are drawn as 8-bit grayscale, 3-D as RGB."""
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(max(len(panels), 1) * width, width + 0.5),
+                             squeeze=False)
+    for ax, panel, caption in zip(axes[0], panels, titles):
+        if panel.ndim == 2:
+            ax.imshow(panel, cmap="gray", vmin=0, vmax=255)
+        else:
+            ax.imshow(panel)
+        ax.set_title(caption, fontsize=fontsize)
     for ax in axes[0]:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -93,6 +97,11 @@ def image_row(images: np.ndarray, titles: Sequence[str], title: str = "") -> plt
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def image_row(images: np.ndarray, titles: Sequence[str], title: str = "") -> plt.Figure:
+    """A single row of grayscale images with a caption under each (for audit findings)."""
+    return _panel_row([np.asarray(img).reshape(img.shape[0], img.shape[1]) for img in images], titles, title)
 
 
 def training_curves(history: dict[str, list[float]], best_epoch: int | None = None,
@@ -226,39 +235,6 @@ def map_row(backgrounds: np.ndarray, maps: np.ndarray, titles: list[str], overla
 
     Each map is stretched to [0, 1] for display (averaged maps rarely reach 1).
     """
-    n = len(maps)
-    fig, axes = plt.subplots(1, n, figsize=(n * 1.6, 2.0), squeeze=False)
-    for ax, bg, cam, caption in zip(axes[0], backgrounds, maps, titles):
-        peak = float(np.max(cam))
-        ax.imshow(overlay_fn(bg, cam / peak if peak > 0 else cam))
-        ax.set_title(caption, fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-def probability_panel(annotated: np.ndarray, faces: list, title: str = "") -> plt.Figure:
-    """The annotated photo beside a bar chart of each face's seven probabilities."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1, 1.3]})
-    left.imshow(annotated)
-    left.set_xticks([])
-    left.set_yticks([])
-    left.set_title(title, fontsize=9)
-    if faces:
-        x = np.arange(len(EMOTIONS))
-        width = 0.8 / len(faces)
-        for i, face in enumerate(faces):
-            right.bar(x + (i - (len(faces) - 1) / 2) * width, [face.probabilities[e] for e in EMOTIONS],
-                      width, label=f"face {i + 1}: {face.emotion}")
-        right.set_xticks(x, EMOTIONS, rotation=30)
-        right.set_ylim(0, 1)
-        right.set_ylabel("probability")
-        right.legend(fontsize=8)
-    else:
-        right.text(0.5, 0.5, "no face found", ha="center", va="center", fontsize=12)
-        right.axis("off")
-    fig.tight_layout()
-    return fig
+    panels = [overlay_fn(bg, cam / float(np.max(cam)) if np.max(cam) > 0 else cam)
+              for bg, cam in zip(backgrounds, maps)]
+    return _panel_row(panels, titles, title, width=1.6, fontsize=8)

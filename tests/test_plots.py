@@ -50,3 +50,20 @@ def test_save_rejects_other_formats(tmp_path):
     fig = plots.image_row(np.zeros((1, 48, 48, 1), np.uint8), ["x"])
     with pytest.raises(ValueError, match="png"):
         plots.save_and_show(fig, tmp_path / "fig.jpg")
+
+
+def test_map_row_and_grouped_bars(tmp_path):
+    import pandas as pd
+
+    from fer_utils.gradcam import overlay
+
+    faces = np.random.default_rng(0).integers(0, 255, (3, 48, 48, 1)).astype(np.uint8)
+    maps = np.zeros((3, 48, 48), np.float32)
+    maps[0, 10:20, 10:20] = 0.2  # a faint averaged map is stretched for display
+    fig = plots.map_row(faces, maps, ["a", "b", "c"], overlay)
+    assert len(fig.axes) == 3 and [a.get_title() for a in fig.axes] == ["a", "b", "c"]
+    saved_png(fig, tmp_path / "maps.png")
+    table = pd.DataFrame({"x": [0.1, 0.5], "y": [0.3, 0.2]}, index=["angry", "happy"])
+    bars = plots.grouped_bars(table, "recall", "t")
+    assert len(bars.axes[0].patches) == 4
+    saved_png(bars, tmp_path / "bars.png")
