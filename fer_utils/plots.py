@@ -238,3 +238,27 @@ def map_row(backgrounds: np.ndarray, maps: np.ndarray, titles: list[str], overla
     panels = [overlay_fn(bg, cam / float(np.max(cam)) if np.max(cam) > 0 else cam)
               for bg, cam in zip(backgrounds, maps)]
     return _panel_row(panels, titles, title, width=1.6, fontsize=8)
+
+
+def probability_panel(annotated: np.ndarray, faces: list, title: str = "") -> plt.Figure:
+    """The annotated photo beside a bar chart of each face's seven probabilities."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1, 1.3]})
+    left.imshow(annotated)
+    left.set_xticks([])
+    left.set_yticks([])
+    left.set_title(title, fontsize=9)
+    if faces:
+        x = np.arange(len(EMOTIONS))
+        width = 0.8 / len(faces)
+        for i, face in enumerate(faces):
+            right.bar(x + (i - (len(faces) - 1) / 2) * width, [face.probabilities[e] for e in EMOTIONS],
+                      width, label=f"face {i + 1}: {face.emotion}")
+        right.set_xticks(x, EMOTIONS, rotation=30)
+        right.set_ylim(0, 1)
+        right.set_ylabel("probability")
+        right.legend(fontsize=8)
+    else:
+        right.text(0.5, 0.5, "no face found", ha="center", va="center", fontsize=12)
+        right.axis("off")
+    fig.tight_layout()
+    return fig

@@ -67,3 +67,16 @@ def test_map_row_and_grouped_bars(tmp_path):
     bars = plots.grouped_bars(table, "recall", "t")
     assert len(bars.axes[0].patches) == 4
     saved_png(bars, tmp_path / "bars.png")
+
+
+def test_probability_panel(tmp_path):
+    from fer_utils.data import EMOTIONS
+    from fer_utils.predict import Face
+
+    face = Face([1, 2, 3, 4], "happy", {e: (0.4 if e == "happy" else 0.1) for e in EMOTIONS})
+    fig = plots.probability_panel(np.zeros((20, 30, 3)), [face], "photo")
+    assert len(fig.axes[1].patches) == 7
+    saved_png(fig, tmp_path / "panel.png")
+    empty = plots.probability_panel(np.zeros((20, 30, 3)), [], "no face")
+    assert empty.axes[1].texts[0].get_text() == "no face found"
+    saved_png(empty, tmp_path / "empty.png")
