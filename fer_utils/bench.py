@@ -192,7 +192,6 @@ def training_throughput(model, images, labels, batch_size: int = 128, batches: i
 def measure_predict(model_path: str | os.PathLike, repeats: int = 20) -> dict:
     """Median seconds to process a 640x480 photo with one face (model loaded), and the peak
     memory of a whole ``fer-predict`` process on a 6000x4000 photo."""
-    import resource
     import subprocess
 
     import matplotlib
@@ -215,9 +214,15 @@ def measure_predict(model_path: str | os.PathLike, repeats: int = 20) -> dict:
             t0 = time.perf_counter()
             predictor.predict_file(small)
             times.append(time.perf_counter() - t0)
-        subprocess.run([sys.executable, "-m", "fer_utils.predict", str(big), "--model", str(model_path),
-                        "--json"], check=False, capture_output=True)
-        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        # The child reports its own peak from /proc (VmHWM starts afresh at exec; getrusage's
+        # ru_maxrss would carry over this process's size through fork and exec).
+        probe = ("import sys\nfrom fer_utils.predict import main\nmain(sys.argv[1:])\n"
+                 "hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')]\n"
+                 "print('PEAK_KIB', hwm[0])")
+        done = subprocess.run([sys.executable, "-c", probe, str(big), "--model", str(model_path), "--json"],
+                              check=False, capture_output=True, text=True)
+        peaks = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("PEAK_KIB")]
+        peak_mib = float(peaks[-1]) / 1024 if peaks else float("nan")
     return {"predict_640x480_s": round(float(np.median(times)), 4), "faces_in_640x480": faces,
             "predict_6000x4000_peak_mib": round(peak_mib, 1)}
 
