@@ -137,10 +137,11 @@ def plan(profile: str, run_dir: Path, overrides: dict[str, object], only: list[s
     declared_anywhere: set[str] = set()
     steps = []
     for nb in chosen:
-        declared_anywhere |= set(parameter_names(nb))
+        declared = parameter_names(nb)
+        declared_anywhere |= set(declared)
         params = parameters_for(profile, nb, overrides)
-        params["run_dir"] = shown(run_dir) if "run_dir" in parameter_names(nb) else None
-        params = {k: v for k, v in params.items() if v is not None}
+        if "run_dir" in declared:
+            params["run_dir"] = shown(run_dir)
         steps.append((nb, run_dir / "notebooks" / nb.name, params))
     unknown = sorted(set(overrides) - declared_anywhere)
     if unknown:
