@@ -40,8 +40,6 @@ MAX_SIDE = 1600
 DETECT_SIDE = 400
 #: Extra border around the detector's box, as a share of the box side, on each side.
 MARGIN = 0.15
-#: File suffixes taken from a folder argument.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 #: Environment variable naming the default model file.
 MODEL_ENV = "FER_MODEL"
 #: Where the default model is looked for (relative to the repository) when FER_MODEL is unset.

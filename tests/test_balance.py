@@ -7,7 +7,7 @@ import pytest
 
 from conftest import make_tree
 from fer_utils.balance import balance_training, class_weights, resample_indices
-from fer_utils.data import EMOTIONS, SPLITS, load_fer2013
+from fer_utils.data import EMOTIONS, load_fer2013
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from PIL import Image
 
 from conftest import PIXEL_OF, make_tree, write_image, zip_tree
 from fer_utils import data as fd
-from fer_utils.data import EMOTIONS, SPLITS, FerDataError, cap_per_class, load_fer2013
+from fer_utils.data import EMOTIONS, FerDataError, cap_per_class, load_fer2013
 
 
 def test_folder_form_maps_labels_by_name_and_splits_by_prefix(tree, cache_dir):
