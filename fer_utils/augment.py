@@ -21,18 +21,18 @@ RECIPES: tuple[str, ...] = ("report", "face")
 
 
 def augmentation_layers(recipe: str, seed: int | None = None) -> list[layers.Layer]:
-    """The preprocessing layers of a recipe, named ``aug_*``."""
+    """The preprocessing layers of a recipe, named ``aug_*`` (float32 under any precision policy)."""
     if recipe == "report":
         return [
-            layers.RandomFlip("horizontal_and_vertical", seed=seed, name="aug_flip"),
-            layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed, name="aug_shift"),
+            layers.RandomFlip("horizontal_and_vertical", seed=seed, name="aug_flip", dtype="float32"),
+            layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed, name="aug_shift", dtype="float32"),
         ]
     if recipe == "face":
         return [
-            layers.RandomFlip("horizontal", seed=seed, name="aug_flip"),
-            layers.RandomRotation(10 / 360, fill_mode="nearest", seed=seed, name="aug_rotate"),
-            layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed, name="aug_shift"),
-            layers.RandomZoom(0.1, fill_mode="nearest", seed=seed, name="aug_zoom"),
+            layers.RandomFlip("horizontal", seed=seed, name="aug_flip", dtype="float32"),
+            layers.RandomRotation(10 / 360, fill_mode="nearest", seed=seed, name="aug_rotate", dtype="float32"),
+            layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed, name="aug_shift", dtype="float32"),
+            layers.RandomZoom(0.1, fill_mode="nearest", seed=seed, name="aug_zoom", dtype="float32"),
         ]
     raise ValueError(f"unknown augmentation recipe {recipe!r}; expected one of {', '.join(RECIPES)}")
 

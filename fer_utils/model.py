@@ -97,9 +97,10 @@ def build_baseline(
     stack: list[layers.Layer] = [
         keras.Input((input_size, input_size, 1), name="image"),
         *(augmentation_layers(augmentation, seed) if augmentation else []),
-        PerImageStandardization(name="standardize")
+        # float32 islands under mixed precision: the input statistics and the softmax
+        PerImageStandardization(name="standardize", dtype="float32")
         if input_norm == "standardize"
-        else layers.Rescaling(1.0 / 255, name="rescale"),
+        else layers.Rescaling(1.0 / 255, name="rescale", dtype="float32"),
         layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1"),
     ]
 
@@ -124,7 +125,7 @@ def build_baseline(
         block(layers.Dense(units, activation=inner_act, name=f"dense{k - 4}"), k)
         stack.append(layers.Dropout(dropout, name=f"drop{k}"))
     stack.extend([layers.Dense(num_classes, name="logits"),
-                  layers.Activation("softmax", name="predictions")])
+                  layers.Activation("softmax", name="predictions", dtype="float32")])
     return keras.Sequential(stack, name="baseline_cnn")
 
 

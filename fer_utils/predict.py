@@ -43,7 +43,7 @@ MARGIN = 0.15
 #: Environment variable naming the default model file.
 MODEL_ENV = "FER_MODEL"
 #: Where the default model is looked for (relative to the repository) when FER_MODEL is unset.
-DEFAULT_MODELS = ("models/baseline.keras", "runs/cpu/models/baseline.keras")
+DEFAULT_MODELS = ("models/baseline.keras", "runs/reference/models/baseline.keras", "runs/cpu/models/baseline.keras")
 
 
 class PredictError(Exception):
@@ -212,7 +212,7 @@ def default_model_path() -> Path | None:
 
 
 def load_model(path: str | os.PathLike | None):
-    """Load a ``.keras`` model, or raise PredictError saying what is wrong with the file."""
+    """Load a ``.keras`` model (in float32), or raise PredictError saying what is wrong with the file."""
     import keras
 
     from . import model as _registers_custom_layers  # noqa: F401
@@ -233,7 +233,9 @@ def load_model(path: str | os.PathLike | None):
     if shape != (IMAGE_SIZE, IMAGE_SIZE, 1) or model.output_shape[-1] != len(EMOTIONS):
         raise PredictError(f"model {path.name}: takes {shape} and gives {model.output_shape[-1]} classes; "
                            f"expected (48, 48, 1) and {len(EMOTIONS)}")
-    return model
+    from .speed import float32_copy
+
+    return float32_copy(model)  # a model trained in mixed precision predicts in float32 here
 
 
 class Predictor:

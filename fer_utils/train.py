@@ -157,6 +157,9 @@ def train_model(
         "optimizer": type(model.optimizer).__name__,
         "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
     }
+    policy = model.dtype_policy.name
+    if policy != "float32":  # recorded only when it differs, so float32 runs of older versions still match
+        settings["precision"] = policy
     mode = "min" if "loss" in monitor else "max"
 
     if done_path.exists() and best_path.exists():

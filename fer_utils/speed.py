@@ -1,0 +1,105 @@
+"""The fast path: bfloat16 mixed precision where the processor computes bfloat16 natively.
+
+On CPUs with Intel AMX-BF16 or AVX-512 BF16 (Xeon Sapphire Rapids and later, AMD Zen 4
+and later), oneDNN runs the convolutions in bfloat16 several times faster than in
+float32 (measured in ``benchmarks/speed_levers.py`` and ``python -m fer_utils.bench``).
+Keras' ``mixed_bfloat16`` policy keeps every weight in float32 and computes each layer in
+bfloat16; this module also keeps the per-image standardisation, the softmax and the loss
+in float32. The architecture and the parameter count do not change.
+
+Where the CPU has no native bfloat16 (AVX2-only machines), emulated bfloat16 is slower than
+float32, so ``"auto"`` keeps float32 there, and on machines with an accelerator.
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import keras
+
+PRECISIONS: tuple[str, ...] = ("auto", "float32", "mixed_bfloat16")
+#: CPU flags (as in /proc/cpuinfo) that mean native bfloat16 arithmetic.
+BF16_FLAGS: frozenset[str] = frozenset({"amx_bf16", "avx512_bf16"})
+
+
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where it cannot be read)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def has_accelerator() -> bool:
+    """Whether the Keras backend sees a GPU or other accelerator."""
+    from .evaluate import hardware_info
+
+    return bool(hardware_info().get("accelerators"))
+
+
+def choose_precision(precision: str = "auto", flags: set[str] | None = None,
+                     accelerator: bool | None = None) -> str:
+    """The Keras dtype policy name that ``precision`` means on this machine.
+
+    Args:
+        precision: ``"auto"``, ``"float32"`` or ``"mixed_bfloat16"``.
+        flags: CPU flags to decide on (default: this machine's).
+        accelerator: whether an accelerator is present (default: ask the backend).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    flags = cpu_flags() if flags is None else flags
+    accelerator = has_accelerator() if accelerator is None else accelerator
+    native = platform.machine() in ("x86_64", "AMD64") and bool(flags & BF16_FLAGS)
+    return "mixed_bfloat16" if native and not accelerator else "float32"
+
+
+def set_precision(precision: str = "auto") -> str:
+    """Set Keras' global dtype policy for the models built after this call; return its name.
+
+    Call it before building models (the notebooks do it in their first cell).
+    """
+    policy = choose_precision(precision)
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def describe_precision(policy: str) -> str:
+    """One line for a notebook: which precision its models train in, and why."""
+    if policy == "mixed_bfloat16":
+        return ("precision: mixed bfloat16 (weights float32, layers computed in bfloat16 on this CPU's "
+                "native bfloat16 units; standardisation, softmax and loss in float32)")
+    return "precision: float32"
+
+
+def float32_copy(model: keras.Model, always_copy: bool = False) -> keras.Model:
+    """The same model (architecture and weights) with every layer in float32.
+
+    For analysis and export: Grad-CAM gradients and shipped models should not depend on the
+    precision the model happened to be trained in. A float32 model is returned as is unless
+    ``always_copy``. A copy is not compiled (it carries no optimizer).
+    """
+    config = model.get_config()
+
+    def to_float32(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "DTypePolicy" and isinstance(node.get("config"), dict):
+                return {**node, "config": {**node["config"], "name": "float32"}}
+            return {k: to_float32(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [to_float32(v) for v in node]
+        return node
+
+    if config == to_float32(config) and not always_copy:
+        return model
+    copy = model.__class__.from_config(to_float32(config))
+    copy.set_weights(model.get_weights())
+    return copy
