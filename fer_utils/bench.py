@@ -1,6 +1,6 @@
 """Measure this machine and the study's code paths, each against a target or a ceiling.
 
-    python -m fer_utils.bench [--quick] [--smoke] [--predict MODEL] [--json out.json]
+    python -m fer_utils.bench [--quick] [--smoke] [--layers] [--predict MODEL] [--json out.json]
 
 Figures (all measured where the command runs):
 
@@ -8,12 +8,17 @@ Figures (all measured where the command runs):
   compute ceiling; with the baseline's cost per image (:func:`model_flops`) it gives the
   ceilings for training (forward + backward, about 3x the forward cost) and inference.
 * ``train_images_per_s``: the notebooks' training path (:func:`fer_utils.train.train_model`
-  on uint8 arrays, checkpoints included), second epoch, with its ratio to the ceiling.
+  on uint8 arrays, checkpoints included), second epoch, with its ratio to the ceiling, in the
+  notebooks' precision (:mod:`fer_utils.speed`: bfloat16 mixed precision on CPUs that compute
+  bfloat16 natively, with ``matmul_gflops_bf16`` as its ceiling); ``*_float32`` figures are
+  the same paths in float32, the "before" of the fast path.
 * ``infer_images_per_s``: ``model.predict`` at batch 256, with its ratio to the ceiling.
 * ``cold_load_s`` / ``cached_load_s``: the whole data set, into an empty cache and again
   (targets 15 s and 1 s; the cold figure reads files through the OS page cache as found).
 * ``peak_memory_mib``: this process's peak resident memory.
 * with ``--smoke``: wall time of notebooks 00-01 in the smoke profile (target 3 minutes);
+* with ``--layers``: one training step timed layer by layer (:func:`layer_profile`), each layer's
+  share of the time beside its share of the FLOPs;
 * with ``--predict MODEL``: a 640x480 photo with one face (target 100 ms, model loaded)
   and the peak memory of a ``fer-predict`` process on a 6000x4000 photo (target 1 GiB).
 
@@ -39,6 +44,7 @@ from .evaluate import hardware_info, library_versions, peak_memory_mib
 TARGETS = {"cold_load_s": 15.0, "cached_load_s": 1.0, "smoke_00_01_s": 180.0,
            "predict_640x480_s": 0.100, "predict_6000x4000_peak_mib": 1024.0}
 UNITS = {"predict_6000x4000_peak_mib": "MiB", "peak_memory_mib": "MiB", "matmul_gflops": "GFLOP/s",
+         "matmul_gflops_bf16": "GFLOP/s", "train_images_per_s_float32": "img/s", "infer_images_per_s_float32": "img/s",
          "train_images_per_s": "img/s", "infer_images_per_s": "img/s"}
 
 
@@ -58,13 +64,13 @@ def model_flops(model) -> dict[str, float]:
     return flops
 
 
-def measure_matmul(n: int = 4096, repeats: int = 5) -> float:
-    """GFLOP/s of an n x n float32 matrix product through the Keras backend (best of ``repeats``)."""
+def measure_matmul(n: int = 4096, repeats: int = 5, dtype: str = "float32") -> float:
+    """GFLOP/s of an n x n matrix product in ``dtype`` through the Keras backend (best of ``repeats``)."""
     import keras
 
     rng = np.random.default_rng(0)
-    a = keras.ops.convert_to_tensor(rng.standard_normal((n, n), dtype=np.float32))
-    b = keras.ops.convert_to_tensor(rng.standard_normal((n, n), dtype=np.float32))
+    a = keras.ops.cast(keras.ops.convert_to_tensor(rng.standard_normal((n, n), dtype=np.float32)), dtype)
+    b = keras.ops.cast(keras.ops.convert_to_tensor(rng.standard_normal((n, n), dtype=np.float32)), dtype)
     keras.ops.convert_to_numpy(keras.ops.matmul(a, b))  # warm-up
     best = float("inf")
     for _ in range(repeats):
@@ -72,6 +78,16 @@ def measure_matmul(n: int = 4096, repeats: int = 5) -> float:
         keras.ops.convert_to_numpy(keras.ops.matmul(a, b))
         best = min(best, time.perf_counter() - t0)
     return 2.0 * n ** 3 / best / 1e9
+
+
+def _plain_model():
+    """The baseline in float32 (for counting FLOPs)."""
+    import keras
+
+    from .model import build_baseline
+
+    keras.mixed_precision.set_global_policy("float32")
+    return build_baseline()
 
 
 def measure_training(data, images: int, batch_size: int = 128) -> dict:
@@ -89,8 +105,103 @@ def measure_training(data, images: int, batch_size: int = 128) -> dict:
         result = train_model(model, (train.images[idx], train.labels[idx]), (val.images[:64], val.labels[:64]),
                              folder, epochs=2, batch_size=batch_size, seed=0, verbose=0)
     seconds = result.history["epoch_seconds"][-1]
-    return {"train_images_per_s": len(idx) / seconds, "train_batch_size": batch_size, "train_images": len(idx),
-            "forward_gflop_per_image": sum(model_flops(model).values()) / 1e9}
+    return {"train_images_per_s": len(idx) / seconds, "train_batch_size": batch_size, "train_images": len(idx)}
+
+
+def layer_profile(batch_size: int = 128, repeats: int = 5, seed: int = 0) -> list[dict]:
+    """Time one training step of the baseline layer by layer (TensorFlow backend).
+
+    Each layer is run alone on a random batch of its real input shape, in training mode, inside a
+    compiled ``tf.function``: the forward pass, then forward plus the gradients with respect to its
+    input and its weights (what backpropagation asks of it). The median of ``repeats`` runs is kept.
+    A last row times the Adam update of all weights. Rows carry each layer's share of the model's
+    forward FLOPs beside its share of the summed step time, and its GFLOP/s (forward + backward
+    counted as 3x the forward FLOPs).
+    """
+    import keras
+    import tensorflow as tf
+
+    from .model import build_baseline
+
+    keras.utils.set_random_seed(seed)
+    model = build_baseline()
+    flops = model_flops(model)
+    total_flops = sum(flops.values())
+    rng = np.random.default_rng(seed)
+
+    def median_ms(fn, *args) -> float:
+        fn(*args)  # trace and warm up
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn(*args)
+            times.append(time.perf_counter() - t0)
+        return 1000 * float(np.median(times))
+
+    rows = []
+    for layer in model.layers:
+        shape = (batch_size, *layer.input.shape[1:])
+        x = tf.constant(rng.standard_normal(shape).astype(np.float32) * 50 + 100)
+        weights = layer.trainable_weights
+
+        @tf.function(jit_compile=False, reduce_retracing=True)
+        def forward(x, layer=layer):
+            return layer(x, training=True)
+
+        @tf.function(jit_compile=False, reduce_retracing=True)
+        def forward_backward(x, layer=layer, weights=weights):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x, training=True)
+                loss = tf.reduce_sum(y)
+            return tape.gradient(loss, [x, *weights])
+
+        fwd, both = median_ms(forward, x), median_ms(forward_backward, x)
+        rows.append({"layer": layer.name, "type": type(layer).__name__, "forward_ms": fwd,
+                     "forward_backward_ms": both, "flop_share": flops.get(layer.name, 0.0) / total_flops,
+                     "gflops": 3 * flops.get(layer.name, 0.0) * batch_size / both / 1e6 if both else 0.0})
+    optimizer = keras.optimizers.Adam(1e-3)
+    variables = model.trainable_variables
+    grads = [tf.constant(rng.standard_normal(v.shape).astype(np.float32) * 1e-3) for v in variables]
+    optimizer.build(variables)
+
+    @tf.function(jit_compile=False)
+    def update():
+        optimizer.apply_gradients(zip(grads, variables))
+
+    rows.append({"layer": "adam_update", "type": "Adam", "forward_ms": 0.0, "forward_backward_ms": median_ms(update),
+                 "flop_share": 0.0, "gflops": 0.0})
+    step_ms = sum(r["forward_backward_ms"] for r in rows)
+    for r in rows:
+        r["time_share"] = r["forward_backward_ms"] / step_ms if step_ms else 0.0
+    return rows
+
+
+def profile_by_type(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """:func:`layer_profile`'s rows summed by layer type: milliseconds, share of time, share of FLOPs."""
+    groups: dict[str, dict[str, float]] = {}
+    for r in rows:
+        g = groups.setdefault(r["type"], {"ms": 0.0, "time_share": 0.0, "flop_share": 0.0, "layers": 0})
+        g["ms"] += r["forward_backward_ms"]
+        g["time_share"] += r["time_share"]
+        g["flop_share"] += r["flop_share"]
+        g["layers"] += 1
+    return dict(sorted(groups.items(), key=lambda kv: -kv[1]["ms"]))
+
+
+def format_layer_profile(rows: list[dict], batch_size: int) -> str:
+    """A fixed-width table of :func:`layer_profile`'s rows, with the summed step time."""
+    lines = [f"{'layer':<14}{'type':<20}{'fwd ms':>8}{'fwd+bwd ms':>11}{'time %':>8}{'FLOP %':>8}{'GFLOP/s':>9}"]
+    for r in rows:
+        lines.append(f"{r['layer']:<14}{r['type']:<20}{r['forward_ms']:8.1f}{r['forward_backward_ms']:11.1f}"
+                     f"{100 * r['time_share']:8.1f}{100 * r['flop_share']:8.1f}{r['gflops']:9.0f}")
+    step = sum(r["forward_backward_ms"] for r in rows)
+    lines.append(f"sum of layers: {step:.0f} ms per step of {batch_size} images "
+                 f"({1000 * batch_size / step:.0f} images/s if nothing else cost time)")
+    lines.append("by type: " + "; ".join(f"{name} {g['ms']:.0f} ms ({100 * g['time_share']:.0f} % of the time, "
+                                          f"{100 * g['flop_share']:.0f} % of the FLOPs)"
+                                          for name, g in profile_by_type(rows).items() if g["time_share"] >= 0.01))
+    return "\n".join(lines)
 
 
 def measure_inference(data, images: int, batch_size: int = 256) -> float:
@@ -135,41 +246,80 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="also time notebooks 00-01 in the smoke profile")
     parser.add_argument("--predict", metavar="MODEL", default=None,
                         help="also time fer-predict with this .keras model")
+    parser.add_argument("--layers", action="store_true",
+                        help="also profile one training step layer by layer (about a minute)")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     started = time.perf_counter()
+    import keras
+
+    from .speed import choose_precision
+
     figures = measure_load(args.data)
     data = load_fer2013(args.data)
-    figures["matmul_gflops"] = measure_matmul(512 if args.quick else 4096)
-    figures.update(measure_training(data, 256 if args.quick else 2048, batch_size=128))
-    figures["infer_images_per_s"] = measure_inference(data, 256 if args.quick else 3589)
-    per_image = figures["forward_gflop_per_image"]
-    ceilings = {"train_images_per_s": figures["matmul_gflops"] / (3 * per_image),
-                "infer_images_per_s": figures["matmul_gflops"] / per_image}
+    n = 512 if args.quick else 4096
+    figures["matmul_gflops"] = measure_matmul(n)
+    per_image = sum(model_flops(_plain_model()).values()) / 1e9
+    figures["forward_gflop_per_image"] = per_image
+    ceilings = {}
+    fast = choose_precision("auto")
+    # float32 first ("before"), then the notebooks' fast path ("after"), each with its own ceiling
+    for policy, suffix in [("float32", "_float32")] + ([(fast, "")] if fast != "float32" else []):
+        keras.mixed_precision.set_global_policy(policy)
+        gflops = figures["matmul_gflops"] if policy == "float32" else measure_matmul(n, dtype="bfloat16")
+        if policy != "float32":
+            figures["matmul_gflops_bf16"] = gflops
+        train = measure_training(data, 256 if args.quick else 2048, batch_size=128)
+        figures[f"train_images_per_s{suffix}"] = train["train_images_per_s"]
+        figures[f"infer_images_per_s{suffix}"] = measure_inference(data, 256 if args.quick else 3589)
+        ceilings[f"train_images_per_s{suffix}"] = gflops / (3 * per_image)
+        ceilings[f"infer_images_per_s{suffix}"] = gflops / per_image
+    if fast == "float32":
+        figures["train_images_per_s"] = figures["train_images_per_s_float32"]
+        figures["infer_images_per_s"] = figures["infer_images_per_s_float32"]
+        ceilings["train_images_per_s"] = ceilings["train_images_per_s_float32"]
+        ceilings["infer_images_per_s"] = ceilings["infer_images_per_s_float32"]
+    keras.mixed_precision.set_global_policy("float32")
     if args.smoke:
         figures.update(measure_smoke())
     if args.predict:
         figures.update(measure_predict(args.predict))
+    layer_batch = 16 if args.quick else 128
+    profiles = {}
+    if args.layers:  # each precision the benchmark measured, float32 first
+        for policy in dict.fromkeys(["float32", fast]):
+            keras.mixed_precision.set_global_policy(policy)
+            profiles[policy] = layer_profile(batch_size=layer_batch, repeats=2 if args.quick else 5)
+        keras.mixed_precision.set_global_policy("float32")
     figures["peak_memory_mib"] = peak_memory_mib()
     figures["bench_seconds"] = time.perf_counter() - started
 
-    print(f"machine: {hardware_info()['cpu']}, {os.cpu_count()} cores{' (quick mode)' if args.quick else ''}")
+    print(f"machine: {hardware_info()['cpu']}, {os.cpu_count()} cores{' (quick mode)' if args.quick else ''}; "
+          f"fast path (the notebooks' precision): {fast}")
     ok = True
     for key, value in figures.items():
         unit = UNITS.get(key, "s" if key.endswith("_s") else "")
         line = f"{key:>27}: {value:10.3f} {unit:<7}"
         if key in ceilings:
             line += f" ceiling {ceilings[key]:8.1f} {unit}  ratio {value / ceilings[key]:.2f}"
+            if not key.endswith("_float32") and f"{key}_float32" in ceilings and fast != "float32":
+                line += f"  ({value / ceilings[key + '_float32']:.2f} of the float32 ceiling)"
         if key in TARGETS and not args.quick:
             passed = value <= TARGETS[key]
             ok &= passed
             line += f" target <= {TARGETS[key]:g} {unit}  {'ok' if passed else 'MISSED'}"
         print(line)
+    for policy, rows in profiles.items():
+        print(f"\none training step, layer by layer (batch {layer_batch}, {policy}):")
+        print(format_layer_profile(rows, layer_batch))
     if args.json:
         payload = {"figures": {k: round(float(v), 4) for k, v in figures.items()},
                    "ceilings": {k: round(v, 2) for k, v in ceilings.items()},
-                   "targets": TARGETS, "quick": args.quick, "hardware": hardware_info(),
-                   "versions": library_versions()}
+                   "targets": TARGETS, "quick": args.quick, "fast_path_precision": fast, "hardware": hardware_info(),
+                   "versions": library_versions(),
+                   "layer_profile": {policy: [{k: (round(v, 4) if isinstance(v, float) else v)
+                                               for k, v in r.items()} for r in rows]
+                                     for policy, rows in profiles.items()}}
         tmp = Path(args.json).with_name(f".{Path(args.json).name}.tmp")
         tmp.write_text(json.dumps(payload, indent=2, allow_nan=False))
         os.replace(tmp, args.json)

@@ -19,12 +19,33 @@ def test_model_flops_match_the_study_guide():
 @pytest.mark.realdata
 def test_quick_benchmark_writes_json(real_data_path, tmp_path, capsys):
     out = tmp_path / "bench.json"
-    code = bench.main(["--quick", "--data", str(real_data_path), "--json", str(out)])
+    code = bench.main(["--quick", "--layers", "--data", str(real_data_path), "--json", str(out)])
     assert code == 0
     payload = json.loads(out.read_text())
     figures = payload["figures"]
     for key in ("cold_load_s", "cached_load_s", "matmul_gflops", "train_images_per_s",
-                "infer_images_per_s", "peak_memory_mib"):
+                "infer_images_per_s", "train_images_per_s_float32", "infer_images_per_s_float32",
+                "peak_memory_mib"):
         assert figures[key] > 0, key
     assert payload["quick"] is True and payload["ceilings"]["train_images_per_s"] > 0
-    assert "ratio" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "ratio" in printed and "layer by layer" in printed
+    assert "float32" in payload["layer_profile"]
+    rows = {r["layer"]: r for r in payload["layer_profile"][payload["fast_path_precision"]]}
+    assert {"conv1", "conv5", "dense2", "logits", "adam_update"} <= set(rows)
+
+
+def test_layer_profile_rows_add_up():
+    rows = bench.layer_profile(batch_size=4, repeats=1)
+    names = [r["layer"] for r in rows]
+    assert names[0] == "standardize" and names[-1] == "adam_update"
+    assert sum(r["flop_share"] for r in rows) == pytest.approx(1.0)
+    assert sum(r["time_share"] for r in rows) == pytest.approx(1.0)
+    assert max(rows, key=lambda r: r["flop_share"])["layer"] == "conv3"
+    assert all(r["forward_backward_ms"] > 0 for r in rows)
+    by_type = bench.profile_by_type(rows)
+    assert by_type["Conv2D"]["layers"] == 5 and by_type["BatchNormalization"]["layers"] == 6
+    assert by_type["Conv2D"]["flop_share"] > 0.99 and by_type["BatchNormalization"]["flop_share"] == 0
+    assert sum(g["time_share"] for g in by_type.values()) == pytest.approx(1.0)
+    table = bench.format_layer_profile(rows, 4)
+    assert table.splitlines()[0].split()[:2] == ["layer", "type"] and "sum of layers" in table
