@@ -72,7 +72,7 @@ def save_experiment(
         seed=seed, wall_seconds=time.perf_counter() - started,
         best_epoch=result.best_epoch, train_seconds=round(result.train_seconds, 1),
         images_per_second=round(result.images_per_second, 1), resumed_from=result.resumed_from,
-        params=int(result.model.count_params()), **extra,
+        params=int(result.model.count_params()), precision=result.settings.get("precision", "float32"), **extra,
     )
     write_metrics(run / "metrics" / f"{name}.json", metrics, info)
     return metrics
@@ -147,7 +147,8 @@ def describe_comparison(table: pd.DataFrame, recall: pd.DataFrame, reference: st
 
 
 def load_experiment_model(run: str | os.PathLike, name: str):
-    """The model an earlier notebook saved as ``run/models/<name>.keras``, or a one-line error."""
+    """The model an earlier notebook saved as ``run/models/<name>.keras``, in float32 whatever
+    precision it trained in (see :func:`fer_utils.speed.float32_copy`), or a one-line error."""
     import keras
 
     from . import model as _registers_custom_layers  # noqa: F401  (PerImageStandardization)
@@ -157,4 +158,99 @@ def load_experiment_model(run: str | os.PathLike, name: str):
         raise FileNotFoundError(
             f"{path.name} not found in {Path(run).name}/models: run the notebook that trains "
             f"'{name}' (01 for the baseline) with this run directory first")
-    return keras.saving.load_model(path)
+    from .speed import float32_copy
+
+    return float32_copy(keras.saving.load_model(path))
+
+
+#: The study's experiments in reading order (notebooks 01-04), with a label for tables and charts.
+EXPERIMENTS: dict[str, str] = {
+    "baseline": "baseline CNN (01)",
+    "undersample": "random undersampling (02)",
+    "oversample": "random oversampling (03)",
+    "class_weights": "class-weighted loss (03)",
+    "augment_report": "augmentation, report's recipe (04)",
+    "augment_face": "augmentation, face recipe (04)",
+}
+
+#: The source report's test accuracies (its text gives these, rounded; it has no intervals).
+#: Class weights and the face recipe were not in the report.
+REPORT_ACCURACY: dict[str, float] = {
+    "baseline": 0.65, "undersample": 0.40, "oversample": 0.60, "augment_report": 0.70,
+}
+
+
+def summary_table(run: str | os.PathLike, names: list[str] | None = None) -> pd.DataFrame:
+    """:func:`compare` over the study's experiments, with the report's accuracy beside ours.
+
+    Adds ``best_epoch``, ``train_seconds``, ``profile``, ``precision`` (float32 for metrics files
+    older than the fast path) and ``finished_utc`` from each metrics file, and ``report_accuracy``
+    (NaN where the report has no number). Rows follow :data:`EXPERIMENTS`' order.
+    """
+    names = list(EXPERIMENTS) if names is None else names
+    table = compare(run, names)
+    if table.empty:
+        return table
+    extra = {}
+    for name in table.index:
+        p = read_metrics(Path(run) / "metrics" / f"{name}.json")["provenance"]
+        extra[name] = {"best_epoch": p.get("best_epoch"), "train_seconds": p.get("train_seconds"),
+                       "profile": p.get("profile"), "precision": p.get("precision", "float32"),
+                       "finished_utc": p.get("finished_utc")}
+    table = table.join(pd.DataFrame.from_dict(extra, orient="index"))
+    table["report_accuracy"] = [REPORT_ACCURACY.get(name, np.nan) for name in table.index]
+    return table
+
+
+def describe_against_report(table: pd.DataFrame) -> str:
+    """Sentences, computed from ``table`` (:func:`summary_table`), on how our accuracies and the
+    report's compare, in level and in ranking."""
+    if table.empty:
+        return "No experiment has a metrics file in this run directory yet."
+    both = table.dropna(subset=["report_accuracy"])
+    lines = []
+    for name, row in both.iterrows():
+        gap = row.accuracy - row.report_accuracy
+        epochs = int(row.epochs)
+        lines.append(f"{EXPERIMENTS.get(name, name)}: ours {row.accuracy:.3f} "
+                     f"({row.ci95_low:.3f}-{row.ci95_high:.3f}, {epochs} epoch{'' if epochs == 1 else 's'}), "
+                     f"report {row.report_accuracy:.2f}: {gap * 100:+.1f} points.")
+    if len(both) >= 2:
+        ours = list(both.sort_values("accuracy", ascending=False).index)
+        theirs = list(both.sort_values("report_accuracy", ascending=False).index)
+        same = "the same order" if ours == theirs else "a different order"
+        lines.append(f"Ranked by accuracy, our runs put these methods in {same} as the report "
+                     f"(ours: {', '.join(ours)}; report: {', '.join(theirs)}).")
+    if "baseline" in table.index:
+        best = table["accuracy"].idxmax()
+        lines.append(f"Best accuracy in this run: {EXPERIMENTS.get(best, best)} ({table.loc[best, 'accuracy']:.3f}); "
+                     f"best balanced accuracy: {table['balanced_accuracy'].idxmax()} "
+                     f"({table['balanced_accuracy'].max():.3f}).")
+    return "\n".join(lines)
+
+
+def export_model(run: str | os.PathLike, name: str, dest: str | os.PathLike) -> Path:
+    """Write experiment ``name``'s model to ``dest`` for inference only: architecture and weights
+    (batch-norm statistics included) without the optimizer's state, a third of the training file.
+
+    The file is written whole or not at all. Returns ``dest``.
+    """
+    from .speed import float32_copy
+
+    # float32 (the file runs the same on any machine) and uncompiled (no optimizer state)
+    bare = float32_copy(load_experiment_model(run, name), always_copy=True)
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.stem}.tmp.keras")
+    bare.save(tmp)
+    os.replace(tmp, dest)
+    return dest
+
+
+def models_to_ship(table: pd.DataFrame) -> list[str]:
+    """The experiments whose models a reader gets: the baseline and the most accurate one
+    (once if they are the same), from :func:`summary_table`'s result."""
+    if table.empty:
+        return []
+    names = ["baseline"] if "baseline" in table.index else []
+    return list(dict.fromkeys(names + [str(table["accuracy"].idxmax())]))

@@ -262,3 +262,28 @@ def probability_panel(annotated: np.ndarray, faces: list, title: str = "") -> pl
         right.axis("off")
     fig.tight_layout()
     return fig
+
+
+def accuracy_vs_report(table) -> plt.Figure:
+    """Our PrivateTest accuracy per experiment (bar, 95 % interval) beside the report's (marker).
+
+    ``table`` is :func:`fer_utils.experiment.summary_table`'s result.
+    """
+    fig, ax = plt.subplots(figsize=(9, 0.55 * len(table) + 1.4))
+    y = np.arange(len(table))[::-1]
+    acc = table["accuracy"].to_numpy()
+    err = np.vstack([acc - table["ci95_low"].to_numpy(), table["ci95_high"].to_numpy() - acc])
+    ax.barh(y, acc, xerr=err, color="tab:blue", alpha=0.8, capsize=3, label="this study (95 % interval)")
+    report = table["report_accuracy"].to_numpy(dtype=float)
+    has = ~np.isnan(report)
+    ax.scatter(report[has], y[has], marker="D", color="tab:red", zorder=3, label="source report")
+    for yi, a in zip(y, acc):
+        ax.text(a + 0.01, yi, f"{a:.3f}", va="center", fontsize=8)
+    ax.set_yticks(y, list(table.index))
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("PrivateTest accuracy")
+    ax.axvline(1 / 7, color="gray", lw=0.8, ls=":", label="chance (1/7)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("Accuracy by experiment: this study and the source report")
+    fig.tight_layout()
+    return fig

@@ -26,7 +26,7 @@ from .data import repo_root
 
 NOTEBOOK_DIR = "notebooks"
 PROFILES_FILE = Path(__file__).with_name("profiles.toml")
-DEFAULT_PROFILE = "cpu"
+DEFAULT_PROFILE = "reference"
 KERNEL = "python3"
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up, then run every notebook with papermill. Arguments go to the runner:
-#   bash scripts/study.sh                      # default profile (cpu) into runs/cpu
+#   bash scripts/study.sh                      # default profile (reference) into runs/reference
 #   bash scripts/study.sh --profile smoke      # the CI profile, in about a minute
 set -euo pipefail
 cd "$(dirname "$0")/.."

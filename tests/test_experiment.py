@@ -7,7 +7,16 @@ import pandas as pd
 import pytest
 
 from fer_utils.evaluate import classification_metrics, mcnemar, write_metrics
-from fer_utils.experiment import compare, describe_comparison, per_class_recall
+from fer_utils.experiment import (
+    REPORT_ACCURACY,
+    compare,
+    describe_against_report,
+    describe_comparison,
+    export_model,
+    models_to_ship,
+    per_class_recall,
+    summary_table,
+)
 
 
 def test_mcnemar_exact_values():
@@ -59,3 +68,53 @@ def test_compare_refuses_different_test_images(tmp_path):
     with pytest.raises(ValueError, match="other was reported on other images"):
         compare(tmp_path, ["baseline", "other"])
     assert describe_comparison(pd.DataFrame(), pd.DataFrame()).startswith("No baseline")
+
+
+def test_summary_table_puts_the_report_beside_ours(tmp_path):
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 7, 400)
+    ids = np.array([f"PrivateTest_{i}" for i in range(400)])
+    # accuracy about 0.7 / 0.4 / 0.55: the same ranking as the report's 65 / 40 / 60
+    for name, keep in (("baseline", 0.7), ("undersample", 0.4), ("oversample", 0.55)):
+        fake_experiment(tmp_path, name, y, np.where(rng.random(400) < keep, y, (y + 1) % 7), ids)
+    table = summary_table(tmp_path)
+    assert list(table.index) == ["baseline", "undersample", "oversample"]  # the study's order, missing ones left out
+    assert table.loc["undersample", "report_accuracy"] == REPORT_ACCURACY["undersample"] == 0.40
+    assert table.loc["baseline", "profile"] == "t"
+    assert table.loc["baseline", "precision"] == "float32"  # files from before the fast path say nothing
+    text = describe_against_report(table)
+    gap = (table.loc["baseline", "accuracy"] - 0.65) * 100
+    assert f"report 0.65: {gap:+.1f} points" in text
+    assert "the same order as the report" in text
+    # swap two methods' results: the ranking no longer matches
+    fake_experiment(tmp_path, "oversample", y, np.where(rng.random(400) < 0.2, y, (y + 1) % 7), ids)
+    assert "a different order" in describe_against_report(summary_table(tmp_path))
+    assert models_to_ship(table) == ["baseline"]  # the baseline is also the most accurate: shipped once
+    assert models_to_ship(table.drop(index="baseline")) == ["oversample"]
+    better = table.copy()
+    better.loc["undersample", "accuracy"] = 0.99
+    assert models_to_ship(better) == ["baseline", "undersample"]
+    assert models_to_ship(pd.DataFrame()) == []
+    assert summary_table(tmp_path / "empty").empty
+    assert describe_against_report(pd.DataFrame()).startswith("No experiment")
+
+
+def test_export_model_drops_the_optimizer_and_keeps_predictions(tmp_path):
+    import keras
+
+    from fer_utils.model import build_baseline, compile_model
+
+    keras.utils.set_random_seed(0)
+    model = compile_model(build_baseline(input_size=24))
+    x = np.random.default_rng(0).integers(0, 256, (16, 24, 24, 1)).astype("uint8")
+    model.fit(x, np.arange(16) % 7, epochs=1, batch_size=8, verbose=0)  # optimizer state exists now
+    (tmp_path / "models").mkdir()
+    model.save(tmp_path / "models" / "baseline.keras")
+    out = export_model(tmp_path, "baseline", tmp_path / "shipped" / "baseline.keras")
+    assert out.stat().st_size < 0.5 * (tmp_path / "models" / "baseline.keras").stat().st_size
+    loaded = keras.saving.load_model(out)
+    assert getattr(loaded, "optimizer", None) is None
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert not list((tmp_path / "shipped").glob(".*"))  # no temporary file left behind
+    with pytest.raises(FileNotFoundError, match="run the notebook"):
+        export_model(tmp_path, "augment_face", tmp_path / "x.keras")

@@ -80,3 +80,18 @@ def test_probability_panel(tmp_path):
     empty = plots.probability_panel(np.zeros((20, 30, 3)), [], "no face")
     assert empty.axes[1].texts[0].get_text() == "no face found"
     saved_png(empty, tmp_path / "empty.png")
+
+
+def test_accuracy_vs_report(tmp_path):
+    import pandas as pd
+
+    table = pd.DataFrame({"accuracy": [0.32, 0.28], "ci95_low": [0.30, 0.26], "ci95_high": [0.34, 0.30],
+                          "report_accuracy": [0.65, np.nan]}, index=["baseline", "class_weights"])
+    fig = plots.accuracy_vs_report(table)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["baseline", "class_weights"]
+    bars = [p.get_width() for p in ax.patches]
+    assert bars == pytest.approx([0.32, 0.28])
+    markers = ax.collections[-1].get_offsets()
+    assert len(markers) == 1 and markers[0][0] == pytest.approx(0.65)  # no marker where the report has none
+    saved_png(fig, tmp_path / "acc.png")

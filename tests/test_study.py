@@ -26,7 +26,7 @@ def test_notebooks_are_numbered_in_order():
     names = [p.name for p in NOTEBOOKS]
     assert names == ["00_data_exploration.ipynb", "01_baseline_cnn.ipynb", "02_undersampling.ipynb",
                      "03_oversampling.ipynb", "04_augmentation.ipynb", "05_gradcam.ipynb",
-                     "07_predict_new_faces.ipynb"]
+                     "06_results_summary.ipynb", "07_predict_new_faces.ipynb"]
     assert names == sorted(names)
 
 
@@ -47,7 +47,8 @@ def test_notebook_rules(path):
 
 def test_profiles_only_set_declared_parameters():
     profiles = study.load_profiles()
-    assert {"smoke", "cpu", "full"} <= set(profiles)
+    assert {"smoke", "cpu", "reference", "full"} <= set(profiles)
+    assert study.DEFAULT_PROFILE == "reference"
     for name in profiles:
         for nb in NOTEBOOKS:
             study.parameters_for(name, nb, {})  # raises on an unknown name
@@ -150,8 +151,14 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path):
                 "01_training_curves", "01_confusion_normalized", "02_undersample_curves",
                 "03_oversample_confusion", "03_per_class_recall", "04_augmented_examples",
                 "04_per_class_recall", "05_gradcam_per_emotion", "05_gradcam_class_average",
-                "07_grace_hopper", "07_coffee"):
+                "06_accuracy_vs_report", "06_per_class_recall", "07_grace_hopper", "07_coffee"):
         assert (run_dir / "figures" / f"{fig}.png").exists()
+    summary = "".join(o.get("text", "") for c in nbformat.read(run_dir / "notebooks" / "06_results_summary.ipynb",
+                                                             as_version=4).cells
+                      if c.cell_type == "code" for o in c.get("outputs", []))
+    assert ("experiments with results in this run: baseline, undersample, oversample, class_weights, "
+            "augment_report, augment_face") in summary
+    assert "report 0.65" in summary  # the baseline's gap to the report is computed
     for nb in NOTEBOOKS:  # no machine paths in outputs or metadata
         text = (run_dir / "notebooks" / nb.name).read_text()
         assert str(repo_root()) not in text and str(Path.home()) + "/" not in text, nb.name

@@ -1,0 +1,51 @@
+"""fer_utils.nbcheck: the copies of the committed notebooks that nbval re-executes in CI."""
+
+from __future__ import annotations
+
+import nbformat
+
+from fer_utils import nbcheck
+from fer_utils.study import notebooks
+
+
+def cell(source, tags=(), text=None):
+    c = nbformat.v4.new_code_cell(source, metadata={"tags": list(tags)} if tags else {})
+    if text is not None:
+        c.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+    return c
+
+
+def notebook(*cells):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# title"), *cells]
+    return nb
+
+
+def test_training_notebook_keeps_parameters_setup_and_marked_cells():
+    nb = notebook(cell("epochs = 5", ["parameters"]), cell("epochs = 30", ["injected-parameters"]),
+                  cell("data = load()", text="loaded\n"), cell("r = train_model(m)", text="trained\n"),
+                  cell("# NBVAL_CHECK_OUTPUT\nprint(n)", text="4,496,903\n"), cell("plot(r)"))
+    copy = nbcheck.stable_copy(nb)
+    assert [c.source.splitlines()[0] for c in copy.cells] == ["epochs = 5", "epochs = 30", "data = load()",
+                                                               "# NBVAL_CHECK_OUTPUT"]
+    assert copy.cells[-1].outputs[0].text == "4,496,903\n"  # the committed output, unchanged
+    assert len(nb.cells) == 7  # the original is untouched
+
+
+def test_cheap_notebook_is_copied_whole_and_empty_ones_are_left_out():
+    cheap = notebook(cell("x = 1", ["parameters"]), cell("y = 2", text="a\n"), cell("# NBVAL_CHECK_OUTPUT\nx", text="1"))
+    assert len(nbcheck.stable_copy(cheap).cells) == 3  # every code cell, markdown dropped
+    assert nbcheck.stable_copy(notebook(cell("# NBVAL_CHECK_OUTPUT\nx"))) is None  # never run: nothing to compare
+    assert nbcheck.stable_copy(notebook(cell("x", text="1"))) is None  # nothing marked
+
+
+def test_committed_notebooks_have_checkable_copies(tmp_path):
+    written = {p.name: p for p in nbcheck.write_copies(notebooks(), tmp_path)}
+    assert {"00_data_exploration.ipynb", "01_baseline_cnn.ipynb", "03_oversampling.ipynb"} <= set(written)
+    baseline = nbformat.read(written["01_baseline_cnn.ipynb"], as_version=4)
+    assert not any("train_model(" in c.source for c in baseline.cells)
+    texts = "".join(o.get("text", "") for c in baseline.cells for o in c.outputs)
+    assert "4,496,903 parameters" in texts
+    exploration = nbformat.read(written["00_data_exploration.ipynb"], as_version=4)
+    committed = nbformat.read(notebooks()[0], as_version=4)
+    assert len(exploration.cells) == sum(c.cell_type == "code" for c in committed.cells)
