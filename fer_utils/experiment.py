@@ -218,8 +218,8 @@ def describe_against_report(table: pd.DataFrame) -> str:
     if len(both) >= 2:
         ours = list(both.sort_values("accuracy", ascending=False).index)
         theirs = list(both.sort_values("report_accuracy", ascending=False).index)
-        same = "the same order" if ours == theirs else "a different order"
-        lines.append(f"Ranked by accuracy, our runs put these methods in {same} as the report "
+        same = "the same order as" if ours == theirs else "a different order from"
+        lines.append(f"Ranked by accuracy, our runs put these methods in {same} the report "
                      f"(ours: {', '.join(ours)}; report: {', '.join(theirs)}).")
     if "baseline" in table.index:
         best = table["accuracy"].idxmax()
@@ -254,3 +254,17 @@ def models_to_ship(table: pd.DataFrame) -> list[str]:
         return []
     names = ["baseline"] if "baseline" in table.index else []
     return list(dict.fromkeys(names + [str(table["accuracy"].idxmax())]))
+
+
+def export_shipped(run: str | os.PathLike, table: pd.DataFrame, dest_dir: str | os.PathLike) -> list[str]:
+    """Export :func:`models_to_ship` of ``table`` from ``run`` into ``dest_dir``; one line each
+    saying what was written (or that the run directory holds no such model)."""
+    lines = []
+    for name in models_to_ship(table):
+        if not (Path(run) / "models" / f"{name}.keras").exists():
+            lines.append(f"{name}: no models/{name}.keras in this run directory, nothing exported")
+            continue
+        path = export_model(run, name, Path(dest_dir) / f"{name}.keras")
+        lines.append(f"{name}: {Path(dest_dir).name}/{path.name} in the run directory "
+                     f"({path.stat().st_size / 2**20:.1f} MiB, float32, no optimizer state)")
+    return lines

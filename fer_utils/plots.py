@@ -277,8 +277,8 @@ def accuracy_vs_report(table) -> plt.Figure:
     report = table["report_accuracy"].to_numpy(dtype=float)
     has = ~np.isnan(report)
     ax.scatter(report[has], y[has], marker="D", color="tab:red", zorder=3, label="source report")
-    for yi, a in zip(y, acc):
-        ax.text(a + 0.01, yi, f"{a:.3f}", va="center", fontsize=8)
+    for yi, a, hi in zip(y, acc, table["ci95_high"].to_numpy()):
+        ax.text(hi + 0.012, yi, f"{a:.3f}", va="center", fontsize=8)
     ax.set_yticks(y, list(table.index))
     ax.set_xlim(0, 1)
     ax.set_xlabel("PrivateTest accuracy")

@@ -1,6 +1,6 @@
 """Emotion of every face in a photograph: OpenCV's Haar face detector, then the study's model.
 
-    fer-predict PHOTO [PHOTO or FOLDER ...] --model runs/cpu/models/baseline.keras
+    fer-predict PHOTO [PHOTO or FOLDER ...] [--model models/baseline.keras]
                 [--json] [--annotate OUT_DIR] [--gradcam conv3]
 
 Faces are found with the frontal-face Haar cascade that ships inside the

@@ -13,6 +13,7 @@ from fer_utils.experiment import (
     describe_against_report,
     describe_comparison,
     export_model,
+    export_shipped,
     models_to_ship,
     per_class_recall,
     summary_table,
@@ -88,7 +89,7 @@ def test_summary_table_puts_the_report_beside_ours(tmp_path):
     assert "the same order as the report" in text
     # swap two methods' results: the ranking no longer matches
     fake_experiment(tmp_path, "oversample", y, np.where(rng.random(400) < 0.2, y, (y + 1) % 7), ids)
-    assert "a different order" in describe_against_report(summary_table(tmp_path))
+    assert "a different order from the report" in describe_against_report(summary_table(tmp_path))
     assert models_to_ship(table) == ["baseline"]  # the baseline is also the most accurate: shipped once
     assert models_to_ship(table.drop(index="baseline")) == ["oversample"]
     better = table.copy()
@@ -118,3 +119,8 @@ def test_export_model_drops_the_optimizer_and_keeps_predictions(tmp_path):
     assert not list((tmp_path / "shipped").glob(".*"))  # no temporary file left behind
     with pytest.raises(FileNotFoundError, match="run the notebook"):
         export_model(tmp_path, "augment_face", tmp_path / "x.keras")
+    table = pd.DataFrame({"accuracy": [0.3, 0.4]}, index=["baseline", "augment_face"])
+    lines = export_shipped(tmp_path, table, tmp_path / "out")
+    assert lines[0].startswith("baseline: out/baseline.keras in the run directory (")
+    assert lines[1] == "augment_face: no models/augment_face.keras in this run directory, nothing exported"
+    assert (tmp_path / "out" / "baseline.keras").exists() and not (tmp_path / "out" / "augment_face.keras").exists()

@@ -81,3 +81,27 @@ def test_test_splits_are_sharper_and_have_more_contrast_than_training(real_data)
 def test_smoke_caps(real_data_path, real_cache):
     d = load_fer2013(real_data_path, cache_dir=real_cache, max_per_class=30, seed=42)
     assert d.split_counts() == {"Training": 210, "PublicTest": 210, "PrivateTest": 210}
+
+
+def test_shipped_model_loads_offline_and_scores_its_recorded_accuracy(real_data):
+    """models/baseline.keras: float32, no optimizer, 4,496,903 parameters, and on PrivateTest exactly
+    the accuracy and predictions its metrics file and predictions file record."""
+    import json
+
+    import keras
+
+    import fer_utils.model  # noqa: F401  (registers the model's first layer, as models/README.md says)
+    from fer_utils.data import repo_root
+
+    root = repo_root()
+    model = keras.saving.load_model(root / "models" / "baseline.keras")
+    assert model.count_params() == 4_496_903
+    assert {layer.compute_dtype for layer in model.layers} == {"float32"}
+    assert getattr(model, "optimizer", None) is None
+    private = real_data.split("PrivateTest")
+    predicted = model.predict(private.images, batch_size=256, verbose=0).argmax(1)
+    recorded = json.loads((root / "results" / "cpu" / "metrics" / "baseline.json").read_text())
+    assert np.mean(predicted == private.labels) == pytest.approx(recorded["metrics"]["accuracy"], abs=1e-9)
+    with np.load(root / "results" / "cpu" / "predictions" / "baseline.npz") as saved:
+        assert saved["ids"].tolist() == private.ids.tolist()
+        assert np.mean(saved["y_pred"] == predicted) > 0.999  # float rounding may flip a near-tie
