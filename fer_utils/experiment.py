@@ -261,10 +261,11 @@ def export_shipped(run: str | os.PathLike, table: pd.DataFrame, dest_dir: str | 
     saying what was written (or that the run directory holds no such model)."""
     lines = []
     for name in models_to_ship(table):
-        if not (Path(run) / "models" / f"{name}.keras").exists():
+        try:
+            path = export_model(run, name, Path(dest_dir) / f"{name}.keras")
+        except FileNotFoundError:  # load_experiment_model's check: the run holds no such model
             lines.append(f"{name}: no models/{name}.keras in this run directory, nothing exported")
             continue
-        path = export_model(run, name, Path(dest_dir) / f"{name}.keras")
         lines.append(f"{name}: {Path(dest_dir).name}/{path.name} in the run directory "
                      f"({path.stat().st_size / 2**20:.1f} MiB, float32, no optimizer state)")
     return lines
