@@ -78,15 +78,10 @@ def save_experiment(
     return metrics
 
 
-def compare(run: str | os.PathLike, names: list[str], reference: str = "baseline") -> pd.DataFrame:
-    """One row per experiment found in ``run``: PrivateTest accuracy (95 % CI), macro-F1,
-    balanced accuracy, McNemar against ``reference``, epochs, wall time and images/s.
-
-    Experiments without a metrics file are left out; the test images of every
-    experiment must be the same (checked by id).
-    """
-    run = Path(run)
-    rows, preds = [], {}
+def _read_experiments(run: Path, names: list[str]) -> tuple[list[dict], dict, dict]:
+    """Each listed experiment that has a metrics file: its table row, its provenance and its
+    PrivateTest predictions ``(ids, y_true, y_pred)``; every file is read once."""
+    rows, provs, preds = [], {}, {}
     for name in names:
         path = run / "metrics" / f"{name}.json"
         if not path.exists():
@@ -95,11 +90,16 @@ def compare(run: str | os.PathLike, names: list[str], reference: str = "baseline
         m, p = payload["metrics"], payload["provenance"]
         with np.load(run / "predictions" / f"{name}.npz") as npz:
             preds[name] = (npz["ids"], npz["y_true"], npz["y_pred"])
+        provs[name] = p
         lo, hi = m["accuracy_ci95"]
         rows.append({"experiment": name, "accuracy": m["accuracy"], "ci95_low": lo, "ci95_high": hi,
                      "macro_f1": m["macro_f1"], "balanced_accuracy": m["balanced_accuracy"],
                      "epochs": p["epochs"], "train_images": p["data_counts"].get("train_images"),
                      "wall_seconds": p["wall_seconds"], "images_per_second": p.get("images_per_second")})
+    return rows, provs, preds
+
+
+def _table(rows: list[dict], preds: dict, reference: str) -> pd.DataFrame:
     table = pd.DataFrame(rows).set_index("experiment") if rows else pd.DataFrame()
     if reference in preds:
         ref_ids, ref_true, ref_pred = preds[reference]
@@ -110,6 +110,17 @@ def compare(run: str | os.PathLike, names: list[str], reference: str = "baseline
             pvalues[name] = np.nan if name == reference else mcnemar(ref_true, ref_pred, y_pred)["p_value"]
         table[f"mcnemar_p_vs_{reference}"] = pd.Series(pvalues)
     return table
+
+
+def compare(run: str | os.PathLike, names: list[str], reference: str = "baseline") -> pd.DataFrame:
+    """One row per experiment found in ``run``: PrivateTest accuracy (95 % CI), macro-F1,
+    balanced accuracy, McNemar against ``reference``, epochs, wall time and images/s.
+
+    Experiments without a metrics file are left out; the test images of every
+    experiment must be the same (checked by id).
+    """
+    rows, _, preds = _read_experiments(Path(run), names)
+    return _table(rows, preds, reference)
 
 
 def per_class_recall(run: str | os.PathLike, names: list[str]) -> pd.DataFrame:
@@ -149,6 +160,13 @@ def describe_comparison(table: pd.DataFrame, recall: pd.DataFrame, reference: st
 def load_experiment_model(run: str | os.PathLike, name: str):
     """The model an earlier notebook saved as ``run/models/<name>.keras``, in float32 whatever
     precision it trained in (see :func:`fer_utils.speed.float32_copy`), or a one-line error."""
+    from .speed import float32_copy
+
+    return float32_copy(_load_saved_model(run, name))
+
+
+def _load_saved_model(run: str | os.PathLike, name: str):
+    """``run/models/<name>.keras`` as saved (its training precision, compiled), or a one-line error."""
     import keras
 
     from . import model as _registers_custom_layers  # noqa: F401  (PerImageStandardization)
@@ -158,9 +176,7 @@ def load_experiment_model(run: str | os.PathLike, name: str):
         raise FileNotFoundError(
             f"{path.name} not found in {Path(run).name}/models: run the notebook that trains "
             f"'{name}' (01 for the baseline) with this run directory first")
-    from .speed import float32_copy
-
-    return float32_copy(keras.saving.load_model(path))
+    return keras.saving.load_model(path)
 
 
 #: The study's experiments in reading order (notebooks 01-04), with a label for tables and charts.
@@ -188,12 +204,12 @@ def summary_table(run: str | os.PathLike, names: list[str] | None = None) -> pd.
     (NaN where the report has no number). Rows follow :data:`EXPERIMENTS`' order.
     """
     names = list(EXPERIMENTS) if names is None else names
-    table = compare(run, names)
+    rows, provs, preds = _read_experiments(Path(run), names)
+    table = _table(rows, preds, "baseline")
     if table.empty:
         return table
     extra = {}
-    for name in table.index:
-        p = read_metrics(Path(run) / "metrics" / f"{name}.json")["provenance"]
+    for name, p in provs.items():
         extra[name] = {"best_epoch": p.get("best_epoch"), "train_seconds": p.get("train_seconds"),
                        "profile": p.get("profile"), "precision": p.get("precision", "float32"),
                        "finished_utc": p.get("finished_utc")}
@@ -237,8 +253,8 @@ def export_model(run: str | os.PathLike, name: str, dest: str | os.PathLike) -> 
     """
     from .speed import float32_copy
 
-    # float32 (the file runs the same on any machine) and uncompiled (no optimizer state)
-    bare = float32_copy(load_experiment_model(run, name), always_copy=True)
+    # one copy, float32 (the file runs the same on any machine) and uncompiled (no optimizer state)
+    bare = float32_copy(_load_saved_model(run, name), always_copy=True)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.stem}.tmp.keras")

@@ -74,5 +74,8 @@ def test_mixed_model_keeps_float32_islands_and_trains(restore_policy, tmp_path):
 
 
 def test_describe_precision():
-    assert "bfloat16" in speed.describe_precision("mixed_bfloat16")
+    native = speed.describe_precision("mixed_bfloat16", flags={"amx_bf16"})
+    assert "native bfloat16 units" in native and "emulation" not in native
+    forced = speed.describe_precision("mixed_bfloat16", flags={"avx2"})
+    assert "emulation" in forced and "slower than float32" in forced and "native bfloat16 units" not in forced
     assert speed.describe_precision("float32") == "precision: float32"
