@@ -83,25 +83,29 @@ def test_smoke_caps(real_data_path, real_cache):
     assert d.split_counts() == {"Training": 210, "PublicTest": 210, "PrivateTest": 210}
 
 
-def test_shipped_model_loads_offline_and_scores_its_recorded_accuracy(real_data):
-    """models/baseline.keras: float32, no optimizer, 4,496,903 parameters, and on PrivateTest exactly
-    the accuracy and predictions its metrics file and predictions file record."""
-    import json
-
+def test_shipped_models_load_offline_and_score_their_recorded_accuracy(real_data):
+    """Every model in models/ that results/published.json lists: its sha256, float32, no optimizer,
+    4,496,903 parameters, and on PrivateTest exactly the accuracy and predictions its run recorded."""
     import keras
 
     import fer_utils.model  # noqa: F401  (registers the model's first layer, as models/README.md says)
     from fer_utils.data import repo_root
+    from fer_utils.evaluate import read_metrics
+    from fer_utils.publish import read_manifest, sha256
 
     root = repo_root()
-    model = keras.saving.load_model(root / "models" / "baseline.keras")
-    assert model.count_params() == 4_496_903
-    assert {layer.compute_dtype for layer in model.layers} == {"float32"}
-    assert getattr(model, "optimizer", None) is None
+    shipped = read_manifest(root)["models"]
+    assert "baseline" in shipped
     private = real_data.split("PrivateTest")
-    predicted = model.predict(private.images, batch_size=256, verbose=0).argmax(1)
-    recorded = json.loads((root / "results" / "cpu" / "metrics" / "baseline.json").read_text())
-    assert np.mean(predicted == private.labels) == pytest.approx(recorded["metrics"]["accuracy"], abs=1e-9)
-    with np.load(root / "results" / "cpu" / "predictions" / "baseline.npz") as saved:
-        assert saved["ids"].tolist() == private.ids.tolist()
-        assert np.mean(saved["y_pred"] == predicted) > 0.999  # float rounding may flip a near-tie
+    for name, entry in shipped.items():
+        assert sha256(root / entry["file"]) == entry["sha256"], f"{entry['file']} is not the published file"
+        model = keras.saving.load_model(root / entry["file"])
+        assert model.count_params() == 4_496_903
+        assert {layer.compute_dtype for layer in model.layers} == {"float32"}
+        assert getattr(model, "optimizer", None) is None
+        predicted = model.predict(private.images, batch_size=256, verbose=0).argmax(1)
+        recorded = read_metrics(root / entry["metrics"])
+        assert np.mean(predicted == private.labels) == pytest.approx(recorded["metrics"]["accuracy"], abs=1e-9)
+        with np.load(root / entry["metrics"].replace("/metrics/", "/predictions/").replace(".json", ".npz")) as saved:
+            assert saved["ids"].tolist() == private.ids.tolist()
+            assert np.mean(saved["y_pred"] == predicted) > 0.999  # float rounding may flip a near-tie

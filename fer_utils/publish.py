@@ -1,0 +1,288 @@
+"""Copy a finished run into the repository, so that a reader sees its notebooks, figures and numbers.
+
+    python -m fer_utils.publish runs/reference            # check, then copy
+    python -m fer_utils.publish runs/reference --check    # only say what is missing
+
+A run directory (written by ``fer-study``) is published only when it is complete: every
+numbered notebook executed without an error under one profile, every experiment of
+:data:`fer_utils.experiment.EXPERIMENTS` has its metrics, predictions and history, and
+notebook 06 exported the shipped models. Then, each file written whole or not at all:
+
+    run/notebooks/NN_*.ipynb         -> notebooks/            (the executed notebooks, with outputs)
+    run/figures/*.png                -> figures/              (numbered figures of older runs removed)
+    run/metrics/<name>.json          -> results/<profile>/metrics/
+    run/predictions/<name>.npz       -> results/<profile>/predictions/
+    run/<name>/history.csv           -> results/<profile>/<name>_history.csv
+    run/shipped/*.keras              -> models/               (with a generated models/README.md)
+    a manifest                       -> results/published.json
+
+The manifest says which run the repository's results come from (profile, each notebook's
+parameters and papermill wall time, each experiment's accuracy and training time, each
+shipped model's sha256); the tests read it to check the shipped models against their metrics.
+A notebook's ``executed_in_s`` is the wall time of the execution that was kept: a notebook that
+resumed an interrupted training, or ran again after it, took less than its training did, which
+is why each experiment's own ``train_seconds`` (the sum of its epochs) is there too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .data import repo_root
+from .evaluate import read_metrics
+from .experiment import EXPERIMENTS
+from .study import notebooks, shown
+
+MANIFEST = Path("results") / "published.json"
+
+
+class PublishError(RuntimeError):
+    """The run cannot be published; the message lists every reason, one per line."""
+
+
+def _notebook_run_info(path: Path) -> dict:
+    """Papermill's record of one executed notebook: parameters, duration, end time, exception."""
+    meta = json.loads(path.read_text()).get("metadata", {}).get("papermill", {})
+    return {"parameters": meta.get("parameters", {}), "duration_s": meta.get("duration"),
+            "end_time": meta.get("end_time"), "exception": meta.get("exception")}
+
+
+def check_run(run: Path, notebook_dir: Path | None = None,
+              experiments: list[str] | None = None) -> tuple[str, list[str]]:
+    """The run's profile, and every reason it cannot be published (empty when it can)."""
+    run = Path(run)
+    experiments = list(EXPERIMENTS) if experiments is None else experiments
+    problems: list[str] = []
+    profiles: set[str] = set()
+    for nb in notebooks(notebook_dir):
+        executed = run / "notebooks" / nb.name
+        if not executed.exists():
+            problems.append(f"notebooks/{nb.name}: not executed in this run")
+            continue
+        info = _notebook_run_info(executed)
+        if info["exception"]:
+            problems.append(f"notebooks/{nb.name}: stopped with an error")
+        elif not info["end_time"]:
+            problems.append(f"notebooks/{nb.name}: not finished (still running or interrupted)")
+        if "profile" in info["parameters"]:
+            profiles.add(str(info["parameters"]["profile"]))
+    if len(profiles) > 1:
+        problems.append(f"the notebooks ran under different profiles: {', '.join(sorted(profiles))}")
+    for name in experiments:
+        for part in (f"metrics/{name}.json", f"predictions/{name}.npz", f"{name}/history.csv"):
+            if not (run / part).exists():
+                problems.append(f"{part}: missing")
+    if not sorted((run / "shipped").glob("*.keras")):
+        problems.append("shipped/*.keras: no exported model (notebook 06 writes them)")
+    if not sorted((run / "figures").glob("*.png")):
+        problems.append("figures/*.png: no figures")
+    profile = profiles.pop() if len(profiles) == 1 else ""
+    return profile, problems
+
+
+def _copy(src: Path, dest: Path) -> None:
+    """Copy one file whole or not at all."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
+
+
+def _write_text(dest: Path, text: str) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, dest)
+
+
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _experiment_entry(metrics_path: Path) -> dict:
+    payload = read_metrics(metrics_path)
+    m, p = payload["metrics"], payload["provenance"]
+    return {"accuracy": m["accuracy"], "accuracy_ci95": m["accuracy_ci95"], "macro_f1": m["macro_f1"],
+            "balanced_accuracy": m["balanced_accuracy"], "epochs": p["epochs"],
+            "best_epoch": p.get("best_epoch"), "train_seconds": p.get("train_seconds"),
+            "wall_seconds": p.get("wall_seconds"), "precision": p.get("precision", "float32"),
+            "finished_utc": p.get("finished_utc")}
+
+
+def models_readme(manifest: dict) -> str:
+    """``models/README.md`` for the shipped models of ``manifest`` (generated, not hand-kept)."""
+    profile = manifest["profile"]
+    rows = []
+    for name, model in manifest["models"].items():
+        exp = manifest["experiments"][name]
+        lo, hi = exp["accuracy_ci95"]
+        rows.append(f"| `{name}.keras` | {EXPERIMENTS.get(name, name)}, epoch {exp['best_epoch']} of "
+                    f"{exp['epochs']} kept on PublicTest, trained in {exp['precision']} | "
+                    f"{exp['accuracy']:.3f} ({lo:.3f}–{hi:.3f}) | {model['mib']:.1f} MiB | "
+                    f"`{model['sha256'][:16]}` |")
+    best = max(manifest["experiments"], key=lambda n: manifest["experiments"][n]["accuracy"])
+    shipped = list(manifest["models"])
+    if shipped == ["baseline"] == [best]:
+        why = "The baseline is also the run's most accurate model, so it is the only file."
+    elif best in shipped:
+        why = f"They are the baseline and the run's most accurate model ({best})."
+    else:
+        why = f"The run's most accurate model ({best}) is not among them."
+    hardware = manifest.get("hardware", {})
+    machine = f"{hardware.get('cpu', '?')}, {hardware.get('cpu_count', '?')} cores"
+    return "\n".join([
+        "# Shipped models",
+        "",
+        f"Exported by notebook 06 of the `{profile}` run (`{manifest['run_dir']}`, finished "
+        f"{manifest['run_finished_utc']} on {machine}) and copied here by `python -m fer_utils.publish`; "
+        f"their metrics are in `results/{profile}/metrics/`. This file is generated: edit "
+        "`fer_utils/publish.py`, not this file.",
+        "",
+        "| file | experiment | PrivateTest accuracy (95 % CI) | size | sha256 begins |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+        why,
+        "",
+        "Each file holds the architecture and weights (batch-norm statistics included) in float32, "
+        "without the optimizer's state, whatever precision the model trained in. The first layer "
+        "standardises each image, so a model takes raw uint8 faces of shape (N, 48, 48, 1) and "
+        "returns 7 probabilities: angry, disgust, fear, happy, sad, surprise, neutral.",
+        "",
+        "Load one offline:",
+        "",
+        "```python",
+        "import keras",
+        "import fer_utils.model  # registers PerImageStandardization, the models' first layer",
+        "",
+        'model = keras.saving.load_model("models/baseline.keras")',
+        "probabilities = model.predict(faces_uint8)",
+        "```",
+        "",
+        "or from the shell: `.venv/bin/fer-predict photo.jpg` (`baseline.keras` is its default model).",
+        "`tests/test_real_data.py` checks that each file matches its sha256 here and scores exactly its",
+        "recorded accuracy on PrivateTest.",
+        "",
+    ])
+
+
+def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
+            notebook_dir: str | os.PathLike | None = None) -> dict:
+    """Check ``run`` and copy it into the repository at ``root``; returns the manifest written.
+
+    Raises PublishError (listing every problem) before anything is copied when the run is incomplete.
+    """
+    run = Path(run)
+    root = Path(root) if root is not None else repo_root()
+    notebook_dir = Path(notebook_dir) if notebook_dir is not None else root / "notebooks"
+    if not run.is_dir():
+        raise PublishError(f"{shown(run)}: no such run directory")
+    profile, problems = check_run(run, notebook_dir)
+    if problems:
+        raise PublishError(f"{shown(run)} is not ready to publish:\n" + "\n".join(f"  {p}" for p in problems))
+
+    executed = {nb.name: _notebook_run_info(run / "notebooks" / nb.name) for nb in notebooks(notebook_dir)}
+    for name in executed:
+        _copy(run / "notebooks" / name, notebook_dir / name)
+
+    figures = sorted((run / "figures").glob("*.png"))
+    new_names = {f.name for f in figures}
+    removed = [old.name for old in sorted((root / "figures").glob("[0-9][0-9]_*.png"))
+               if old.name not in new_names]
+    for fig in figures:
+        _copy(fig, root / "figures" / fig.name)
+    for name in removed:
+        (root / "figures" / name).unlink()
+
+    results = root / "results" / profile
+    experiments = {}
+    for name in EXPERIMENTS:
+        _copy(run / "metrics" / f"{name}.json", results / "metrics" / f"{name}.json")
+        _copy(run / "predictions" / f"{name}.npz", results / "predictions" / f"{name}.npz")
+        _copy(run / name / "history.csv", results / f"{name}_history.csv")
+        experiments[name] = _experiment_entry(results / "metrics" / f"{name}.json")
+
+    models = {}
+    for src in sorted((run / "shipped").glob("*.keras")):
+        dest = root / "models" / src.name
+        _copy(src, dest)
+        models[src.stem] = {"file": f"models/{src.name}", "sha256": sha256(dest),
+                            "mib": round(dest.stat().st_size / 2**20, 1),
+                            "metrics": f"results/{profile}/metrics/{src.stem}.json"}
+    missing = sorted(set(models) - set(experiments))
+    if missing:
+        raise PublishError(f"shipped models without an experiment of the study: {', '.join(missing)}")
+
+    baseline = read_metrics(results / "metrics" / "baseline.json")["provenance"]
+    manifest = {
+        "profile": profile,
+        "run_dir": shown(run),
+        "run_finished_utc": max(e["end_time"] for e in executed.values())[:16].replace("T", " ") + " UTC",
+        "published_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "hardware": {k: baseline.get("hardware", {}).get(k) for k in ("cpu", "cpu_count", "accelerators")},
+        "versions": baseline.get("versions", {}),
+        "notebooks": {name: {"parameters": info["parameters"],
+                             "executed_in_s": round(info["duration_s"] or 0, 1),
+                             "end_time": info["end_time"]} for name, info in executed.items()},
+        "experiments": experiments,
+        "models": models,
+        "figures_removed": removed,
+    }
+    _write_text(root / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    _write_text(root / "models" / "README.md", models_readme(manifest))
+    return manifest
+
+
+def read_manifest(root: str | os.PathLike | None = None) -> dict:
+    """``results/published.json``: which run the repository's results come from."""
+    path = (Path(root) if root is not None else repo_root()) / MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(f"{MANIFEST.as_posix()} not found: publish a run first "
+                                "(python -m fer_utils.publish runs/<profile>)")
+    return json.loads(path.read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (``python -m fer_utils.publish`` or ``fer-publish``)."""
+    parser = argparse.ArgumentParser(prog="fer-publish", description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", help="the run directory, e.g. runs/reference (relative: to the repository)")
+    parser.add_argument("--check", action="store_true", help="only list what keeps the run from being published")
+    args = parser.parse_args(argv)
+    from .study import resolve
+
+    run = resolve(args.run_dir)
+    try:
+        if args.check:
+            if not run.is_dir():
+                raise PublishError(f"{shown(run)}: no such run directory")
+            profile, problems = check_run(run)
+            for p in problems:
+                print(p)
+            print(f"{shown(run)} ({profile or 'profile unknown'}): "
+                  + ("ready to publish" if not problems else f"{len(problems)} problem(s)"))
+            return 0 if not problems else 1
+        manifest = publish(run)
+    except PublishError as exc:
+        print(f"fer-publish: {exc}", file=sys.stderr)
+        return 2
+    print(f"published {manifest['run_dir']} (profile {manifest['profile']}): "
+          f"{len(manifest['notebooks'])} notebooks, {len(manifest['experiments'])} experiments "
+          f"into results/{manifest['profile']}/, models {', '.join(manifest['models'])}; "
+          f"{len(manifest['figures_removed'])} figure(s) of older runs removed")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

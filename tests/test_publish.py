@@ -1,0 +1,147 @@
+"""fer_utils.publish: a finished run is checked, then copied into the repository with a manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fer_utils import publish as pub
+from fer_utils.evaluate import classification_metrics, write_metrics
+from fer_utils.experiment import EXPERIMENTS
+
+
+def source_notebook(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+
+
+def executed_notebook(path: Path, profile: str = "reference", end_time: str | None = "2026-11-28T12:00:01+00:00",
+                      exception: bool | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"papermill": {"parameters": {"profile": profile, "run_dir": "runs/x"}, "duration": 61.25,
+                          "end_time": end_time, "exception": exception}}
+    path.write_text(json.dumps({"cells": [{"cell_type": "markdown", "metadata": {}, "source": profile}],
+                                "metadata": meta, "nbformat": 4, "nbformat_minor": 5}))
+
+
+def finished_run(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(run dir, repository root, notebook dir) of a complete synthetic run of two notebooks."""
+    run, root = tmp_path / "run", tmp_path / "repo"
+    nbdir = root / "notebooks"
+    for name in ("00_a.ipynb", "01_b.ipynb"):
+        source_notebook(nbdir / name)
+        executed_notebook(run / "notebooks" / name)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 7, 200)
+    for i, name in enumerate(EXPERIMENTS):
+        pred = np.where(rng.random(200) < 0.3 + 0.05 * i, y, 3)
+        write_metrics(run / "metrics" / f"{name}.json", classification_metrics(y, pred),
+                      {"profile": "reference", "epochs": 10 + i, "best_epoch": 3, "train_seconds": 100.0 * i,
+                       "wall_seconds": 120.0, "precision": "mixed_bfloat16",
+                       "hardware": {"cpu": "Test CPU", "cpu_count": 2, "accelerators": []},
+                       "versions": {"keras": "3"}, "data_counts": {}})
+        (run / "predictions").mkdir(parents=True, exist_ok=True)
+        np.savez(run / "predictions" / f"{name}.npz", y_true=y, y_pred=pred)
+        (run / name).mkdir()
+        (run / name / "history.csv").write_text(f"epoch,accuracy\n0,0.{i}\n")
+    (run / "shipped").mkdir()
+    (run / "shipped" / "baseline.keras").write_bytes(b"model bytes")
+    (run / "shipped" / "augment_face.keras").write_bytes(b"best model bytes")
+    (run / "figures").mkdir()
+    for fig in ("00_new.png", "01_curves.png"):
+        (run / "figures" / fig).write_bytes(fig.encode())
+    (root / "figures").mkdir()
+    (root / "figures" / "01_old_only.png").write_bytes(b"old")   # a numbered figure the new run no longer makes
+    (root / "figures" / "logo.png").write_bytes(b"kept")          # not a run's figure: left alone
+    return run, root, nbdir
+
+
+def test_publish_copies_a_finished_run_and_writes_the_manifest(tmp_path):
+    run, root, nbdir = finished_run(tmp_path)
+    assert pub.check_run(run, nbdir) == ("reference", [])
+    manifest = pub.publish(run, root, nbdir)
+
+    assert json.loads((nbdir / "01_b.ipynb").read_text())["metadata"]["papermill"]["duration"] == 61.25
+    assert sorted(p.name for p in (root / "figures").iterdir()) == ["00_new.png", "01_curves.png", "logo.png"]
+    assert manifest["figures_removed"] == ["01_old_only.png"]
+    results = root / "results" / "reference"
+    assert sorted(p.name for p in (results / "metrics").iterdir()) == sorted(f"{n}.json" for n in EXPERIMENTS)
+    assert (results / "class_weights_history.csv").read_text() == "epoch,accuracy\n0,0.3\n"
+    assert (root / "models" / "baseline.keras").read_bytes() == b"model bytes"
+
+    assert manifest == pub.read_manifest(root)
+    assert manifest["profile"] == "reference" and manifest["run_finished_utc"] == "2026-11-28 12:00 UTC"
+    assert manifest["models"]["baseline"]["sha256"] == pub.sha256(root / "models" / "baseline.keras")
+    assert manifest["models"]["baseline"]["metrics"] == "results/reference/metrics/baseline.json"
+    assert manifest["experiments"]["augment_face"]["epochs"] == 15
+    assert manifest["notebooks"]["00_a.ipynb"]["executed_in_s"] == 61.2
+    accuracy = manifest["experiments"]["baseline"]["accuracy"]
+    readme = (root / "models" / "README.md").read_text()
+    assert f"{accuracy:.3f}" in readme and manifest["models"]["baseline"]["sha256"][:16] in readme
+    assert "`reference` run" in readme and "Test CPU, 2 cores" in readme
+    assert "the baseline and the run's most accurate model (augment_face)" in readme
+
+
+@pytest.mark.parametrize("breakage, expected", [
+    (lambda run: (run / "metrics" / "oversample.json").unlink(), "metrics/oversample.json: missing"),
+    (lambda run: (run / "augment_face" / "history.csv").unlink(), "augment_face/history.csv: missing"),
+    (lambda run: (run / "notebooks" / "01_b.ipynb").unlink(), "notebooks/01_b.ipynb: not executed in this run"),
+    (lambda run: executed_notebook(run / "notebooks" / "01_b.ipynb", end_time=None),
+     "notebooks/01_b.ipynb: not finished"),
+    (lambda run: executed_notebook(run / "notebooks" / "01_b.ipynb", exception=True),
+     "notebooks/01_b.ipynb: stopped with an error"),
+    (lambda run: executed_notebook(run / "notebooks" / "01_b.ipynb", profile="smoke"),
+     "different profiles: reference, smoke"),
+    (lambda run: [m.unlink() for m in (run / "shipped").glob("*.keras")], "shipped/*.keras: no exported model"),
+])
+def test_an_incomplete_run_is_refused_before_anything_is_copied(tmp_path, breakage, expected):
+    run, root, nbdir = finished_run(tmp_path)
+    breakage(run)
+    with pytest.raises(pub.PublishError, match=expected.replace("*", r"\*")):
+        pub.publish(run, root, nbdir)
+    assert not (root / "results").exists() and not (root / "models").exists()
+    assert (root / "figures" / "01_old_only.png").exists()
+    assert json.loads((nbdir / "00_a.ipynb").read_text())["metadata"] == {}
+
+
+def test_command_line_check_and_errors(tmp_path, capsys, monkeypatch):
+    run, root, nbdir = finished_run(tmp_path)
+    (run / "metrics" / "undersample.json").unlink()
+    listed = pub.notebooks
+    monkeypatch.setattr(pub, "notebooks", lambda directory=None: listed(directory or nbdir))
+    assert pub.main([str(run), "--check"]) == 1
+    out = capsys.readouterr().out
+    assert "metrics/undersample.json: missing" in out and "1 problem(s)" in out
+    assert pub.main([str(tmp_path / "nowhere")]) == 2
+    assert "no such run directory" in capsys.readouterr().err
+
+
+def test_read_manifest_without_a_published_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="publish a run first"):
+        pub.read_manifest(tmp_path)
+
+
+def test_the_committed_results_are_one_published_run():
+    """Every committed notebook ran in the run results/published.json names, and the committed
+    metrics are the ones it lists: no notebook or number of another run slipped in."""
+    from fer_utils.data import repo_root
+    from fer_utils.evaluate import read_metrics
+    from fer_utils.study import notebooks
+
+    root = repo_root()
+    manifest = pub.read_manifest(root)
+    committed = notebooks(root / "notebooks")
+    assert sorted(manifest["notebooks"]) == sorted(nb.name for nb in committed)
+    for nb in committed:
+        papermill = json.loads(nb.read_text())["metadata"].get("papermill", {})
+        assert papermill.get("parameters") == manifest["notebooks"][nb.name]["parameters"], nb.name
+        assert papermill.get("exception") is None and papermill.get("end_time"), nb.name
+    for name, entry in manifest["experiments"].items():
+        metrics = read_metrics(root / "results" / manifest["profile"] / "metrics" / f"{name}.json")
+        assert metrics["metrics"]["accuracy"] == entry["accuracy"], name
+        assert metrics["provenance"]["profile"] == manifest["profile"], name
+    for name, entry in manifest["models"].items():
+        assert (root / entry["file"]).stat().st_size == pytest.approx(entry["mib"] * 2**20, rel=0.01), name
