@@ -285,3 +285,25 @@ def export_shipped(run: str | os.PathLike, table: pd.DataFrame, dest_dir: str | 
         lines.append(f"{name}: {Path(dest_dir).name}/{path.name} in the run directory "
                      f"({path.stat().st_size / 2**20:.1f} MiB, float32, no optimizer state)")
     return lines
+
+
+def markdown_summary(table: pd.DataFrame) -> str:
+    """:func:`summary_table`'s result as the Markdown table of the README's Results section.
+
+    Computed, not typed: ``tests/test_publish.py`` checks that the README holds this table for the
+    published run, so a number in the README cannot drift from its metrics file.
+    """
+    head = ("| experiment | PrivateTest accuracy (95 % CI) | macro-F1 | balanced accuracy | "
+            "McNemar p vs baseline | epochs (kept) | precision | training time | images/s | report |")
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    p_col = "mcnemar_p_vs_baseline"
+    for name, row in table.iterrows():
+        p = row.get(p_col, np.nan)
+        precision = {"mixed_bfloat16": "bfloat16 mixed"}.get(row.precision, row.precision)
+        report = "–" if pd.isna(row.report_accuracy) else f"{row.report_accuracy:.2f}"
+        lines.append(
+            f"| {EXPERIMENTS.get(name, name)} | {row.accuracy:.3f} ({row.ci95_low:.3f}–{row.ci95_high:.3f}) "
+            f"| {row.macro_f1:.3f} | {row.balanced_accuracy:.3f} | {'–' if pd.isna(p) else f'{p:.2g}'} "
+            f"| {int(row.epochs)} ({int(row.best_epoch)}) | {precision} | {row.train_seconds / 60:.0f} min "
+            f"| {row.images_per_second:.0f} | {report} |")
+    return "\n".join(lines)

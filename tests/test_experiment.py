@@ -14,6 +14,7 @@ from fer_utils.experiment import (
     describe_comparison,
     export_model,
     export_shipped,
+    markdown_summary,
     models_to_ship,
     per_class_recall,
     summary_table,
@@ -124,3 +125,22 @@ def test_export_model_drops_the_optimizer_and_keeps_predictions(tmp_path):
     assert lines[0].startswith("baseline: out/baseline.keras in the run directory (")
     assert lines[1] == "augment_face: no models/augment_face.keras in this run directory, nothing exported"
     assert (tmp_path / "out" / "baseline.keras").exists() and not (tmp_path / "out" / "augment_face.keras").exists()
+
+
+def test_markdown_summary_is_the_readme_table(tmp_path):
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 7, 400)
+    ids = np.array([f"PrivateTest_{i}" for i in range(400)])
+    fake_experiment(tmp_path, "baseline", y, np.where(rng.random(400) < 0.5, y, (y + 1) % 7), ids)
+    fake_experiment(tmp_path, "class_weights", y, np.where(rng.random(400) < 0.3, y, (y + 1) % 7), ids)
+    table = summary_table(tmp_path)
+    table["best_epoch"], table["train_seconds"] = [1, 1], [1500.0, 29.0]
+    table.loc["class_weights", "precision"] = "mixed_bfloat16"
+    lines = markdown_summary(table).splitlines()
+    assert len(lines) == 4 and lines[1] == "|---|---|---|---|---|---|---|---|---|---|"
+    base = table.loc["baseline"]
+    assert lines[2] == (f"| baseline CNN (01) | {base.accuracy:.3f} ({base.ci95_low:.3f}–{base.ci95_high:.3f}) | "
+                        f"{base.macro_f1:.3f} | {base.balanced_accuracy:.3f} | – | 1 (1) | float32 | 25 min | 10 | 0.65 |")
+    cells = [c.strip() for c in lines[3].strip("|").split("|")]
+    assert cells[0] == "class-weighted loss (03)" and cells[6:] == ["bfloat16 mixed", "0 min", "10", "–"]
+    assert float(cells[4]) == pytest.approx(table.loc["class_weights", "mcnemar_p_vs_baseline"], rel=0.05)

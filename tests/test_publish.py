@@ -145,3 +145,12 @@ def test_the_committed_results_are_one_published_run():
         assert metrics["provenance"]["profile"] == manifest["profile"], name
     for name, entry in manifest["models"].items():
         assert (root / entry["file"]).stat().st_size == pytest.approx(entry["mib"] * 2**20, rel=0.01), name
+
+
+def test_the_readme_table_is_computed_from_the_published_metrics():
+    from fer_utils.data import repo_root
+    from fer_utils.experiment import markdown_summary, summary_table
+
+    root = repo_root()
+    table = summary_table(root / "results" / pub.read_manifest(root)["profile"])
+    assert markdown_summary(table) in (root / "README.md").read_text()
