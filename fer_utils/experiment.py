@@ -157,6 +157,33 @@ def describe_comparison(table: pd.DataFrame, recall: pd.DataFrame, reference: st
     return "\n".join(lines)
 
 
+def describe_stopping(run: str | os.PathLike, names: list[str]) -> str:
+    """For each experiment with a history in ``run/<name>/history.csv``: whether its PublicTest
+    accuracy was still rising when training stopped (best epoch in the last fifth, or the last
+    two, of the epochs) or had peaked well before, so that more epochs alone would not have helped
+    (runs of fewer than three epochs are too short to tell)."""
+    from .train import read_history
+
+    lines = []
+    for name in names:
+        history = read_history(Path(run) / name / "history.csv")
+        if not history.get("val_accuracy"):
+            continue
+        acc, loss = np.asarray(history["val_accuracy"]), np.asarray(history["val_loss"])
+        epochs, best, low = len(acc), int(np.nanargmax(acc)) + 1, int(np.nanargmin(loss)) + 1
+        label = EXPERIMENTS.get(name, name)
+        facts = (f"best PublicTest accuracy {np.nanmax(acc):.3f} at epoch {best} of {epochs}, "
+                 f"validation loss lowest at epoch {low}")
+        if epochs < 3:
+            lines.append(f"{label}: {facts}; too few epochs to tell whether it was still improving.")
+        elif best > epochs - max(2, epochs // 5):
+            lines.append(f"{label}: {facts}; still improving when it stopped, so more epochs might raise it.")
+        else:
+            lines.append(f"{label}: {facts}; no better epoch in the last {epochs - best}, so more epochs "
+                         "alone would probably not have helped.")
+    return "\n".join(lines) or "No experiment of this run has a training history."
+
+
 def load_experiment_model(run: str | os.PathLike, name: str):
     """The model an earlier notebook saved as ``run/models/<name>.keras``, in float32 whatever
     precision it trained in (see :func:`fer_utils.speed.float32_copy`), or a one-line error."""

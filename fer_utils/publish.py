@@ -13,7 +13,8 @@ notebook 06 exported the shipped models. Then, each file written whole or not at
     run/metrics/<name>.json          -> results/<profile>/metrics/
     run/predictions/<name>.npz       -> results/<profile>/predictions/
     run/<name>/history.csv           -> results/<profile>/<name>_history.csv
-    run/shipped/*.keras              -> models/               (with a generated models/README.md)
+    run/shipped/*.keras              -> models/               (with a generated models/README.md;
+                                                               a re-export of the same weights is not copied)
     a manifest                       -> results/published.json
 
 The manifest says which run the repository's results come from (profile, each notebook's
@@ -109,6 +110,18 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def same_model(a: Path, b: Path) -> bool:
+    """Whether two ``.keras`` files hold the same architecture and weights: their ``config.json``
+    and ``model.weights.h5`` are byte-identical (``metadata.json`` records only when it was saved)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(a) as za, zipfile.ZipFile(b) as zb:
+            return all(za.read(part) == zb.read(part) for part in ("config.json", "model.weights.h5"))
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return False
 
 
 def _experiment_entry(metrics_path: Path) -> dict:
@@ -217,7 +230,8 @@ def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
     models = {}
     for src in sorted((run / "shipped").glob("*.keras")):
         dest = root / "models" / src.name
-        _copy(src, dest)
+        if not (dest.exists() and same_model(src, dest)):  # a re-export of the same model keeps the file
+            _copy(src, dest)
         models[src.stem] = {"file": f"models/{src.name}", "sha256": sha256(dest),
                             "mib": round(dest.stat().st_size / 2**20, 1),
                             "metrics": f"results/{profile}/metrics/{src.stem}.json"}

@@ -12,6 +12,7 @@ from fer_utils.experiment import (
     compare,
     describe_against_report,
     describe_comparison,
+    describe_stopping,
     export_model,
     export_shipped,
     markdown_summary,
@@ -144,3 +145,23 @@ def test_markdown_summary_is_the_readme_table(tmp_path):
     cells = [c.strip() for c in lines[3].strip("|").split("|")]
     assert cells[0] == "class-weighted loss (03)" and cells[6:] == ["bfloat16 mixed", "0 min", "10", "–"]
     assert float(cells[4]) == pytest.approx(table.loc["class_weights", "mcnemar_p_vs_baseline"], rel=0.05)
+
+
+def test_describe_stopping_reads_each_curve(tmp_path):
+    def history(name, val_acc):
+        (tmp_path / name).mkdir()
+        rows = [f"{i},{a},{2 - a}" for i, a in enumerate(val_acc)]
+        (tmp_path / name / "history.csv").write_text("epoch,val_accuracy,val_loss\n" + "\n".join(rows) + "\n")
+
+    history("baseline", [0.2, 0.35, 0.3, 0.31, 0.3, 0.29, 0.3, 0.3, 0.28, 0.3])   # peaked at epoch 2 of 10
+    history("oversample", [0.1, 0.15, 0.2, 0.25, 0.3])                          # still rising at the end
+    text = describe_stopping(tmp_path, ["baseline", "oversample", "undersample"]).splitlines()
+    assert text == [
+        "baseline CNN (01): best PublicTest accuracy 0.350 at epoch 2 of 10, validation loss lowest at epoch 2; "
+        "no better epoch in the last 8, so more epochs alone would probably not have helped.",
+        "random oversampling (03): best PublicTest accuracy 0.300 at epoch 5 of 5, validation loss lowest at "
+        "epoch 5; still improving when it stopped, so more epochs might raise it.",
+    ]
+    assert describe_stopping(tmp_path, ["undersample"]) == "No experiment of this run has a training history."
+    history("undersample", [0.1, 0.2])
+    assert describe_stopping(tmp_path, ["undersample"]).endswith("too few epochs to tell whether it was still improving.")

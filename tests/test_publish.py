@@ -154,3 +154,22 @@ def test_the_readme_table_is_computed_from_the_published_metrics():
     root = repo_root()
     table = summary_table(root / "results" / pub.read_manifest(root)["profile"])
     assert markdown_summary(table) in (root / "README.md").read_text()
+
+
+def test_same_model_ignores_when_a_model_was_saved(tmp_path):
+    import time
+
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.save(tmp_path / "a.keras")
+    time.sleep(1.1)  # metadata.json and the zip entries record the saving time
+    model.save(tmp_path / "b.keras")
+    assert (tmp_path / "a.keras").read_bytes() != (tmp_path / "b.keras").read_bytes()
+    assert pub.same_model(tmp_path / "a.keras", tmp_path / "b.keras")
+    model.layers[0].kernel.assign(model.layers[0].kernel + 1.0)
+    model.save(tmp_path / "c.keras")
+    assert not pub.same_model(tmp_path / "a.keras", tmp_path / "c.keras")
+    (tmp_path / "junk.keras").write_bytes(b"not a zip")
+    assert not pub.same_model(tmp_path / "a.keras", tmp_path / "junk.keras")
+    assert not pub.same_model(tmp_path / "a.keras", tmp_path / "missing.keras")
