@@ -216,6 +216,9 @@ EXPERIMENTS: dict[str, str] = {
     "augment_face": "augmentation, face recipe (04)",
 }
 
+#: The notebook that trains each experiment (the number in its :data:`EXPERIMENTS` label).
+TRAINED_IN: dict[str, str] = {name: label.rsplit("(", 1)[1].rstrip(")") for name, label in EXPERIMENTS.items()}
+
 #: The source report's test accuracies (its text gives these, rounded; it has no intervals).
 #: Class weights and the face recipe were not in the report.
 REPORT_ACCURACY: dict[str, float] = {

@@ -22,7 +22,8 @@ parameters and papermill wall time, each experiment's accuracy and training time
 shipped model's sha256); the tests read it to check the shipped models against their metrics.
 A notebook's ``executed_in_s`` is the wall time of the execution that was kept: a notebook that
 resumed an interrupted training, or ran again after it, took less than its training did, which
-is why each experiment's own ``train_seconds`` (the sum of its epochs) is there too.
+is why each notebook's ``train_seconds`` (the sum of the epoch times of the experiments it trains,
+across interruptions) is there too.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from pathlib import Path
 
 from .data import repo_root
 from .evaluate import read_metrics
-from .experiment import EXPERIMENTS
+from .experiment import EXPERIMENTS, TRAINED_IN
 from .study import notebooks, shown
 
 MANIFEST = Path("results") / "published.json"
@@ -249,6 +250,8 @@ def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
         "versions": baseline.get("versions", {}),
         "notebooks": {name: {"parameters": info["parameters"],
                              "executed_in_s": round(info["duration_s"] or 0, 1),
+                             "train_seconds": round(sum(e["train_seconds"] or 0 for n, e in experiments.items()
+                                                        if TRAINED_IN[n] == name[:2]), 1),
                              "end_time": info["end_time"]} for name, info in executed.items()},
         "experiments": experiments,
         "models": models,

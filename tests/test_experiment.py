@@ -165,3 +165,11 @@ def test_describe_stopping_reads_each_curve(tmp_path):
     assert describe_stopping(tmp_path, ["undersample"]) == "No experiment of this run has a training history."
     history("undersample", [0.1, 0.2])
     assert describe_stopping(tmp_path, ["undersample"]).endswith("too few epochs to tell whether it was still improving.")
+
+
+def test_each_experiment_names_the_notebook_that_trains_it():
+    from fer_utils.experiment import EXPERIMENTS, TRAINED_IN
+
+    assert TRAINED_IN == {"baseline": "01", "undersample": "02", "oversample": "03", "class_weights": "03",
+                          "augment_report": "04", "augment_face": "04"}
+    assert set(TRAINED_IN) == set(EXPERIMENTS)

@@ -31,7 +31,7 @@ def finished_run(tmp_path: Path) -> tuple[Path, Path, Path]:
     """(run dir, repository root, notebook dir) of a complete synthetic run of two notebooks."""
     run, root = tmp_path / "run", tmp_path / "repo"
     nbdir = root / "notebooks"
-    for name in ("00_a.ipynb", "01_b.ipynb"):
+    for name in ("00_a.ipynb", "03_b.ipynb"):
         source_notebook(nbdir / name)
         executed_notebook(run / "notebooks" / name)
     rng = np.random.default_rng(0)
@@ -64,7 +64,7 @@ def test_publish_copies_a_finished_run_and_writes_the_manifest(tmp_path):
     assert pub.check_run(run, nbdir) == ("reference", [])
     manifest = pub.publish(run, root, nbdir)
 
-    assert json.loads((nbdir / "01_b.ipynb").read_text())["metadata"]["papermill"]["duration"] == 61.25
+    assert json.loads((nbdir / "03_b.ipynb").read_text())["metadata"]["papermill"]["duration"] == 61.25
     assert sorted(p.name for p in (root / "figures").iterdir()) == ["00_new.png", "01_curves.png", "logo.png"]
     assert manifest["figures_removed"] == ["01_old_only.png"]
     results = root / "results" / "reference"
@@ -78,6 +78,9 @@ def test_publish_copies_a_finished_run_and_writes_the_manifest(tmp_path):
     assert manifest["models"]["baseline"]["metrics"] == "results/reference/metrics/baseline.json"
     assert manifest["experiments"]["augment_face"]["epochs"] == 15
     assert manifest["notebooks"]["00_a.ipynb"]["executed_in_s"] == 61.2
+    # notebook 03 trains oversampling (200 s here) and class weights (300 s)
+    assert manifest["notebooks"]["03_b.ipynb"]["train_seconds"] == 500.0
+    assert manifest["notebooks"]["00_a.ipynb"]["train_seconds"] == 0.0
     accuracy = manifest["experiments"]["baseline"]["accuracy"]
     readme = (root / "models" / "README.md").read_text()
     assert f"{accuracy:.3f}" in readme and manifest["models"]["baseline"]["sha256"][:16] in readme
@@ -88,12 +91,12 @@ def test_publish_copies_a_finished_run_and_writes_the_manifest(tmp_path):
 @pytest.mark.parametrize("breakage, expected", [
     (lambda run: (run / "metrics" / "oversample.json").unlink(), "metrics/oversample.json: missing"),
     (lambda run: (run / "augment_face" / "history.csv").unlink(), "augment_face/history.csv: missing"),
-    (lambda run: (run / "notebooks" / "01_b.ipynb").unlink(), "notebooks/01_b.ipynb: not executed in this run"),
-    (lambda run: executed_notebook(run / "notebooks" / "01_b.ipynb", end_time=None),
-     "notebooks/01_b.ipynb: not finished"),
-    (lambda run: executed_notebook(run / "notebooks" / "01_b.ipynb", exception=True),
-     "notebooks/01_b.ipynb: stopped with an error"),
-    (lambda run: executed_notebook(run / "notebooks" / "01_b.ipynb", profile="smoke"),
+    (lambda run: (run / "notebooks" / "03_b.ipynb").unlink(), "notebooks/03_b.ipynb: not executed in this run"),
+    (lambda run: executed_notebook(run / "notebooks" / "03_b.ipynb", end_time=None),
+     "notebooks/03_b.ipynb: not finished"),
+    (lambda run: executed_notebook(run / "notebooks" / "03_b.ipynb", exception=True),
+     "notebooks/03_b.ipynb: stopped with an error"),
+    (lambda run: executed_notebook(run / "notebooks" / "03_b.ipynb", profile="smoke"),
      "different profiles: reference, smoke"),
     (lambda run: [m.unlink() for m in (run / "shipped").glob("*.keras")], "shipped/*.keras: no exported model"),
 ])
