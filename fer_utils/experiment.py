@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,8 @@ from .evaluate import (
     read_metrics,
     write_metrics,
 )
-from .train import TrainResult
+if TYPE_CHECKING:  # keras (and TensorFlow) load only where a model is touched
+    from .train import TrainResult
 
 
 def save_experiment(

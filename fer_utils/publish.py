@@ -68,7 +68,11 @@ def check_run(run: Path, notebook_dir: Path | None = None,
         if not executed.exists():
             problems.append(f"notebooks/{nb.name}: not executed in this run")
             continue
-        info = _notebook_run_info(executed)
+        try:
+            info = _notebook_run_info(executed)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            problems.append(f"notebooks/{nb.name}: not a readable notebook (half-written?)")
+            continue
         if info["exception"]:
             problems.append(f"notebooks/{nb.name}: stopped with an error")
         elif not info["end_time"]:
@@ -81,6 +85,12 @@ def check_run(run: Path, notebook_dir: Path | None = None,
         for part in (f"metrics/{name}.json", f"predictions/{name}.npz", f"{name}/history.csv"):
             if not (run / part).exists():
                 problems.append(f"{part}: missing")
+        metrics = run / "metrics" / f"{name}.json"
+        if metrics.exists() and len(profiles) == 1:
+            made_by = read_metrics(metrics)["provenance"].get("profile")
+            if made_by not in profiles:
+                problems.append(f"metrics/{name}.json: written under profile {made_by!r}, "
+                                f"not this run's {next(iter(profiles))!r}")
     if not sorted((run / "shipped").glob("*.keras")):
         problems.append("shipped/*.keras: no exported model (notebook 06 writes them)")
     if not sorted((run / "figures").glob("*.png")):

@@ -99,6 +99,11 @@ def test_publish_copies_a_finished_run_and_writes_the_manifest(tmp_path):
     (lambda run: executed_notebook(run / "notebooks" / "03_b.ipynb", profile="smoke"),
      "different profiles: reference, smoke"),
     (lambda run: [m.unlink() for m in (run / "shipped").glob("*.keras")], "shipped/*.keras: no exported model"),
+    (lambda run: (run / "notebooks" / "03_b.ipynb").write_text('{"cells": [{"cell_'),
+     "notebooks/03_b.ipynb: not a readable notebook"),
+    (lambda run: (run / "metrics" / "undersample.json").write_text(
+        (run / "metrics" / "undersample.json").read_text().replace('"profile": "reference"', '"profile": "cpu"')),
+     "metrics/undersample.json: written under profile 'cpu', not this run's 'reference'"),
 ])
 def test_an_incomplete_run_is_refused_before_anything_is_copied(tmp_path, breakage, expected):
     run, root, nbdir = finished_run(tmp_path)
