@@ -24,6 +24,7 @@ from .evaluate import (
     read_metrics,
     write_metrics,
 )
+
 if TYPE_CHECKING:  # keras (and TensorFlow) load only where a model is touched
     from .train import TrainResult
 
