@@ -1,6 +1,7 @@
 """Run the study's notebooks in order with papermill, under a named parameter profile.
 
-    python -m fer_utils.study                       # default profile (cpu), into runs/cpu
+    python -m fer_utils.study                       # default profile (reference), into runs/reference
+    python -m fer_utils.study --skip-finished       # continue it after an interruption
     python -m fer_utils.study --profile smoke       # CI's profile, into runs/smoke
     python -m fer_utils.study --profile full --run-dir runs/gpu -p epochs=60 --only 01
 
@@ -165,10 +166,34 @@ def _relative_paths_in_metadata(notebook: Path) -> None:
     os.replace(tmp, notebook)
 
 
+def _cells(nb: dict) -> list[tuple[str, str]]:
+    """(type, source) of every cell but the one papermill injects the parameters into."""
+    return [(c["cell_type"], "".join(c["source"])) for c in nb["cells"]
+            if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+
+
+def finished_already(notebook: Path, executed: Path, params: dict[str, object]) -> bool:
+    """Whether ``executed`` is a finished, error-free run of ``notebook`` as it is now (same cells)
+    with the same parameters, so that running it again would only repeat it."""
+    try:
+        done = json.loads(executed.read_text())
+        source = json.loads(notebook.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    meta = done.get("metadata", {}).get("papermill", {})
+    return (bool(meta.get("end_time")) and not meta.get("exception")
+            and meta.get("parameters") == params and _cells(done) == _cells(source))
+
+
 def run(profile: str = DEFAULT_PROFILE, run_dir: str | os.PathLike | None = None,
         overrides: dict[str, object] | None = None, only: list[str] | None = None,
-        timeout_per_cell: int | None = None, notebook_dir: str | os.PathLike | None = None) -> Path:
+        timeout_per_cell: int | None = None, notebook_dir: str | os.PathLike | None = None,
+        skip_finished: bool = False) -> Path:
     """Execute the notebooks in order; returns the run directory.
+
+    With ``skip_finished``, a notebook that already finished in this run directory, unchanged and
+    with the same parameters (:func:`finished_already`), is not run again: a long run interrupted
+    between notebooks continues where it stopped and keeps the finished notebooks' outputs and times.
 
     Raises StudyError on bad input, and SystemExit(1) after printing the failing
     notebook's path when a notebook fails.
@@ -185,6 +210,10 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | os.PathLike | None = None
     (run_path / "notebooks").mkdir(parents=True, exist_ok=True)
     print(f"profile {profile}: {len(steps)} notebook(s) into {shown(run_path)}", flush=True)
     for i, (nb, out, params) in enumerate(steps, start=1):
+        if skip_finished and finished_already(nb, out, params):
+            print(f"[{i}/{len(steps)}] {nb.stem}: finished in {shown(out)} with these parameters and "
+                  "cells, not run again", flush=True)
+            continue
         shown_params = ", ".join(f"{k}={v!r}" for k, v in params.items())
         print(f"[{i}/{len(steps)}] {nb.stem} ({shown_params}) ...", flush=True)
         started = time.perf_counter()
@@ -218,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                         help="override a parameter (repeatable); must exist in the notebooks")
     parser.add_argument("--only", help="comma-separated notebook number prefixes, e.g. 00,01")
+    parser.add_argument("--skip-finished", action="store_true",
+                        help="do not run again a notebook that finished in the run directory, unchanged "
+                             "and with the same parameters (to continue an interrupted run)")
     parser.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
     parser.add_argument("--list", action="store_true", help="list profiles and notebooks, then exit")
     args = parser.parse_args(argv)
@@ -230,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         overrides = dict(parse_override(p) for p in args.param)
         only = [o.strip() for o in args.only.split(",")] if args.only else None
-        run(args.profile, args.run_dir, overrides, only, args.timeout)
+        run(args.profile, args.run_dir, overrides, only, args.timeout, skip_finished=args.skip_finished)
     except StudyError as exc:
         print(f"fer-study: {exc}", file=sys.stderr)
         return 2

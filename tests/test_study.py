@@ -122,6 +122,60 @@ def test_failing_notebook_stops_the_run_and_names_it(tmp_path, capsys):
     assert not (tmp_path / "run" / "notebooks" / "01_never.ipynb").exists()
 
 
+def test_skip_finished_runs_only_what_is_new_or_changed(tmp_path, capsys):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('profile = "x"\nrun_dir = "runs/x"\nn = 1')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells += [params, nbformat.v4.new_code_cell("print(n * 2)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    for name in ("00_a.ipynb", "01_b.ipynb"):
+        nbformat.write(nb, folder / name)
+    profiles = tmp_path / "p.toml"
+    profiles.write_text('[x.common]\nprofile = "x"\n')
+    executed = tmp_path / "run" / "notebooks"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(study, "load_profiles", lambda path=None: study.tomllib.loads(profiles.read_text()))
+        study.run("x", tmp_path / "run", notebook_dir=folder)
+        first = {name: (executed / name).read_bytes() for name in ("00_a.ipynb", "01_b.ipynb")}
+        capsys.readouterr()
+        study.run("x", tmp_path / "run", notebook_dir=folder, skip_finished=True)
+        assert capsys.readouterr().out.count("not run again") == 2
+        assert {name: (executed / name).read_bytes() for name in first} == first
+
+        nb.cells[1].source = "print(n * 3)"  # 01 changed: only 01 runs again
+        nbformat.write(nb, folder / "01_b.ipynb")
+        study.run("x", tmp_path / "run", notebook_dir=folder, skip_finished=True)
+        out = capsys.readouterr().out
+        assert "00_a: finished in" in out and "01_b (" in out
+        assert (executed / "00_a.ipynb").read_bytes() == first["00_a.ipynb"]
+        assert json.loads((executed / "01_b.ipynb").read_text())["cells"][-1]["outputs"][0]["text"] == ["3\n"]
+
+        study.run("x", tmp_path / "run", {"n": 5}, notebook_dir=folder, skip_finished=True)  # new parameters
+        assert "not run again" not in capsys.readouterr().out
+
+
+def test_finished_already_needs_a_clean_finish(tmp_path):
+    source = {"cells": [{"cell_type": "code", "source": "x = 1", "metadata": {}}], "metadata": {}}
+    (tmp_path / "nb.ipynb").write_text(json.dumps(source))
+
+    def executed(**papermill):
+        injected = {"cell_type": "code", "source": "x = 2", "metadata": {"tags": ["injected-parameters"]}}
+        meta = {"papermill": {"parameters": {"x": 2}, "end_time": "2026-11-28T10:00:00", "exception": None,
+                              **papermill}}
+        (tmp_path / "done.ipynb").write_text(json.dumps({"cells": [*source["cells"], injected], "metadata": meta}))
+        return study.finished_already(tmp_path / "nb.ipynb", tmp_path / "done.ipynb", {"x": 2})
+
+    assert executed()
+    assert not executed(end_time=None)           # interrupted, or still running
+    assert not executed(exception=True)          # stopped with an error
+    assert not executed(parameters={"x": 3})     # other parameters
+    (tmp_path / "done.ipynb").write_text('{"cells": [')  # half-written
+    assert not study.finished_already(tmp_path / "nb.ipynb", tmp_path / "done.ipynb", {"x": 2})
+    assert not study.finished_already(tmp_path / "nb.ipynb", tmp_path / "missing.ipynb", {"x": 2})
+
+
 @pytest.mark.slow
 @pytest.mark.realdata
 def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path):
