@@ -194,6 +194,7 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | os.PathLike | None = None
     With ``skip_finished``, a notebook that already finished in this run directory, unchanged and
     with the same parameters (:func:`finished_already`), is not run again: a long run interrupted
     between notebooks continues where it stopped and keeps the finished notebooks' outputs and times.
+    It does not look at the data or at ``fer_utils``' code: after changing either, run without it.
 
     Raises StudyError on bad input, and SystemExit(1) after printing the failing
     notebook's path when a notebook fails.
@@ -249,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated notebook number prefixes, e.g. 00,01")
     parser.add_argument("--skip-finished", action="store_true",
                         help="do not run again a notebook that finished in the run directory, unchanged "
-                             "and with the same parameters (to continue an interrupted run)")
+                             "and with the same parameters (to continue an interrupted run; the data and "
+                             "fer_utils are not compared)")
     parser.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
     parser.add_argument("--list", action="store_true", help="list profiles and notebooks, then exit")
     args = parser.parse_args(argv)
