@@ -14,7 +14,8 @@ notebook 06 exported the shipped models. Then, each file written whole or not at
     run/predictions/<name>.npz       -> results/<profile>/predictions/
     run/<name>/history.csv           -> results/<profile>/<name>_history.csv
     run/shipped/*.keras              -> models/               (with a generated models/README.md;
-                                                               a re-export of the same weights is not copied)
+                                                               a re-export of the same weights is not copied,
+                                                               models the run does not ship are removed)
     a manifest                       -> results/published.json
 
 The manifest says which run the repository's results come from (profile, each notebook's
@@ -91,8 +92,12 @@ def check_run(run: Path, notebook_dir: Path | None = None,
             if made_by not in profiles:
                 problems.append(f"metrics/{name}.json: written under profile {made_by!r}, "
                                 f"not this run's {next(iter(profiles))!r}")
-    if not sorted((run / "shipped").glob("*.keras")):
+    shipped = sorted((run / "shipped").glob("*.keras"))
+    if not shipped:
         problems.append("shipped/*.keras: no exported model (notebook 06 writes them)")
+    for model in shipped:
+        if model.stem not in experiments:
+            problems.append(f"shipped/{model.name}: not a model of the study's experiments")
     if not sorted((run / "figures").glob("*.png")):
         problems.append("figures/*.png: no figures")
     profile = profiles.pop() if len(profiles) == 1 else ""
@@ -239,16 +244,18 @@ def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
         experiments[name] = _experiment_entry(results / "metrics" / f"{name}.json")
 
     models = {}
-    for src in sorted((run / "shipped").glob("*.keras")):
+    shipped = sorted((run / "shipped").glob("*.keras"))
+    models_removed = [old.name for old in sorted((root / "models").glob("*.keras"))
+                      if old.name not in {src.name for src in shipped}]
+    for name in models_removed:  # a model of an older run that this run does not ship
+        (root / "models" / name).unlink()
+    for src in shipped:
         dest = root / "models" / src.name
         if not (dest.exists() and same_model(src, dest)):  # a re-export of the same model keeps the file
             _copy(src, dest)
         models[src.stem] = {"file": f"models/{src.name}", "sha256": sha256(dest),
                             "mib": round(dest.stat().st_size / 2**20, 1),
                             "metrics": f"results/{profile}/metrics/{src.stem}.json"}
-    missing = sorted(set(models) - set(experiments))
-    if missing:
-        raise PublishError(f"shipped models without an experiment of the study: {', '.join(missing)}")
 
     baseline = read_metrics(results / "metrics" / "baseline.json")["provenance"]
     manifest = {
@@ -266,6 +273,7 @@ def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
         "experiments": experiments,
         "models": models,
         "figures_removed": removed,
+        "models_removed": models_removed,
     }
     _write_text(root / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     _write_text(root / "models" / "README.md", models_readme(manifest))
@@ -307,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"published {manifest['run_dir']} (profile {manifest['profile']}): "
           f"{len(manifest['notebooks'])} notebooks, {len(manifest['experiments'])} experiments "
           f"into results/{manifest['profile']}/, models {', '.join(manifest['models'])}; "
-          f"{len(manifest['figures_removed'])} figure(s) of older runs removed")
+          f"{len(manifest['figures_removed'])} figure(s) and {len(manifest['models_removed'])} model(s) "
+          "of older runs removed")
     return 0
 
 

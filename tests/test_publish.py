@@ -56,6 +56,8 @@ def finished_run(tmp_path: Path) -> tuple[Path, Path, Path]:
     (root / "figures").mkdir()
     (root / "figures" / "01_old_only.png").write_bytes(b"old")   # a numbered figure the new run no longer makes
     (root / "figures" / "logo.png").write_bytes(b"kept")          # not a run's figure: left alone
+    (root / "models").mkdir()
+    (root / "models" / "oversample.keras").write_bytes(b"an older run's best model")
     return run, root, nbdir
 
 
@@ -71,6 +73,8 @@ def test_publish_copies_a_finished_run_and_writes_the_manifest(tmp_path):
     assert sorted(p.name for p in (results / "metrics").iterdir()) == sorted(f"{n}.json" for n in EXPERIMENTS)
     assert (results / "class_weights_history.csv").read_text() == "epoch,accuracy\n0,0.3\n"
     assert (root / "models" / "baseline.keras").read_bytes() == b"model bytes"
+    assert sorted(p.name for p in (root / "models").glob("*.keras")) == ["augment_face.keras", "baseline.keras"]
+    assert manifest["models_removed"] == ["oversample.keras"]
 
     assert manifest == pub.read_manifest(root)
     assert manifest["profile"] == "reference" and manifest["run_finished_utc"] == "2026-11-28 12:00 UTC"
@@ -99,6 +103,8 @@ def test_publish_copies_a_finished_run_and_writes_the_manifest(tmp_path):
     (lambda run: executed_notebook(run / "notebooks" / "03_b.ipynb", profile="smoke"),
      "different profiles: reference, smoke"),
     (lambda run: [m.unlink() for m in (run / "shipped").glob("*.keras")], "shipped/*.keras: no exported model"),
+    (lambda run: (run / "shipped" / "mystery.keras").write_bytes(b"?"),
+     "shipped/mystery.keras: not a model of the study's experiments"),
     (lambda run: (run / "notebooks" / "03_b.ipynb").write_text('{"cells": [{"cell_'),
      "notebooks/03_b.ipynb: not a readable notebook"),
     (lambda run: (run / "metrics" / "undersample.json").write_text(
@@ -110,7 +116,8 @@ def test_an_incomplete_run_is_refused_before_anything_is_copied(tmp_path, breaka
     breakage(run)
     with pytest.raises(pub.PublishError, match=expected.replace("*", r"\*")):
         pub.publish(run, root, nbdir)
-    assert not (root / "results").exists() and not (root / "models").exists()
+    assert not (root / "results").exists() and not (root / "models" / "baseline.keras").exists()
+    assert (root / "models" / "oversample.keras").exists()
     assert (root / "figures" / "01_old_only.png").exists()
     assert json.loads((nbdir / "00_a.ipynb").read_text())["metadata"] == {}
 
