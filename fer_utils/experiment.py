@@ -162,9 +162,9 @@ def describe_comparison(table: pd.DataFrame, recall: pd.DataFrame, reference: st
 
 def describe_stopping(run: str | os.PathLike, names: list[str]) -> str:
     """For each experiment with a history in ``run/<name>/history.csv``: whether its PublicTest
-    accuracy was still rising when training stopped (best epoch in the last fifth, or the last
-    two, of the epochs) or had peaked well before, so that more epochs alone would not have helped
-    (runs of fewer than three epochs are too short to tell)."""
+    accuracy may still have been rising when training stopped (its best epoch among the last
+    quarter of the epochs, or the last three) or had peaked well before, so that more epochs alone
+    would probably not have helped (runs of fewer than three epochs are too short to tell)."""
     from .train import read_history
 
     lines = []
@@ -177,10 +177,12 @@ def describe_stopping(run: str | os.PathLike, names: list[str]) -> str:
         label = EXPERIMENTS.get(name, name)
         facts = (f"best PublicTest accuracy {np.nanmax(acc):.3f} at epoch {best} of {epochs}, "
                  f"validation loss lowest at epoch {low}")
+        patience = max(3, epochs // 4)
         if epochs < 3:
             lines.append(f"{label}: {facts}; too few epochs to tell whether it was still improving.")
-        elif best > epochs - max(2, epochs // 5):
-            lines.append(f"{label}: {facts}; still improving when it stopped, so more epochs might raise it.")
+        elif epochs - best < patience:
+            lines.append(f"{label}: {facts}; the best epoch came within the last {patience}, so it may still "
+                         "have been improving and more epochs might raise it.")
         else:
             lines.append(f"{label}: {facts}; no better epoch in the last {epochs - best}, so more epochs "
                          "alone would probably not have helped.")

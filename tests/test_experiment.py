@@ -160,8 +160,15 @@ def test_describe_stopping_reads_each_curve(tmp_path):
         "baseline CNN (01): best PublicTest accuracy 0.350 at epoch 2 of 10, validation loss lowest at epoch 2; "
         "no better epoch in the last 8, so more epochs alone would probably not have helped.",
         "random oversampling (03): best PublicTest accuracy 0.300 at epoch 5 of 5, validation loss lowest at "
-        "epoch 5; still improving when it stopped, so more epochs might raise it.",
+        "epoch 5; the best epoch came within the last 3, so it may still have been improving and more epochs "
+        "might raise it.",
     ]
+    # 12 epochs, best at 10: two epochs after the best are too few to call it a peak (patience 3)
+    history("class_weights", [0.1 + 0.01 * i for i in range(10)] + [0.15, 0.16])
+    assert "within the last 3" in describe_stopping(tmp_path, ["class_weights"])
+    # 40 epochs, best at 7: patience is a quarter of the run (10), and 33 epochs passed
+    history("augment_face", [0.2] * 6 + [0.4] + [0.3] * 33)
+    assert "no better epoch in the last 33" in describe_stopping(tmp_path, ["augment_face"])
     assert describe_stopping(tmp_path, ["undersample"]) == "No experiment of this run has a training history."
     history("undersample", [0.1, 0.2])
     assert describe_stopping(tmp_path, ["undersample"]).endswith("too few epochs to tell whether it was still improving.")
