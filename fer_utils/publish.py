@@ -41,7 +41,7 @@ from pathlib import Path
 from .data import repo_root
 from .evaluate import read_metrics
 from .experiment import EXPERIMENTS, TRAINED_IN
-from .study import notebooks, shown
+from .study import notebooks, papermill_record, resolve, shown
 
 MANIFEST = Path("results") / "published.json"
 
@@ -52,15 +52,19 @@ class PublishError(RuntimeError):
 
 def _notebook_run_info(path: Path) -> dict:
     """Papermill's record of one executed notebook: parameters, duration, end time, exception."""
-    meta = json.loads(path.read_text()).get("metadata", {}).get("papermill", {})
+    meta = papermill_record(json.loads(path.read_text()))
     return {"parameters": meta.get("parameters", {}), "duration_s": meta.get("duration"),
             "end_time": meta.get("end_time"), "exception": meta.get("exception")}
 
 
 def check_run(run: Path, notebook_dir: Path | None = None,
               experiments: list[str] | None = None) -> tuple[str, list[str]]:
-    """The run's profile, and every reason it cannot be published (empty when it can)."""
+    """The run's profile, and every reason it cannot be published (empty when it can).
+
+    Raises PublishError when ``run`` is not a directory at all."""
     run = Path(run)
+    if not run.is_dir():
+        raise PublishError(f"{shown(run)}: no such run directory")
     experiments = list(EXPERIMENTS) if experiments is None else experiments
     problems: list[str] = []
     profiles: set[str] = set()
@@ -216,8 +220,6 @@ def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
     run = Path(run)
     root = Path(root) if root is not None else repo_root()
     notebook_dir = Path(notebook_dir) if notebook_dir is not None else root / "notebooks"
-    if not run.is_dir():
-        raise PublishError(f"{shown(run)}: no such run directory")
     profile, problems = check_run(run, notebook_dir)
     if problems:
         raise PublishError(f"{shown(run)} is not ready to publish:\n" + "\n".join(f"  {p}" for p in problems))
@@ -295,13 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", help="the run directory, e.g. runs/reference (relative: to the repository)")
     parser.add_argument("--check", action="store_true", help="only list what keeps the run from being published")
     args = parser.parse_args(argv)
-    from .study import resolve
-
     run = resolve(args.run_dir)
     try:
         if args.check:
-            if not run.is_dir():
-                raise PublishError(f"{shown(run)}: no such run directory")
             profile, problems = check_run(run)
             for p in problems:
                 print(p)

@@ -172,6 +172,12 @@ def _cells(nb: dict) -> list[tuple[str, str]]:
             if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
 
 
+def papermill_record(notebook: dict) -> dict:
+    """What papermill wrote into an executed notebook's metadata: ``parameters``, ``duration``,
+    ``end_time`` (empty until it finished) and ``exception`` (true when a cell failed)."""
+    return notebook.get("metadata", {}).get("papermill", {})
+
+
 def finished_already(notebook: Path, executed: Path, params: dict[str, object]) -> bool:
     """Whether ``executed`` is a finished, error-free run of ``notebook`` as it is now (same cells)
     with the same parameters, so that running it again would only repeat it."""
@@ -180,7 +186,7 @@ def finished_already(notebook: Path, executed: Path, params: dict[str, object]) 
         source = json.loads(notebook.read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return False
-    meta = done.get("metadata", {}).get("papermill", {})
+    meta = papermill_record(done)
     return (bool(meta.get("end_time")) and not meta.get("exception")
             and meta.get("parameters") == params and _cells(done) == _cells(source))
 

@@ -99,18 +99,25 @@ def test_cli_reports_bad_input_in_one_line(capsys):
     assert "smoke:" in capsys.readouterr().out
 
 
-def test_failing_notebook_stops_the_run_and_names_it(tmp_path, capsys):
+def tiny_study(tmp_path: Path, names: tuple[str, ...], body: str, parameters: str = "") -> tuple[Path, Path]:
+    """Notebooks ``names`` (a parameters cell, then ``body``) in ``tmp_path/nbs``, and a profile
+    file of one profile ``x``; returns (notebook folder, profile file)."""
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('profile = "x"\nrun_dir = "runs/x"')
+    params = nbformat.v4.new_code_cell('profile = "x"\nrun_dir = "runs/x"' + parameters)
     params.metadata["tags"] = ["parameters"]
-    nb.cells += [params, nbformat.v4.new_code_cell("raise RuntimeError('boom')")]
+    nb.cells += [params, nbformat.v4.new_code_cell(body)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     folder = tmp_path / "nbs"
-    folder.mkdir()
-    nbformat.write(nb, folder / "00_fails.ipynb")
-    nbformat.write(nb, folder / "01_never.ipynb")
+    folder.mkdir(exist_ok=True)
+    for name in names:
+        nbformat.write(nb, folder / name)
     profiles = tmp_path / "p.toml"
     profiles.write_text('[x.common]\nprofile = "x"\n')
+    return folder, profiles
+
+
+def test_failing_notebook_stops_the_run_and_names_it(tmp_path, capsys):
+    folder, profiles = tiny_study(tmp_path, ("00_fails.ipynb", "01_never.ipynb"), "raise RuntimeError('boom')")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(study, "load_profiles", lambda path=None: study.tomllib.loads(profiles.read_text()))
         with pytest.raises(SystemExit) as exit_info:
@@ -123,17 +130,7 @@ def test_failing_notebook_stops_the_run_and_names_it(tmp_path, capsys):
 
 
 def test_skip_finished_runs_only_what_is_new_or_changed(tmp_path, capsys):
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('profile = "x"\nrun_dir = "runs/x"\nn = 1')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells += [params, nbformat.v4.new_code_cell("print(n * 2)")]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    folder = tmp_path / "nbs"
-    folder.mkdir()
-    for name in ("00_a.ipynb", "01_b.ipynb"):
-        nbformat.write(nb, folder / name)
-    profiles = tmp_path / "p.toml"
-    profiles.write_text('[x.common]\nprofile = "x"\n')
+    folder, profiles = tiny_study(tmp_path, ("00_a.ipynb", "01_b.ipynb"), "print(n * 2)", "\nn = 1")
     executed = tmp_path / "run" / "notebooks"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(study, "load_profiles", lambda path=None: study.tomllib.loads(profiles.read_text()))
@@ -144,8 +141,9 @@ def test_skip_finished_runs_only_what_is_new_or_changed(tmp_path, capsys):
         assert capsys.readouterr().out.count("not run again") == 2
         assert {name: (executed / name).read_bytes() for name in first} == first
 
-        nb.cells[1].source = "print(n * 3)"  # 01 changed: only 01 runs again
-        nbformat.write(nb, folder / "01_b.ipynb")
+        changed = nbformat.read(folder / "01_b.ipynb", as_version=4)
+        changed.cells[1].source = "print(n * 3)"  # 01 changed: only 01 runs again
+        nbformat.write(changed, folder / "01_b.ipynb")
         study.run("x", tmp_path / "run", notebook_dir=folder, skip_finished=True)
         out = capsys.readouterr().out
         assert "00_a: finished in" in out and "01_b (" in out
