@@ -98,7 +98,7 @@ def _read_experiments(run: Path, names: list[str]) -> tuple[list[dict], dict, di
         rows.append({"experiment": name, "accuracy": m["accuracy"], "ci95_low": lo, "ci95_high": hi,
                      "macro_f1": m["macro_f1"], "balanced_accuracy": m["balanced_accuracy"],
                      "epochs": p["epochs"], "train_images": p["data_counts"].get("train_images"),
-                     "wall_seconds": p["wall_seconds"], "images_per_second": p.get("images_per_second")})
+                     "train_seconds": p.get("train_seconds"), "images_per_second": p.get("images_per_second")})
     return rows, provs, preds
 
 
@@ -117,7 +117,11 @@ def _table(rows: list[dict], preds: dict, reference: str) -> pd.DataFrame:
 
 def compare(run: str | os.PathLike, names: list[str], reference: str = "baseline") -> pd.DataFrame:
     """One row per experiment found in ``run``: PrivateTest accuracy (95 % CI), macro-F1,
-    balanced accuracy, McNemar against ``reference``, epochs, wall time and images/s.
+    balanced accuracy, McNemar against ``reference``, epochs, training time and images/s.
+
+    ``train_seconds`` is the training's own time, summed over every session of a resumed run
+    (a metrics file's ``wall_seconds`` counts only the session that wrote it); NaN in files
+    written before it was recorded.
 
     Experiments without a metrics file are left out; the test images of every
     experiment must be the same (checked by id).
@@ -234,7 +238,7 @@ REPORT_ACCURACY: dict[str, float] = {
 def summary_table(run: str | os.PathLike, names: list[str] | None = None) -> pd.DataFrame:
     """:func:`compare` over the study's experiments, with the report's accuracy beside ours.
 
-    Adds ``best_epoch``, ``train_seconds``, ``profile``, ``precision`` (float32 for metrics files
+    Adds ``best_epoch``, ``profile``, ``precision`` (float32 for metrics files
     older than the fast path) and ``finished_utc`` from each metrics file, and ``report_accuracy``
     (NaN where the report has no number). Rows follow :data:`EXPERIMENTS`' order.
     """
@@ -245,7 +249,7 @@ def summary_table(run: str | os.PathLike, names: list[str] | None = None) -> pd.
         return table
     extra = {}
     for name, p in provs.items():
-        extra[name] = {"best_epoch": p.get("best_epoch"), "train_seconds": p.get("train_seconds"),
+        extra[name] = {"best_epoch": p.get("best_epoch"),
                        "profile": p.get("profile"), "precision": p.get("precision", "float32"),
                        "finished_utc": p.get("finished_utc")}
     table = table.join(pd.DataFrame.from_dict(extra, orient="index"))

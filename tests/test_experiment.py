@@ -35,10 +35,10 @@ def test_mcnemar_exact_values():
         mcnemar(y, a, b[:5])
 
 
-def fake_experiment(run, name, y_true, y_pred, ids):
+def fake_experiment(run, name, y_true, y_pred, ids, **provenance):
     m = classification_metrics(y_true, y_pred)
     write_metrics(run / "metrics" / f"{name}.json", m,
-                  {"profile": "t", "epochs": 1, "wall_seconds": 1.0, "images_per_second": 10.0,
+                  {"profile": "t", "epochs": 1, "wall_seconds": 1.0, "images_per_second": 10.0, **provenance,
                    "data_counts": {"train_images": 100}})
     (run / "predictions").mkdir(parents=True, exist_ok=True)
     np.savez(run / "predictions" / f"{name}.npz", ids=ids, y_true=y_true, y_pred=y_pred)
@@ -180,3 +180,17 @@ def test_each_experiment_names_the_notebook_that_trains_it():
     assert TRAINED_IN == {"baseline": "01", "undersample": "02", "oversample": "03", "class_weights": "03",
                           "augment_report": "04", "augment_face": "04"}
     assert set(TRAINED_IN) == set(EXPERIMENTS)
+
+
+def test_compare_shows_the_training_time_of_every_session_not_the_last_one(tmp_path):
+    """A run resumed after an interruption, or found finished, writes its metrics in a short last
+    session: the table must show the training's summed epoch times, not that session's wall time."""
+    y = np.arange(70) % 7
+    ids = np.array([f"PrivateTest_{i}" for i in range(70)])
+    fake_experiment(tmp_path, "baseline", y, y, ids, wall_seconds=19.2, train_seconds=3176.0)
+    fake_experiment(tmp_path, "oversample", y, y, ids)  # a file older than train_seconds
+    table = compare(tmp_path, ["baseline", "oversample"])
+    assert "wall_seconds" not in table.columns
+    assert table.loc["baseline", "train_seconds"] == 3176.0
+    assert np.isnan(table.loc["oversample", "train_seconds"])
+    assert summary_table(tmp_path).loc["baseline", "train_seconds"] == 3176.0
