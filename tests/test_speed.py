@@ -74,8 +74,10 @@ def test_mixed_model_keeps_float32_islands_and_trains(restore_policy, tmp_path):
 
 
 def test_describe_precision():
-    native = speed.describe_precision("mixed_bfloat16", flags={"amx_bf16"})
+    native = speed.describe_precision("mixed_bfloat16", flags={"amx_bf16"}, accelerator=False)
     assert "native bfloat16 units" in native and "emulation" not in native
-    forced = speed.describe_precision("mixed_bfloat16", flags={"avx2"})
+    forced = speed.describe_precision("mixed_bfloat16", flags={"avx2"}, accelerator=False)
     assert "emulation" in forced and "slower than float32" in forced and "native bfloat16 units" not in forced
     assert speed.describe_precision("float32") == "precision: float32"
+    on_gpu = speed.describe_precision("mixed_bfloat16", flags={"avx2"}, accelerator=True)
+    assert "on the accelerator" in on_gpu and "CPU" not in on_gpu and "emulation" not in on_gpu
