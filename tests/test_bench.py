@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from fer_utils import bench
@@ -49,3 +50,17 @@ def test_layer_profile_rows_add_up():
     assert sum(g["time_share"] for g in by_type.values()) == pytest.approx(1.0)
     table = bench.format_layer_profile(rows, 4)
     assert table.splitlines()[0].split()[:2] == ["layer", "type"] and "sum of layers" in table
+
+
+def test_training_throughput_keeps_the_fastest_timed_pass(monkeypatch):
+    """The probe's passes take 4 s, then 1 s, then 2 s: 256 images over the best 1 s."""
+    import keras
+
+    model = keras.Sequential([keras.Input((48, 48)), keras.layers.Flatten(), keras.layers.Dense(7)])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    clock = iter([0.0, 4.0, 10.0, 11.0, 20.0, 22.0])
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))
+    images, labels = np.zeros((300, 48, 48), "uint8"), np.zeros(300, "int64")
+    assert bench.training_throughput(model, images, labels, batch_size=128, batches=2) == 256.0
+    with pytest.raises(ValueError, match="repeats must be at least 1"):
+        bench.training_throughput(model, images, labels, repeats=0)
