@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .verify import MODES, VERIFY_ENV, Verification, hash64, pixel_hashes, verify_images
+
 #: Canonical FER-2013 label order (index = label).
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 #: Official splits, in the order of the original ``Usage`` column.
@@ -47,7 +49,7 @@ CACHE_ENV = "FER2013_CACHE"
 #: Where the data is looked for when ``FER2013_DIR`` is not set (relative to the repository).
 DEFAULT_DATA_DIR = Path("data") / "fer2013"
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _SPLIT_RE = re.compile(r"^(Training|PublicTest|PrivateTest)_")
 
@@ -66,6 +68,9 @@ class FerData:
         splits: int8 array ``(N,)`` of indices into :data:`SPLITS`.
         ids: array ``(N,)`` of source ids (file stem, or ``csv-row-<n>`` for the csv form).
         source: a short, machine-independent description of where the data came from.
+        verification: the verdict on the whole copy against canonical FER-2013
+            (:class:`fer_utils.verify.Verification`; None when the load skipped it). A subset keeps
+            the verdict of the copy it came from.
     """
 
     images: np.ndarray
@@ -73,6 +78,7 @@ class FerData:
     splits: np.ndarray
     ids: np.ndarray
     source: str = ""
+    verification: Verification | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -85,6 +91,7 @@ class FerData:
             self.splits[mask_or_index],
             self.ids[mask_or_index],
             self.source,
+            self.verification,
         )
 
     def split(self, name: str) -> FerData:
@@ -137,24 +144,34 @@ def _describe(path: Path) -> str:
 # --------------------------------------------------------------------------- decoding
 
 
-def decode_image(raw: bytes, where: str) -> np.ndarray:
+def decode_image(raw: bytes, where: str, *, resize: bool = False) -> np.ndarray:
     """Decode one encoded image into a ``(48, 48)`` uint8 array, or raise :class:`FerDataError`.
 
     Only 8-bit single-channel images are accepted: the data set has no colour,
     and converting colour or 16-bit images silently would hide a wrong file.
+    An image of another size is an error, or with ``resize`` is brought to 48x48 (area
+    averaging when shrinking, bilinear when enlarging); the loader does that and the
+    verification reports the image as resized.
     """
+    return _decode_sized(raw, where, resize)[0]
+
+
+def _decode_sized(raw: bytes, where: str, resize: bool) -> tuple[np.ndarray, tuple[int, int]]:
+    """:func:`decode_image`, and the image's size as stored."""
     try:
         with Image.open(io.BytesIO(raw)) as img:
             mode, size = img.mode, img.size
             if mode != "L":
                 kind = "16-bit" if mode.startswith("I") else f"mode {mode}"
                 raise FerDataError(f"{where}: expected an 8-bit grayscale image, got {kind}")
-            if size != (IMAGE_SIZE, IMAGE_SIZE):
-                raise FerDataError(
-                    f"{where}: expected a {IMAGE_SIZE}x{IMAGE_SIZE} image, got {size[0]}x{size[1]}"
-                )
             img.load()
-            return np.asarray(img, dtype=np.uint8)
+            if size != (IMAGE_SIZE, IMAGE_SIZE):
+                if not resize:
+                    raise FerDataError(
+                        f"{where}: expected a {IMAGE_SIZE}x{IMAGE_SIZE} image, got {size[0]}x{size[1]}")
+                method = Image.BOX if min(size) >= IMAGE_SIZE else Image.BILINEAR
+                img = img.resize((IMAGE_SIZE, IMAGE_SIZE), method)
+            return np.asarray(img, dtype=np.uint8), size
     except FerDataError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -211,18 +228,31 @@ def _check_nonempty(entries: list[_Entry], where: str) -> None:
             raise FerDataError(f"{where}: the {top}/ folder is missing or holds no images")
 
 
-def _decode_all(entries: list[_Entry], read, where_prefix: str) -> np.ndarray:
-    """Decode entries in parallel threads (PIL releases the GIL while decoding)."""
+@dataclass(frozen=True)
+class _Extras:
+    """What verification needs beyond the pixels: each file's hash and its size before decoding."""
 
-    def one(entry: _Entry) -> np.ndarray:
-        return decode_image(read(entry.key), f"{where_prefix}{entry.key}")
+    file_hashes: np.ndarray | None  # uint64 (None for the csv form, which has no files)
+    sizes: np.ndarray               # int16 (N, 2): width, height as stored
+    pixel_hashes: np.ndarray        # uint64, of the decoded pixels
+
+
+def _decode_all(entries: list[_Entry], read, where_prefix: str) -> tuple[np.ndarray, _Extras]:
+    """Decode entries in parallel threads (PIL releases the GIL while decoding); hash each file."""
+
+    def one(entry: _Entry) -> tuple[np.ndarray, np.uint64, tuple[int, int]]:
+        raw = read(entry.key)
+        image, size = _decode_sized(raw, f"{where_prefix}{entry.key}", resize=True)
+        return image, hash64(raw), size
 
     out = np.empty((len(entries), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    hashes = np.empty(len(entries), dtype=np.uint64)
+    sizes = np.empty((len(entries), 2), dtype=np.int16)
     workers = min(8, (os.cpu_count() or 1) + 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for i, arr in enumerate(pool.map(one, entries, chunksize=256)):
-            out[i] = arr
-    return out
+        for i, (arr, digest, size) in enumerate(pool.map(one, entries, chunksize=256)):
+            out[i], hashes[i], sizes[i] = arr, digest, size
+    return out, _Extras(hashes, sizes, pixel_hashes(out))
 
 
 def _folder_entries(root: Path) -> list[_Entry]:
@@ -267,10 +297,10 @@ def _entries_to_arrays(entries: list[_Entry], images: np.ndarray, source: str) -
     )
 
 
-def _load_folder(root: Path) -> FerData:
+def _load_folder(root: Path) -> tuple[FerData, _Extras]:
     entries = _folder_entries(root)
-    images = _decode_all(entries, lambda key: (root / key).read_bytes(), f"{_describe(root)}/")
-    return _entries_to_arrays(entries, images, f"image folders ({root.name})")
+    images, extras = _decode_all(entries, lambda key: (root / key).read_bytes(), f"{_describe(root)}/")
+    return _entries_to_arrays(entries, images, f"image folders ({root.name})"), extras
 
 
 def _load_zip(path: Path) -> FerData:
@@ -293,11 +323,11 @@ def _load_zip(path: Path) -> FerData:
         entries = _canonical_order(entries)
         # ZipFile objects are not safe to share across threads: read serially, decode in parallel.
         raw = {e.key: archive.read(prefix + e.key) for e in entries}
-    images = _decode_all(entries, raw.__getitem__, f"{where}:{prefix}")
-    return _entries_to_arrays(entries, images, f"zip ({path.name})")
+    images, extras = _decode_all(entries, raw.__getitem__, f"{where}:{prefix}")
+    return _entries_to_arrays(entries, images, f"zip ({path.name})"), extras
 
 
-def _load_csv(path: Path) -> FerData:
+def _load_csv(path: Path) -> tuple[FerData, _Extras]:
     where = _describe(path)
     n_pixels = IMAGE_SIZE * IMAGE_SIZE
     labels, splits, ids, rows = [], [], [], []
@@ -342,13 +372,15 @@ def _load_csv(path: Path) -> FerData:
         raise FerDataError(f"{where}: no data rows")
     images = np.stack(rows).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
     order = np.argsort(np.array(splits), kind="stable")
-    return FerData(
+    data = FerData(
         images[order],
         np.array(labels, dtype=np.int64)[order],
         np.array(splits, dtype=np.int8)[order],
         np.array(ids)[order],
         f"csv ({path.name})",
     )
+    sizes = np.full((len(data), 2), IMAGE_SIZE, dtype=np.int16)
+    return data, _Extras(None, sizes, pixel_hashes(data.images))
 
 
 # --------------------------------------------------------------------------- caching
@@ -371,7 +403,7 @@ def _fingerprint(path: Path) -> str:
     return digest.hexdigest()[:24]
 
 
-def _write_cache(cache_file: Path, data: FerData) -> None:
+def _write_cache(cache_file: Path, data: FerData, extras: _Extras) -> None:
     """Write atomically: a temporary file in the same folder, then a rename."""
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache_file.parent, prefix=".tmp-", suffix=".npz")
@@ -384,6 +416,10 @@ def _write_cache(cache_file: Path, data: FerData) -> None:
                 splits=data.splits,
                 ids=data.ids.astype(str),
                 source=np.array(data.source),
+                file_hashes=extras.file_hashes if extras.file_hashes is not None else np.zeros(0, np.uint64),
+                has_files=np.array(extras.file_hashes is not None),
+                sizes=extras.sizes,
+                pixel_hashes=extras.pixel_hashes,
             )
         os.replace(tmp, cache_file)
     except BaseException:
@@ -391,12 +427,15 @@ def _write_cache(cache_file: Path, data: FerData) -> None:
         raise
 
 
-def _read_cache(cache_file: Path) -> FerData | None:
+def _read_cache(cache_file: Path) -> tuple[FerData, _Extras] | None:
     try:
         with np.load(cache_file, allow_pickle=False) as npz:
-            return FerData(
+            data = FerData(
                 npz["images"], npz["labels"], npz["splits"], npz["ids"], str(npz["source"])
             )
+            extras = _Extras(npz["file_hashes"] if bool(npz["has_files"]) else None, npz["sizes"],
+                             npz["pixel_hashes"])
+            return data, extras
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         return None  # unreadable cache: decode again and overwrite it
 
@@ -412,8 +451,9 @@ def load_fer2013(
     max_per_class: int | dict[str, int] | None = None,
     fraction: float | None = None,
     seed: int = 0,
+    verify: str | bool | None = None,
 ) -> FerData:
-    """Load FER-2013 from an image folder, its zip, or ``fer2013.csv``.
+    """Load FER-2013 from an image folder, its zip, or ``fer2013.csv``, and check it is the real one.
 
     Args:
         path: the data set; defaults to ``$FER2013_DIR`` or ``data/fer2013`` (see
@@ -425,13 +465,20 @@ def load_fer2013(
         fraction: keep this share of every (split, class), at least one image each, so that a
             small sample keeps the class imbalance; see :func:`sample_fraction`.
         seed: seed for the capped or sampled selection.
+        verify: ``"warn"`` (default, or ``$FER2013_VERIFY``; True means the same): compare the whole
+            copy with canonical FER-2013 (:mod:`fer_utils.verify`) and attach the verdict as
+            ``.verification``; ``"strict"``: also refuse a copy that is not canonical; ``"off"``
+            (or False): skip the check. Images of another size than 48x48 are brought to it and
+            reported as resized.
 
     Returns:
         A :class:`FerData` ordered by split, then as listed in the source.
 
     Raises:
-        FerDataError: the path is missing or the data is malformed (one line, names the file).
+        FerDataError: the path is missing, the data is malformed (one line, names the file), or
+            ``verify="strict"`` and the copy is not canonical.
     """
+    mode = _verify_mode(verify)
     src = Path(path).expanduser() if path is not None else default_data_path()
     if not src.exists():
         hint = "" if path is not None else f" (set {DATA_ENV} to the data set's folder, zip or csv)"
@@ -447,21 +494,42 @@ def load_fer2013(
     else:
         raise FerDataError(f"{_describe(src)}: expected a folder, a .zip or a .csv file")
 
-    data = None
+    loaded = None
     cache_file = None
     if cache:
         cache_file = Path(cache_dir or default_cache_dir()) / f"fer2013-{_fingerprint(src)}.npz"
         if cache_file.exists():
-            data = _read_cache(cache_file)
-    if data is None:
-        data = loader(src)
+            loaded = _read_cache(cache_file)
+    if loaded is None:
+        loaded = loader(src)
         if cache_file is not None:
-            _write_cache(cache_file, data)
+            _write_cache(cache_file, *loaded)
+    data, extras = loaded
+    if mode != "off":
+        verdict = verify_images(data.images, data.labels, data.splits, data.ids,
+                                file_hashes=extras.file_hashes, sizes=extras.sizes,
+                                pixel_hash=extras.pixel_hashes)
+        if mode == "strict" and not verdict.canonical:
+            raise FerDataError(f"{_describe(src)}: not canonical FER-2013 (verify='strict'): {verdict.summary()}")
+        data = FerData(data.images, data.labels, data.splits, data.ids, data.source, verdict)
     if fraction is not None:
         data = sample_fraction(data, fraction, seed=seed)
     if max_per_class is not None:
         data = cap_per_class(data, max_per_class, seed=seed)
     return data
+
+
+def _verify_mode(verify: str | bool | None) -> str:
+    """The verification mode: the argument, else ``$FER2013_VERIFY``, else ``"warn"``."""
+    if verify is None:
+        verify = os.environ.get(VERIFY_ENV, "").strip() or "warn"
+    if verify is True:
+        return "warn"
+    if verify is False:
+        return "off"
+    if verify not in MODES:
+        raise ValueError(f"verify must be one of {', '.join(MODES)} (or True/False), got {verify!r}")
+    return verify
 
 
 def _select_per_group(data: FerData, size_of, seed: int) -> FerData:
@@ -510,6 +578,45 @@ def cap_per_class(data: FerData, max_per_class: int | dict[str, int], seed: int 
             raise ValueError(f"max_per_class for {name} must be at least 1, got {cap}")
     return _select_per_group(
         data, lambda name, n: n if caps.get(name) is None else min(n, caps[name]), seed)
+
+
+def split_sanity(data: FerData, findings: dict | None = None):
+    """Median contrast (pixel std and range) and sharpness per split: a sanity check of the copy.
+
+    In canonical FER-2013 the three splits agree within a few per cent; a copy whose splits differ
+    (the study once used one whose Training images were blurred) has been altered. Returns a pandas
+    DataFrame, one row per split. ``findings``: an :func:`audit` result to reuse.
+    """
+    import pandas as pd
+
+    findings = audit(data) if findings is None else findings
+    rows = {}
+    for i, split in enumerate(SPLITS):
+        mask = data.splits == i
+        if mask.any():
+            rows[split] = {"images": int(mask.sum()),
+                           "median pixel std": float(np.median(findings["pixel_std"][mask])),
+                           "median pixel range": float(np.median(findings["pixel_range"][mask])),
+                           "median sharpness": float(np.median(findings["sharpness"][mask]))}
+    table = pd.DataFrame(rows).T
+    table["images"] = table["images"].astype(int)
+    return table
+
+
+def describe_split_sanity(table, tolerance: float = 0.10) -> str:
+    """One sentence on :func:`split_sanity`'s table: do the splits agree in contrast and sharpness?
+
+    ``tolerance``: the largest relative spread (max / min - 1) of a median still called agreement;
+    canonical FER-2013's splits differ by a few per cent, the blurred copy's by more than half.
+    """
+    spreads = {col: float(table[col].max() / max(table[col].min(), 1e-9) - 1)
+               for col in ("median pixel std", "median sharpness")}
+    said = (f"the splits' medians differ by {spreads['median pixel std']:.0%} in contrast (pixel std) and "
+            f"{spreads['median sharpness']:.0%} in sharpness")
+    if max(spreads.values()) <= tolerance:
+        return f"Sanity check passed: {said}, as in canonical FER-2013, where the splits agree."
+    return (f"Sanity check FAILED: {said}. In canonical FER-2013 the splits agree: this copy has probably "
+            "been altered (see the verification verdict), and results on it do not describe FER-2013.")
 
 
 def audit(data: FerData, blank_std: float = 1.0) -> dict:

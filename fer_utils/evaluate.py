@@ -211,3 +211,47 @@ def peak_memory_mib() -> float:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1024 if sys.platform != "darwin" else peak / 2**20
+
+
+def seen_in_training(images: np.ndarray, training_images: np.ndarray) -> np.ndarray:
+    """For each of ``images``: whether the same pixels also occur among ``training_images``.
+
+    FER-2013 holds hundreds of faces twice, once in Training and once in a test split (notebook 00
+    counts them); a model can score on those by memory.
+    """
+    from .verify import pixel_hashes
+
+    training = set(pixel_hashes(training_images).tolist())
+    return np.array([h in training for h in pixel_hashes(images).tolist()], dtype=bool)
+
+
+def accuracy_without_seen(y_true: np.ndarray, y_pred: np.ndarray, seen: np.ndarray) -> dict:
+    """Accuracy on the images *not* seen in Training (``seen`` from :func:`seen_in_training`),
+    with its 95 % interval, beside how many were left out."""
+    y_true, y_pred, seen = (np.asarray(v).ravel() for v in (y_true, y_pred, seen))
+    if not (y_true.shape == y_pred.shape == seen.shape):
+        raise ValueError("y_true, y_pred and seen must have the same length")
+    keep = ~seen
+    n = int(keep.sum())
+    if n == 0:
+        raise ValueError("every image was seen in Training: nothing left to score")
+    correct = int((y_true[keep] == y_pred[keep]).sum())
+    return {"n": n, "left_out": int(seen.sum()), "accuracy": correct / n,
+            "accuracy_ci95": list(accuracy_interval(correct, n)),
+            "accuracy_of_left_out": float(np.mean(y_true[seen] == y_pred[seen])) if seen.any() else None}
+
+
+def describe_result(metrics: dict, split: str = "PrivateTest") -> str:
+    """The one line a notebook prints for an experiment: accuracy (95 % CI), macro-F1, balanced accuracy,
+    and the accuracy without the faces also seen in Training (when the metrics have it)."""
+    lo, hi = metrics["accuracy_ci95"]
+    line = (f"{split} accuracy {metrics['accuracy']:.3f} (95% CI {lo:.3f}-{hi:.3f}), "
+            f"macro-F1 {metrics['macro_f1']:.3f}, balanced accuracy {metrics['balanced_accuracy']:.3f}")
+    unseen = metrics.get("without_seen_in_training")
+    if unseen:
+        ulo, uhi = unseen["accuracy_ci95"]
+        line += (f"\nwithout the {unseen['left_out']} faces also in Training: accuracy {unseen['accuracy']:.3f} "
+                 f"(95% CI {ulo:.3f}-{uhi:.3f}) on {unseen['n']} faces")
+        if unseen.get("accuracy_of_left_out") is not None:
+            line += f"; on the {unseen['left_out']} seen faces: {unseen['accuracy_of_left_out']:.3f}"
+    return line

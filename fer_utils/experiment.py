@@ -17,11 +17,13 @@ import pandas as pd
 
 from .data import EMOTIONS, FerData
 from .evaluate import (
+    accuracy_without_seen,
     classification_metrics,
     mcnemar,
     predict_labels,
     provenance,
     read_metrics,
+    seen_in_training,
     write_metrics,
 )
 
@@ -61,6 +63,9 @@ def save_experiment(
     run = Path(run)
     probs, predicted = predict_labels(result.model, report_on.images)
     metrics = classification_metrics(report_on.labels, predicted)
+    seen = seen_in_training(report_on.images, all_data.split("Training").images)
+    if not seen.all():
+        metrics["without_seen_in_training"] = accuracy_without_seen(report_on.labels, predicted, seen)
     for folder in ("models", "predictions"):
         (run / folder).mkdir(parents=True, exist_ok=True)
     result.model.save(run / "models" / f"{name}.keras")
@@ -71,7 +76,8 @@ def save_experiment(
         profile=profile, experiment=name, epochs=result.epochs_run,
         data_counts={"splits": all_data.split_counts(), "train_images": len(train_data),
                      "train_classes": train_data.class_counts(), "report_images": len(report_on),
-                     "source": all_data.source},
+                     "source": all_data.source,
+                     "verification": all_data.verification.to_dict() if all_data.verification else None},
         seed=seed, wall_seconds=time.perf_counter() - started,
         best_epoch=result.best_epoch, train_seconds=round(result.train_seconds, 1),
         images_per_second=round(result.images_per_second, 1), resumed_from=result.resumed_from,
@@ -95,7 +101,9 @@ def _read_experiments(run: Path, names: list[str]) -> tuple[list[dict], dict, di
             preds[name] = (npz["ids"], npz["y_true"], npz["y_pred"])
         provs[name] = p
         lo, hi = m["accuracy_ci95"]
+        unseen = m.get("without_seen_in_training") or {}
         rows.append({"experiment": name, "accuracy": m["accuracy"], "ci95_low": lo, "ci95_high": hi,
+                     "accuracy_unseen": unseen.get("accuracy", np.nan),
                      "macro_f1": m["macro_f1"], "balanced_accuracy": m["balanced_accuracy"],
                      "epochs": p["epochs"], "train_images": p["data_counts"].get("train_images"),
                      "train_seconds": p.get("train_seconds"), "images_per_second": p.get("images_per_second")})
@@ -140,6 +148,25 @@ def per_class_recall(run: str | os.PathLike, names: list[str]) -> pd.DataFrame:
             per_class = read_metrics(path)["metrics"]["per_class"]
             cols[name] = [per_class[e]["recall"] for e in EMOTIONS]
     return pd.DataFrame(cols, index=list(EMOTIONS))
+
+
+def recorded_verification(run: str | os.PathLike, names: list[str] | None = None) -> str:
+    """The data verdict that the experiments of ``run`` recorded in their metrics files, as one line
+    (for notebooks that load no data themselves): the verdict when they all agree, each one otherwise."""
+    names = list(EXPERIMENTS) if names is None else names
+    verdicts: dict[str, list[str]] = {}
+    for name in names:
+        path = Path(run) / "metrics" / f"{name}.json"
+        if path.exists():
+            v = read_metrics(path)["provenance"].get("data_counts", {}).get("verification")
+            summary = v["summary"] if v else "data not verified (metrics written before verification existed)"
+            verdicts.setdefault(summary, []).append(name)
+    if not verdicts:
+        return "data: no experiment of this run has written its metrics yet"
+    if len(verdicts) == 1:
+        return next(iter(verdicts))
+    return "experiments of this run saw different data: " + "; ".join(
+        f"{', '.join(n)}: {v}" for v, n in verdicts.items())
 
 
 def describe_comparison(table: pd.DataFrame, recall: pd.DataFrame, reference: str = "baseline") -> str:
@@ -345,4 +372,69 @@ def markdown_summary(table: pd.DataFrame) -> str:
             f"| {row.macro_f1:.3f} | {row.balanced_accuracy:.3f} | {'–' if pd.isna(p) else f'{p:.2g}'} "
             f"| {int(row.epochs)} ({int(row.best_epoch)}) | {precision} | {row.train_seconds / 60:.0f} min "
             f"| {row.images_per_second:.0f} | {report} |")
+    return "\n".join(lines)
+
+
+#: Input scalings compared by ``benchmarks/input_scaling.py``, the report's first.
+SCALINGS: dict[str, str] = {"rescale": "pixels / 255 (the report's)", "standardize": "per-image standardisation"}
+
+
+def scaling_comparison(payload: dict, alpha: float = 0.05) -> dict:
+    """The input-scaling decision from ``benchmarks/input_scaling.py``'s results, on PublicTest only.
+
+    For each scaling: the kept (best) epoch's PublicTest accuracy with its 95 % interval and the
+    mean over the last three epochs (less sensitive to one lucky epoch); then an exact McNemar test
+    between the two kept models on the same PublicTest faces. The per-image standardisation becomes
+    the default only when it is *measurably* better (higher accuracy and McNemar p < ``alpha``);
+    otherwise the report's scaling stays.
+    """
+    from .evaluate import accuracy_interval
+
+    y = np.asarray(payload["public_labels"])
+    rows, preds = {}, {}
+    for name in SCALINGS:
+        run = payload["runs"][name]
+        pred = np.asarray(run["public_predictions"])
+        if pred.shape != y.shape:
+            raise ValueError(f"{name}: {pred.size} predictions for {y.size} PublicTest faces")
+        correct = int((pred == y).sum())
+        acc = run["history"]["val_accuracy"]
+        rows[name] = {"kept_epoch": int(run["best_epoch"]), "epochs": len(acc),
+                      "public_accuracy": correct / y.size,
+                      "public_ci95": list(accuracy_interval(correct, y.size)),
+                      "mean_last3": float(np.mean(acc[-3:])),
+                      "seconds_per_epoch": float(np.mean(run["history"].get("epoch_seconds", [np.nan])))}
+        preds[name] = pred
+    test = mcnemar(y, preds["rescale"], preds["standardize"])
+    better = rows["standardize"]["public_accuracy"] > rows["rescale"]["public_accuracy"]
+    choice = "standardize" if better and test["p_value"] < alpha else "rescale"
+    return {"scalings": rows, "mcnemar": test, "alpha": alpha, "choice": choice}
+
+
+def describe_input_scaling(path: str | os.PathLike) -> str:
+    """Sentences for notebook 01: which input scaling the study uses, and the measurement behind it
+    (``benchmarks/results/input_scaling_cpu.json``), or that the comparison has not been run."""
+    path = Path(path)
+    if not path.exists():
+        return f"{path.name} not found: run benchmarks/input_scaling.py to compare the input scalings."
+    payload = __import__("json").loads(path.read_text())
+    if not set(SCALINGS) <= set(payload.get("runs", {})):
+        return f"{path.name}: the comparison is incomplete (has {', '.join(payload.get('runs', {}))})."
+    c = scaling_comparison(payload)
+    prov = payload["provenance"]
+    lines = [f"Input scaling, compared on the full data ({prov['epochs']} epochs each, seed {prov['seed']}, "
+             f"{prov['optimizer']}, batch {prov['batch_size']}, {prov['precision']}; {prov['hardware']['cpu']}):"]
+    for name, row in c["scalings"].items():
+        lo, hi = row["public_ci95"]
+        lines.append(f"  {SCALINGS[name]}: PublicTest accuracy {row['public_accuracy']:.3f} ({lo:.3f}-{hi:.3f}) "
+                     f"at kept epoch {row['kept_epoch']} of {row['epochs']}; mean of the last 3 epochs "
+                     f"{row['mean_last3']:.3f}; {row['seconds_per_epoch']:.0f} s per epoch")
+    m = c["mcnemar"]
+    lines.append(f"  McNemar between the kept models: {m['a_only']} faces right only with /255, {m['b_only']} only "
+                 f"with standardisation, p = {m['p_value']:.3g}.")
+    if c["choice"] == "standardize":
+        lines.append("Per-image standardisation is measurably better here, so the study uses it.")
+    else:
+        lines.append("Per-image standardisation is not measurably better (higher accuracy with McNemar p < "
+                     f"{c['alpha']}), so the study keeps the report's division by 255.")
     return "\n".join(lines)

@@ -26,12 +26,13 @@ CONV_LAYERS: tuple[str, ...] = ("conv1", "conv2", "conv3", "conv4", "conv5")
 class PerImageStandardization(layers.Layer):
     """Scale each image to zero mean and unit standard deviation (over its own pixels).
 
-    FER-2013's PublicTest and PrivateTest images are contrast-stretched (median
-    pixel range 236 against 164 in Training, median per-image standard deviation
-    54 against 38), so a model that sees raw or [0, 1]-scaled pixels meets test
-    images brighter in contrast than anything it trained on. Standardizing each
-    image removes that shift. ``min_std`` (in input units) keeps near-blank images
-    finite. No weights: the parameter count of the model is unchanged.
+    An alternative to the report's division by 255 that makes the model indifferent
+    to each face's brightness and contrast. ``benchmarks/input_scaling.py`` compares
+    the two on the genuine data; notebook 01 prints which one the study uses and why.
+    (It was once the default because of a defective copy of the data whose Training
+    images were blurred and low in contrast; on canonical FER-2013 the splits agree.)
+    ``min_std`` (in input units) keeps near-blank images finite. No weights: the
+    parameter count of the model is unchanged.
     """
 
     def __init__(self, min_std: float = 1.0, **kwargs):

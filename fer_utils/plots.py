@@ -154,7 +154,7 @@ def histogram_by_split(values: np.ndarray, splits: np.ndarray, xlabel: str, titl
         part = values[splits == s]
         if len(part):
             ax.hist(part, bins=bins, density=True, histtype="step", lw=1.5,
-                    label=f"{name} (median {np.median(part):.0f})")
+                    label=f"{name} (median {np.median(part):.3g})")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("density")
     ax.set_title(title)

@@ -258,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="do not run again a notebook that finished in the run directory, unchanged "
                              "and with the same parameters (to continue an interrupted run; the data and "
                              "fer_utils are not compared)")
+    parser.add_argument("--strict-data", action="store_true",
+                        help="refuse a data set that is not canonical FER-2013 (every notebook's load "
+                             "fails with the verdict) instead of reporting the difference and going on")
     parser.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
     parser.add_argument("--list", action="store_true", help="list profiles and notebooks, then exit")
     args = parser.parse_args(argv)
@@ -268,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
             for nb in notebooks():
                 print(f"{nb.name}: parameters {', '.join(parameter_names(nb))}")
             return 0
+        if args.strict_data:  # the kernels inherit the environment; load_fer2013 reads it
+            from .verify import VERIFY_ENV
+
+            os.environ[VERIFY_ENV] = "strict"
         overrides = dict(parse_override(p) for p in args.param)
         only = [o.strip() for o in args.only.split(",")] if args.only else None
         run(args.profile, args.run_dir, overrides, only, args.timeout, skip_finished=args.skip_finished)
@@ -281,8 +288,13 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-def run_banner(profile: str, data_source: str = "") -> str:
-    """One line that says which run produced a notebook's outputs (profile, data, machine, date)."""
+def run_banner(profile: str, data=None) -> str:
+    """Which run produced a notebook's outputs: the data verdict first, then profile, data, machine, date.
+
+    ``data``: the loaded :class:`fer_utils.data.FerData` (its source and verification verdict are
+    shown; the verdict line comes first, so a copy that is not canonical FER-2013 is the first thing a
+    reader sees), a plain description of the data, or None.
+    """
     from datetime import datetime, timezone
 
     from .evaluate import hardware_info
@@ -290,6 +302,13 @@ def run_banner(profile: str, data_source: str = "") -> str:
     hw = hardware_info()
     accel = ", ".join(hw.get("accelerators", [])) or "no GPU"
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    data = f" · data: {data_source}" if data_source else ""
-    return (f"Run: profile '{profile}'{data} · machine: {hw['cpu']}, {hw['cpu_count']} cores, "
+    source = getattr(data, "source", data) or ""
+    verdict = getattr(data, "verification", None)
+    first = ""
+    if verdict is not None:
+        first = verdict.summary() + "\n"
+    elif hasattr(data, "verification"):
+        first = "data not verified (loaded with verify='off')\n"
+    shown_data = f" · data: {source}" if source else ""
+    return (f"{first}Run: profile '{profile}'{shown_data} · machine: {hw['cpu']}, {hw['cpu_count']} cores, "
             f"{accel} · Keras backend {hw.get('keras_backend', '?')} · {when}")

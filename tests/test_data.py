@@ -140,7 +140,6 @@ def test_unknown_emotion_folder(tree, cache_dir):
 
 
 @pytest.mark.parametrize("case,needle", [
-    ("size", "expected a 48x48 image, got 64x48"),
     ("colour", "expected an 8-bit grayscale image, got mode RGB"),
     ("16bit", "16-bit"),
     ("corrupt", "corrupted or unreadable image"),
@@ -148,9 +147,7 @@ def test_unknown_emotion_folder(tree, cache_dir):
 ])
 def test_bad_image_names_the_file_and_writes_no_cache(tree, cache_dir, case, needle):
     bad = tree / "test" / "fear" / "PublicTest_bad.jpg"
-    if case == "size":
-        Image.new("L", (64, 48), 3).save(bad)
-    elif case == "colour":
+    if case == "colour":
         Image.new("RGB", (48, 48), (1, 2, 3)).save(bad)
     elif case == "16bit":
         bad = bad.with_suffix(".png")
@@ -258,3 +255,16 @@ def test_audit_finds_conflicting_labels(tmp_path):
     (group,) = found["conflicting"]
     assert sorted(EMOTIONS[label] for label in d.labels[group]) == ["happy", "sad"]
     assert found["near_blank"] == 21  # the constant images, not the face
+
+
+def test_image_of_another_size_loads_resized_and_is_reported(tree, cache_dir):
+    """A copy someone resized still loads (at 48x48), and the verdict says which images were resized."""
+    Image.new("L", (64, 48), 3).save(tree / "test" / "fear" / "PublicTest_big.png")
+    data = load_fer2013(tree, cache_dir=cache_dir)
+    row = int(np.flatnonzero(data.ids == "PublicTest_big")[0])
+    assert data.images[row].shape == (48, 48, 1) and int(data.images[row].max()) == 3
+    assert not data.verification.canonical
+    with pytest.raises(FerDataError, match="expected a 48x48 image, got 64x48"):
+        from fer_utils.data import decode_image
+
+        decode_image((tree / "test" / "fear" / "PublicTest_big.png").read_bytes(), "x.png")

@@ -60,22 +60,22 @@ def test_cached_load_equals_cold_load(real_data, real_data_path, real_cache):
 
 def test_audit_matches_the_data_readme(real_data):
     found = audit(real_data)
-    assert found["distinct_images"] == 34564
-    assert found["duplicate_groups"] == 1116 and found["duplicate_files"] == 2439
-    assert found["cross_split_groups"] == 44
-    assert found["conflicting_groups"] == 43
+    assert found["distinct_images"] == 34034
+    assert found["duplicate_groups"] == 1516 and found["duplicate_files"] == 3369
+    assert found["cross_split_groups"] == 557
+    assert found["conflicting_groups"] == 57
     assert found["near_blank"] == 13
 
 
-def test_test_splits_are_sharper_and_have_more_contrast_than_training(real_data):
-    """The shift that motivates per-image standardization (notebook 00, section 4)."""
-    found = audit(real_data)
-    contrast = [float(np.median(found["pixel_std"][real_data.splits == s])) for s in range(3)]
-    assert contrast[1] > contrast[0] * 1.25 and contrast[2] > contrast[0] * 1.25
-    sharp = found["sharpness"]
-    train, test = sharp[real_data.splits == 0], sharp[real_data.splits > 0]
-    assert np.median(test) > 2.5 * np.median(train)
-    assert np.mean(train > np.percentile(test, 5)) < 0.001  # every training image is blurred
+def test_splits_have_the_same_sharpness_and_contrast(real_data):
+    """The sanity check notebook 00 shows beside the verdict: on the genuine data the splits agree
+    (the defective copy's blurred Training images had a median sharpness under half the test splits')."""
+    from fer_utils.data import split_sanity
+
+    table = split_sanity(real_data)
+    for column in ("median pixel std", "median sharpness"):
+        values = table[column].to_numpy()
+        assert values.max() / values.min() < 1.05, table
 
 
 def test_smoke_caps(real_data_path, real_cache):
