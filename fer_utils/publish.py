@@ -175,9 +175,14 @@ def models_readme(manifest: dict) -> str:
         why = f"The run's most accurate model ({best}) is not among them."
     hardware = manifest.get("hardware", {})
     machine = f"{hardware.get('cpu', '?')}, {hardware.get('cpu_count', '?')} cores"
+    withdrawn = manifest.get("withdrawn")
+    warning = [f"> **Withdrawn results ({withdrawn['date']}).** {withdrawn['reason']} These models stay only so "
+               "that `fer-predict` and notebook 07 have something to run until a run on canonical data "
+               "replaces them; their accuracies describe nothing about FER-2013.", ""] if withdrawn else []
     return "\n".join([
         "# Shipped models",
         "",
+        *warning,
         f"Exported by notebook 06 of the `{profile}` run (`{manifest['run_dir']}`, finished "
         f"{manifest['run_finished_utc']} on {machine}) and copied here by `python -m fer_utils.publish`; "
         f"their metrics are in `results/{profile}/metrics/`. This file is generated: edit "
@@ -191,14 +196,14 @@ def models_readme(manifest: dict) -> str:
         "",
         "Each file holds the architecture and weights (batch-norm statistics included) in float32, "
         "without the optimizer's state, whatever precision the model trained in. The first layer "
-        "standardises each image, so a model takes raw uint8 faces of shape (N, 48, 48, 1) and "
+        "scales the pixels, so a model takes raw uint8 faces of shape (N, 48, 48, 1) and "
         "returns 7 probabilities: angry, disgust, fear, happy, sad, surprise, neutral.",
         "",
         "Load one offline:",
         "",
         "```python",
         "import keras",
-        "import fer_utils.model  # registers PerImageStandardization, the models' first layer",
+        "import fer_utils.model  # registers PerImageStandardization, a possible first layer",
         "",
         'model = keras.saving.load_model("models/baseline.keras")',
         "probabilities = model.predict(faces_uint8)",
@@ -278,6 +283,18 @@ def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
         "figures_removed": removed,
         "models_removed": models_removed,
     }
+    _write_text(root / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    _write_text(root / "models" / "README.md", models_readme(manifest))
+    return manifest
+
+
+def withdraw(reason: str, date: str, root: str | os.PathLike | None = None) -> dict:
+    """Mark the published run as withdrawn (its results must not be read as findings): the manifest
+    records ``reason`` and ``date``, and ``models/README.md`` is regenerated with the warning. The
+    files stay as a record until a new run is published over them (which clears the mark)."""
+    root = Path(root) if root is not None else repo_root()
+    manifest = read_manifest(root)
+    manifest["withdrawn"] = {"date": date, "reason": reason}
     _write_text(root / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     _write_text(root / "models" / "README.md", models_readme(manifest))
     return manifest

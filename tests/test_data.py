@@ -268,3 +268,18 @@ def test_image_of_another_size_loads_resized_and_is_reported(tree, cache_dir):
         from fer_utils.data import decode_image
 
         decode_image((tree / "test" / "fear" / "PublicTest_big.png").read_bytes(), "x.png")
+
+
+def test_split_sanity_and_its_sentence(tree, cache_dir):
+    import pandas as pd
+
+    from fer_utils.data import describe_split_sanity, split_sanity
+
+    table = split_sanity(load_fer2013(tree, cache_dir=cache_dir))
+    assert list(table.index) == ["Training", "PublicTest", "PrivateTest"]
+    assert table["images"].tolist() == [21, 14, 14]
+    agree = pd.DataFrame({"median pixel std": [53.6, 53.7, 53.9], "median sharpness": [0.499, 0.498, 0.499]})
+    assert describe_split_sanity(agree).startswith("Sanity check passed")
+    blurred = pd.DataFrame({"median pixel std": [38.0, 54.0, 54.0], "median sharpness": [0.18, 0.50, 0.50]})
+    text = describe_split_sanity(blurred)
+    assert text.startswith("Sanity check FAILED") and "178% in sharpness" in text

@@ -83,3 +83,36 @@ def test_write_metrics_refuses_nan_and_leaves_no_file(tmp_path):
     with pytest.raises(ValueError):
         write_metrics(tmp_path / "m.json", {"accuracy": float("nan")}, {"profile": "x"})
     assert not (tmp_path / "m.json").exists()
+
+
+def test_seen_in_training_matches_by_pixels():
+    from fer_utils.evaluate import seen_in_training
+
+    rng = np.random.default_rng(0)
+    training = rng.integers(0, 256, (5, 48, 48, 1), dtype=np.uint8)
+    test = np.concatenate([training[[1, 3]], rng.integers(0, 256, (3, 48, 48, 1), dtype=np.uint8)])
+    test[1, 0, 0, 0] ^= 1  # one pixel off: a different image
+    assert seen_in_training(test, training).tolist() == [True, False, False, False, False]
+
+
+def test_accuracy_without_seen_faces_and_its_line():
+    from fer_utils.evaluate import accuracy_without_seen, describe_result
+
+    y = np.array([0, 1, 2, 3, 4, 5, 6, 0, 1, 2])
+    pred = y.copy()
+    pred[:3] = 6  # three wrong ...
+    seen = np.zeros(10, bool)
+    seen[5:] = True  # ... and the five seen faces all right
+    r = accuracy_without_seen(y, pred, seen)
+    assert r["n"] == 5 and r["left_out"] == 5
+    assert r["accuracy"] == pytest.approx(2 / 5) and r["accuracy_of_left_out"] == 1.0
+    assert r["accuracy_ci95"] == pytest.approx(list(accuracy_interval(2, 5)))
+    metrics = classification_metrics(y, pred)
+    metrics["without_seen_in_training"] = r
+    line = describe_result(metrics)
+    assert line.splitlines()[0].startswith("PrivateTest accuracy 0.700 (95% CI")
+    assert "without the 5 faces also in Training: accuracy 0.400" in line and "seen faces: 1.000" in line
+    with pytest.raises(ValueError, match="every image was seen"):
+        accuracy_without_seen(y, pred, np.ones(10, bool))
+    with pytest.raises(ValueError, match="same length"):
+        accuracy_without_seen(y, pred[:5], seen)

@@ -194,3 +194,64 @@ def test_compare_shows_the_training_time_of_every_session_not_the_last_one(tmp_p
     assert table.loc["baseline", "train_seconds"] == 3176.0
     assert np.isnan(table.loc["oversample", "train_seconds"])
     assert summary_table(tmp_path).loc["baseline", "train_seconds"] == 3176.0
+
+
+def _scaling_payload(right_rescale: int, right_standardize: int, n: int = 400) -> dict:
+    """A results file of benchmarks/input_scaling.py with chosen numbers of right answers."""
+    y = np.zeros(n, int)
+    runs = {}
+    for name, right in (("rescale", right_rescale), ("standardize", right_standardize)):
+        pred = np.ones(n, int)
+        pred[:right] = 0  # the first `right` faces right
+        runs[name] = {"history": {"val_accuracy": [0.3, 0.4, right / n], "epoch_seconds": [100.0, 110, 120]},
+                      "best_epoch": 3, "public_predictions": pred.tolist()}
+    return {"runs": runs, "public_labels": y.tolist(),
+            "provenance": {"epochs": 3, "seed": 42, "optimizer": "Adam 1e-3", "batch_size": 128,
+                           "precision": "float32", "hardware": {"cpu": "Test CPU"}}}
+
+
+def test_scaling_decision_needs_a_measurable_gain():
+    from fer_utils.experiment import scaling_comparison
+
+    close = scaling_comparison(_scaling_payload(200, 210))  # 10 more faces right: McNemar p ~ 0.002
+    assert close["mcnemar"]["b_only"] == 10 and close["mcnemar"]["p_value"] < 0.05
+    assert close["choice"] == "standardize"
+    tie = scaling_comparison(_scaling_payload(200, 204))  # 4 more: p = 0.125, not measurable
+    assert tie["choice"] == "rescale"
+    worse = scaling_comparison(_scaling_payload(220, 200))
+    assert worse["choice"] == "rescale"
+    row = close["scalings"]["standardize"]
+    assert row["public_accuracy"] == pytest.approx(210 / 400) and row["kept_epoch"] == 3
+    assert row["seconds_per_epoch"] == pytest.approx(110)
+
+
+def test_describe_input_scaling_reads_the_results_file(tmp_path):
+    import json
+
+    from fer_utils.experiment import describe_input_scaling
+
+    path = tmp_path / "input_scaling_cpu.json"
+    assert "run benchmarks/input_scaling.py" in describe_input_scaling(path)
+    payload = _scaling_payload(200, 204)
+    path.write_text(json.dumps({**payload, "runs": {"rescale": payload["runs"]["rescale"]}}))
+    assert "incomplete" in describe_input_scaling(path)
+    path.write_text(json.dumps(payload))
+    text = describe_input_scaling(path)
+    assert "PublicTest accuracy 0.500" in text and "PublicTest accuracy 0.510" in text
+    assert text.splitlines()[-1].startswith("Per-image standardisation is not measurably better")
+
+
+def test_recorded_verification_line(tmp_path):
+    from fer_utils.evaluate import provenance
+    from fer_utils.experiment import recorded_verification
+
+    assert "no experiment" in recorded_verification(tmp_path)
+    m = classification_metrics([0, 1], [0, 1])
+    for name, verdict in (("baseline", "data verified: canonical FER-2013"), ("undersample", None)):
+        counts = {"verification": {"summary": verdict}} if verdict else {}
+        write_metrics(tmp_path / "metrics" / f"{name}.json", m,
+                      provenance(profile="t", experiment=name, epochs=1, data_counts=counts, seed=0, wall_seconds=1))
+    line = recorded_verification(tmp_path)
+    assert line.startswith("experiments of this run saw different data")
+    assert "baseline: data verified" in line and "undersample: data not verified" in line
+    assert recorded_verification(tmp_path, ["baseline"]) == "data verified: canonical FER-2013"

@@ -40,12 +40,12 @@ def test_cheap_notebook_is_copied_whole_and_empty_ones_are_left_out():
 
 
 def test_committed_notebooks_have_checkable_copies(tmp_path):
+    """Every committed notebook with outputs gets a checkable copy; bare sources (no run published for
+    them yet) are left out."""
     written = {p.name: p for p in nbcheck.write_copies(notebooks(), tmp_path)}
-    assert {"00_data_exploration.ipynb", "01_baseline_cnn.ipynb", "03_oversampling.ipynb"} <= set(written)
-    baseline = nbformat.read(written["01_baseline_cnn.ipynb"], as_version=4)
-    assert not any("train_model(" in c.source for c in baseline.cells)
-    texts = "".join(o.get("text", "") for c in baseline.cells for o in c.outputs)
-    assert "4,496,903 parameters" in texts
+    executed = {p.name for p in notebooks()
+                if any(c.get("outputs") for c in nbformat.read(p, as_version=4).cells if c.cell_type == "code")}
+    assert set(written) == executed and "00_data_exploration.ipynb" in written
     exploration = nbformat.read(written["00_data_exploration.ipynb"], as_version=4)
     committed = nbformat.read(notebooks()[0], as_version=4)
     assert len(exploration.cells) == sum(c.cell_type == "code" for c in committed.cells)

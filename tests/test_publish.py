@@ -150,7 +150,16 @@ def test_the_committed_results_are_one_published_run():
     manifest = pub.read_manifest(root)
     committed = notebooks(root / "notebooks")
     assert sorted(manifest["notebooks"]) == sorted(nb.name for nb in committed)
-    for nb in committed:
+    if manifest.get("withdrawn"):
+        # A withdrawn run's outputs are not shown: a committed notebook is a bare source, or was re-run on
+        # canonical data, as its first output line says.
+        for nb in committed:
+            cells = json.loads(nb.read_text())["cells"]
+            outputs = [o for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])]
+            if outputs:
+                first = "".join(outputs[0].get("text", ""))
+                assert first.startswith("data verified: canonical FER-2013"), nb.name
+    for nb in committed if not manifest.get("withdrawn") else []:
         papermill = json.loads(nb.read_text())["metadata"].get("papermill", {})
         assert papermill.get("parameters") == manifest["notebooks"][nb.name]["parameters"], nb.name
         assert papermill.get("exception") is None and papermill.get("end_time"), nb.name
@@ -167,8 +176,26 @@ def test_the_readme_table_is_computed_from_the_published_metrics():
     from fer_utils.experiment import markdown_summary, summary_table
 
     root = repo_root()
-    table = summary_table(root / "results" / pub.read_manifest(root)["profile"])
-    assert markdown_summary(table) in (root / "README.md").read_text()
+    manifest = pub.read_manifest(root)
+    table = summary_table(root / "results" / manifest["profile"])
+    readme = (root / "README.md").read_text()
+    if manifest.get("withdrawn"):  # its numbers must not be presented as results
+        assert markdown_summary(table) not in readme
+        assert "withdrawn" in readme.lower() and manifest["withdrawn"]["date"] in readme
+    else:
+        assert markdown_summary(table) in readme
+
+
+def test_withdraw_marks_the_manifest_and_the_models_readme(tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "models").mkdir()
+    manifest = {"profile": "reference", "run_dir": "runs/reference", "run_finished_utc": "x", "hardware": {},
+                "models": {}, "experiments": {"baseline": {"accuracy": 0.5}}, "notebooks": {}}
+    (tmp_path / "results" / "published.json").write_text(json.dumps(manifest))
+    pub.withdraw("Computed on a blurred copy.", "2026-11-29", root=tmp_path)
+    assert pub.read_manifest(tmp_path)["withdrawn"] == {"date": "2026-11-29", "reason": "Computed on a blurred copy."}
+    text = (tmp_path / "models" / "README.md").read_text()
+    assert "Withdrawn results (2026-11-29). Computed on a blurred copy." in text
 
 
 def test_same_model_ignores_when_a_model_was_saved(tmp_path):

@@ -214,3 +214,28 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path):
     for nb in NOTEBOOKS:  # no machine paths in outputs or metadata
         text = (run_dir / "notebooks" / nb.name).read_text()
         assert str(repo_root()) not in text and str(Path.home()) + "/" not in text, nb.name
+
+
+def test_run_banner_puts_the_data_verdict_first():
+    from types import SimpleNamespace
+
+    verdict = SimpleNamespace(summary=lambda: "data differs from canonical FER-2013: 0 of 3 images match")
+    data = SimpleNamespace(source="image folders (x)", verification=verdict)
+    lines = study.run_banner("smoke", data).splitlines()
+    assert lines[0] == "data differs from canonical FER-2013: 0 of 3 images match"
+    assert lines[1].startswith("Run: profile 'smoke' · data: image folders (x)")
+    skipped = SimpleNamespace(source="csv (x)", verification=None)
+    assert study.run_banner("smoke", skipped).startswith("data not verified")
+    assert study.run_banner("smoke", "photos").startswith("Run: profile 'smoke' · data: photos")
+
+
+def test_strict_data_flag_reaches_the_kernels(monkeypatch):
+    import os
+
+    from fer_utils.verify import VERIFY_ENV
+
+    seen = {}
+    monkeypatch.delenv(VERIFY_ENV, raising=False)
+    monkeypatch.setattr(study, "run", lambda *a, **k: seen.setdefault("env", os.environ.get(VERIFY_ENV)))
+    assert study.main(["--profile", "smoke", "--strict-data"]) == 0
+    assert seen["env"] == "strict"
