@@ -57,6 +57,8 @@ _RATIO = 0.7             # accept when (1 - best) < _RATIO * (1 - next best dist
 _BLOCK_DIFF_NOISE = 3.0  # mean |block mean difference| of a re-encoding, in grey levels (q50: < 1)
 _BLUR_RATIO = 0.8        # sharpness below this share of the canonical one: blurred
 _SHARP_RATIO = 1.4       # above: sharpened or noisier
+_TOP = 6                 # candidates looked at per image
+_TIE = 0.002             # candidates this close to the best are near-identical faces: chosen by name
 _SIM_VIEW = 0.92         # a mirrored or un-cropped view must reach this
 _CROPS = (2, 4, 6)       # un-crop hypotheses, pixels removed from each side
 
@@ -317,10 +319,12 @@ def _prefer(candidates: list[int], fp: Fingerprint, ident: str, label: int, spli
     return max(candidates, key=score)
 
 
-def _tolerant(images: np.ndarray, fp: Fingerprint, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray, list]:
+def _tolerant(images: np.ndarray, fp: Fingerprint, chunk: int = 512) -> tuple[np.ndarray, np.ndarray, list, list]:
     """Nearest canonical row of each image by block-mean shape, trying mirrored and un-cropped views.
 
-    Returns ``(index or -1, similarity, reasons per image)``.
+    Returns ``(index or -1, similarity, view per image, near-tie candidates per image)``: FER-2013 holds
+    near-identical faces (the same photo saved twice) that JPEG noise cannot tell apart, so every
+    candidate within :data:`_TIE` of the best is kept for the caller to choose by name, split and label.
     """
     from PIL import Image
 
@@ -330,27 +334,33 @@ def _tolerant(images: np.ndarray, fp: Fingerprint, chunk: int = 2048) -> tuple[n
     best = np.full(n, -1)
     best_sim = np.full(n, -1.0)
     view = [""] * n
+    ties: list[list[int]] = [[] for _ in range(n)]
     x = np.asarray(images, dtype=np.uint8).reshape(n, 48, 48)
+    k = min(_TOP, len(fp))
 
     def search(queries: np.ndarray, table: np.ndarray, rows: np.ndarray, what: str) -> None:
         for start in range(0, len(rows), chunk):
             part = rows[start:start + chunk]
             sims = queries[start:start + chunk] @ table.T
-            top2 = np.argpartition(-sims, 1, axis=1)[:, :2]
+            firsts = sims.argmax(axis=1)
             for r, i in enumerate(part):
-                a, b = top2[r]
-                if sims[r, b] > sims[r, a]:
-                    a, b = b, a
+                a = int(firsts[r])
                 s1 = float(sims[r, a])
-                # the next *distinct* candidate: skip canonical duplicates of the best one
-                s2 = float(sims[r, b]) if fp.decoded_hash[b] != fp.decoded_hash[a] else _second(sims[r], a, fp)
-                ok = s1 >= _SIM_ACCEPT and (1 - s1) < _RATIO * (1 - s2) or s1 >= 0.999
+                ok = s1 >= 0.999  # within JPEG noise: no runner-up can compete
+                if not ok and s1 >= _SIM_ACCEPT:
+                    # the next *distinct* candidate: skip canonical duplicates of the best one
+                    top = np.argpartition(-sims[r], k - 1)[:k]
+                    others = sorted((float(sims[r, c]) for c in top if fp.decoded_hash[c] != fp.decoded_hash[a]),
+                                    reverse=True)
+                    s2 = others[0] if others else _second(sims[r], a, fp)
+                    ok = (1 - s1) < _RATIO * (1 - s2)
                 # another view (mirrored, un-cropped) must fit clearly better than the plain one:
                 # with more tries, chance fits grow
                 if what:
                     ok = ok and s1 >= _SIM_VIEW and s1 > best_sim[i] + 0.01
                 if ok and s1 > best_sim[i]:
                     best[i], best_sim[i], view[i] = a, s1, what
+                    ties[i] = np.flatnonzero(sims[r] >= s1 - _TIE).tolist()
 
     everyone = np.arange(n)
     search(_unit(block_means(x)), canon, everyone, "")
@@ -365,7 +375,7 @@ def _tolerant(images: np.ndarray, fp: Fingerprint, chunk: int = 2048) -> tuple[n
                     Image.fromarray(x[i]).resize((side, side), Image.BOX), dtype=np.float32)
             inner = block_means(canvas).reshape(-1, 8, 8)[:, 1:7, 1:7].reshape(len(rest), -1)
             search(_unit(inner), canon_inner, rest, f"cropped (about {m} px a side)")
-    return best, best_sim, view
+    return best, best_sim, view, ties
 
 
 def _second(sims: np.ndarray, a: int, fp: Fingerprint) -> float:
@@ -410,15 +420,16 @@ def verify_images(images: np.ndarray, labels: np.ndarray, splits: np.ndarray, id
     reasons: list[list[str]] = [[] for _ in range(n)]
     rest = np.flatnonzero(~exact)
     if len(rest):
-        near, sim, view = _tolerant(np.asarray(images)[rest], fp)
+        near, sim, view, ties = _tolerant(np.asarray(images)[rest], fp)
         x = np.asarray(images, dtype=np.float32).reshape(n, 48, 48)
         for r, i in enumerate(rest):
             j = int(near[r])
             if j < 0:
                 continue
-            twins = np.flatnonzero(fp.decoded_hash == fp.decoded_hash[j])  # FER-2013's own duplicates
-            if len(twins) > 1:
-                j = _prefer(twins.tolist(), fp, str(ids[i]), int(labels[i]), int(splits[i]), taken)
+            # FER-2013's own exact duplicates, and near-identical faces, are told apart by name and split
+            candidates = {t for c in ties[r] for t in lookup.by["decoded_hash"].get(int(fp.decoded_hash[c]), [c])}
+            if len(candidates) > 1:
+                j = _prefer(sorted(candidates), fp, str(ids[i]), int(labels[i]), int(splits[i]), taken)
             index[i] = j
             taken[j] = True
             why = [view[r]] if view[r] else []
