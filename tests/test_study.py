@@ -183,6 +183,9 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path):
         errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
                   if o.get("output_type") == "error"]
         assert not errors
+        first = next(o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                     if o.get("output_type") == "stream")
+        assert first["text"].startswith("data verified: canonical FER-2013, 35,887 of 35,887"), nb.name
     # 2 % of every class and split, rounded (counts from ../shared/fer2013/README.md)
     smoke_counts = {"Training": 574, "PublicTest": 71, "PrivateTest": 73}
     train_sizes = {"baseline": 574, "undersample": 7 * 9, "oversample": 7 * 144, "class_weights": 574,
@@ -198,6 +201,9 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path):
         lo, hi = m["accuracy_ci95"]
         assert lo <= m["accuracy"] <= hi
         assert sum(map(sum, m["confusion"])) == 73
+        assert p["data_counts"]["verification"]["canonical"] is True
+        unseen = m["without_seen_in_training"]  # PrivateTest faces of the sample that Training also holds
+        assert unseen["n"] + unseen["left_out"] == 73 and unseen["n"] > 60
         assert (run_dir / "models" / f"{name}.keras").stat().st_size > 10_000_000
     for fig in ("00_class_distribution", "00_examples_per_class", "00_contrast_by_split",
                 "01_training_curves", "01_confusion_normalized", "02_undersample_curves",
