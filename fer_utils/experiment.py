@@ -438,3 +438,23 @@ def describe_input_scaling(path: str | os.PathLike) -> str:
         lines.append("Per-image standardisation is not measurably better (higher accuracy with McNemar p < "
                      f"{c['alpha']}), so the study keeps the report's division by 255.")
     return "\n".join(lines)
+
+
+def scaling_markdown(path: str | os.PathLike) -> str:
+    """The input-scaling comparison (``benchmarks/results/input_scaling_cpu.json``) as the README's
+    Markdown table; computed, so that the README cannot drift from the measurement (a test checks)."""
+    payload = __import__("json").loads(Path(path).read_text())
+    c = scaling_comparison(payload)
+    lines = ["| input scaling | PublicTest accuracy, kept epoch (95 % CI) | kept epoch | mean of the last 3 epochs "
+             "| PublicTest accuracy by epoch | s per epoch |", "|---|---|---|---|---|---|"]
+    for name, row in c["scalings"].items():
+        lo, hi = row["public_ci95"]
+        curve = ", ".join(f"{v:.3f}" for v in payload["runs"][name]["history"]["val_accuracy"])
+        lines.append(f"| {SCALINGS[name]} | {row['public_accuracy']:.3f} ({lo:.3f}–{hi:.3f}) | {row['kept_epoch']} of "
+                     f"{row['epochs']} | {row['mean_last3']:.3f} | {curve} | {row['seconds_per_epoch']:.0f} |")
+    m = c["mcnemar"]
+    lines.append("")
+    lines.append(f"McNemar between the two kept models on the same 3,589 PublicTest faces: {m['a_only']} right only "
+                 f"with /255, {m['b_only']} only with standardisation, p = {m['p_value']:.2g}. Choice: "
+                 f"**{SCALINGS[c['choice']]}**.")
+    return "\n".join(lines)

@@ -255,3 +255,16 @@ def test_recorded_verification_line(tmp_path):
     assert line.startswith("experiments of this run saw different data")
     assert "baseline: data verified" in line and "undersample: data not verified" in line
     assert recorded_verification(tmp_path, ["baseline"]) == "data verified: canonical FER-2013"
+
+
+def test_scaling_markdown_table(tmp_path):
+    import json
+
+    from fer_utils.experiment import scaling_markdown
+
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(_scaling_payload(200, 230)))
+    text = scaling_markdown(path)
+    assert "| pixels / 255 (the report's) | 0.500 (" in text and "| 3 of 3 | " in text
+    assert "0.300, 0.400, 0.575" in text  # the standardisation run's curve
+    assert text.endswith("Choice: **per-image standardisation**.")

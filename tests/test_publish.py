@@ -195,7 +195,7 @@ def test_withdraw_marks_the_manifest_and_the_models_readme(tmp_path):
     pub.withdraw("Computed on a blurred copy.", "2026-11-29", root=tmp_path)
     assert pub.read_manifest(tmp_path)["withdrawn"] == {"date": "2026-11-29", "reason": "Computed on a blurred copy."}
     text = (tmp_path / "models" / "README.md").read_text()
-    assert "Withdrawn results (2026-11-29). Computed on a blurred copy." in text
+    assert "**Withdrawn results (2026-11-29).** Computed on a blurred copy." in text
 
 
 def test_same_model_ignores_when_a_model_was_saved(tmp_path):
@@ -215,3 +215,11 @@ def test_same_model_ignores_when_a_model_was_saved(tmp_path):
     (tmp_path / "junk.keras").write_bytes(b"not a zip")
     assert not pub.same_model(tmp_path / "a.keras", tmp_path / "junk.keras")
     assert not pub.same_model(tmp_path / "a.keras", tmp_path / "missing.keras")
+
+
+def test_readme_scaling_table_is_computed_from_the_benchmark():
+    from fer_utils.data import repo_root
+    from fer_utils.experiment import scaling_markdown
+
+    path = repo_root() / "benchmarks" / "results" / "input_scaling_cpu.json"
+    assert scaling_markdown(path) in (repo_root() / "README.md").read_text()
