@@ -16,6 +16,10 @@ order), the official split of each image and its source id.  Bad data raises
 Decoded arrays are cached (``.npz``, written to a temporary file and renamed,
 so a cache is whole or absent) keyed by a fingerprint of the source, which
 makes a repeated load take well under a second.
+
+Every load also checks the copy against canonical FER-2013 (:mod:`fer_utils.verify`)
+and attaches the verdict as ``FerData.verification``; ``verify="strict"`` refuses a
+copy that differs.
 """
 
 from __future__ import annotations
@@ -303,7 +307,7 @@ def _load_folder(root: Path) -> tuple[FerData, _Extras]:
     return _entries_to_arrays(entries, images, f"image folders ({root.name})"), extras
 
 
-def _load_zip(path: Path) -> FerData:
+def _load_zip(path: Path) -> tuple[FerData, _Extras]:
     where = _describe(path)
     try:
         archive = zipfile.ZipFile(path)

@@ -4,7 +4,7 @@ On CPUs with Intel AMX-BF16 or AVX-512 BF16 (Xeon Sapphire Rapids and later, AMD
 and later), oneDNN runs the convolutions in bfloat16 several times faster than in
 float32 (measured in ``benchmarks/speed_levers.py`` and ``python -m fer_utils.bench``).
 Keras' ``mixed_bfloat16`` policy keeps every weight in float32 and computes each layer in
-bfloat16; this module also keeps the per-image standardisation, the softmax and the loss
+bfloat16; this module also keeps the input scaling, the softmax and the loss
 in float32. The architecture and the parameter count do not change.
 
 Where the CPU has no native bfloat16 (AVX2-only machines), emulated bfloat16 is slower than
@@ -87,7 +87,7 @@ def describe_precision(policy: str, flags: set[str] | None = None, accelerator: 
                  "on this CPU's native bfloat16 units" if flags & BF16_FLAGS else
                  "in emulation: this CPU has no native bfloat16, so this is slower than float32")
         return (f"precision: mixed bfloat16 (weights float32, layers computed in bfloat16 {where}; "
-                "standardisation, softmax and loss in float32)")
+                "input scaling, softmax and loss in float32)")
     return "precision: float32"
 
 

@@ -39,7 +39,7 @@ def test_quick_benchmark_writes_json(real_data_path, tmp_path, capsys):
 def test_layer_profile_rows_add_up():
     rows = bench.layer_profile(batch_size=4, repeats=1)
     names = [r["layer"] for r in rows]
-    assert names[0] == "standardize" and names[-1] == "adam_update"
+    assert names[0] == "rescale" and names[-1] == "adam_update"
     assert sum(r["flop_share"] for r in rows) == pytest.approx(1.0)
     assert sum(r["time_share"] for r in rows) == pytest.approx(1.0)
     assert max(rows, key=lambda r: r["flop_share"])["layer"] == "conv3"

@@ -56,7 +56,7 @@ def test_per_image_standardization():
 
 
 def test_save_and_load_round_trip(tmp_path):
-    model = compile_model(build_baseline())
+    model = compile_model(build_baseline(input_norm="standardize"))
     x = np.random.default_rng(2).integers(0, 256, (2, 48, 48, 1), dtype=np.uint8)
     path = tmp_path / "m.keras"
     model.save(path)

@@ -47,7 +47,7 @@ def test_mixed_model_keeps_float32_islands_and_trains(restore_policy, tmp_path):
     assert model.count_params() == compile_model(build_baseline(input_size=24)).count_params()
     dtypes = {layer.name: layer.compute_dtype for layer in model.layers}
     assert dtypes["conv3"] == "bfloat16" and dtypes["dense1"] == "bfloat16"
-    assert dtypes["standardize"] == dtypes["predictions"] == dtypes["aug_rotate"] == "float32"
+    assert dtypes["rescale"] == dtypes["predictions"] == dtypes["aug_rotate"] == "float32"
     assert all(w.dtype == "float32" for w in model.weights)  # weights stay float32
     x = np.random.default_rng(0).integers(0, 256, (32, 24, 24, 1)).astype("uint8")
     y = np.arange(32) % 7
