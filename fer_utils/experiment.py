@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -417,7 +418,7 @@ def describe_input_scaling(path: str | os.PathLike) -> str:
     path = Path(path)
     if not path.exists():
         return f"{path.name} not found: run benchmarks/input_scaling.py to compare the input scalings."
-    payload = __import__("json").loads(path.read_text())
+    payload = json.loads(path.read_text())
     if not set(SCALINGS) <= set(payload.get("runs", {})):
         return f"{path.name}: the comparison is incomplete (has {', '.join(payload.get('runs', {}))})."
     c = scaling_comparison(payload)
@@ -443,7 +444,7 @@ def describe_input_scaling(path: str | os.PathLike) -> str:
 def scaling_markdown(path: str | os.PathLike) -> str:
     """The input-scaling comparison (``benchmarks/results/input_scaling_cpu.json``) as the README's
     Markdown table; computed, so that the README cannot drift from the measurement (a test checks)."""
-    payload = __import__("json").loads(Path(path).read_text())
+    payload = json.loads(Path(path).read_text())
     c = scaling_comparison(payload)
     lines = ["| input scaling | PublicTest accuracy, kept epoch (95 % CI) | kept epoch | mean of the last 3 epochs "
              "| PublicTest accuracy by epoch | s per epoch |", "|---|---|---|---|---|---|"]
