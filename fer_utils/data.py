@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from . import verify
 from .verify import MODES, VERIFY_ENV, Verification, hash64, pixel_hashes, verify_images
 
 #: Canonical FER-2013 label order (index = label).
@@ -650,10 +651,7 @@ def audit(data: FerData, blank_std: float = 1.0) -> dict:
     pixel_std = flat.std(axis=1)
     pixel_range = flat.max(axis=1).astype(np.float64) - flat.min(axis=1)
     near_blank = np.flatnonzero(pixel_std < blank_std)
-    pixels = data.images[..., 0].astype(np.float32)
-    edges = (np.abs(np.diff(pixels, axis=1)).mean(axis=(1, 2))
-             + np.abs(np.diff(pixels, axis=2)).mean(axis=(1, 2)))
-    sharpness = edges / np.maximum(pixel_std, blank_std)
+    sharpness = verify.sharpness(data.images, min_std=blank_std)
     return {
         "images": len(data),
         "distinct_images": len(by_digest),

@@ -85,12 +85,13 @@ def block_means(images: np.ndarray, k: int = 8) -> np.ndarray:
     return x.reshape(len(x), k, 48 // k, k, 48 // k).mean(axis=(2, 4)).reshape(len(x), -1)
 
 
-def sharpness(images: np.ndarray) -> np.ndarray:
+def sharpness(images: np.ndarray, min_std: float = 1.0) -> np.ndarray:
     """Mean absolute difference of neighbouring pixels over the pixel standard deviation (per image):
-    low when blurred, and unchanged by contrast. The same measure as :func:`fer_utils.data.audit`'s."""
+    low when blurred, and unchanged by contrast (:func:`fer_utils.data.audit` reports it too).
+    ``min_std`` floors the standard deviation so that near-blank images stay finite."""
     x = np.asarray(images, dtype=np.float32).reshape(len(images), 48, 48)
     edges = np.abs(np.diff(x, axis=1)).mean(axis=(1, 2)) + np.abs(np.diff(x, axis=2)).mean(axis=(1, 2))
-    return edges / np.maximum(x.reshape(len(x), -1).std(axis=1), 1.0)
+    return edges / np.maximum(x.reshape(len(x), -1).std(axis=1), min_std)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
