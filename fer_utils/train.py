@@ -77,6 +77,41 @@ class _EpochTimer(keras.callbacks.Callback):
             logs["epoch_seconds"] = time.perf_counter() - self._start
 
 
+class _ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras' EarlyStopping that carries on from the epochs of an interrupted run.
+
+    Keras resets ``best`` and ``wait`` at the start of every ``fit``, so a resumed run would count
+    its patience from the first resumed epoch and could train longer than an uninterrupted one.
+    This one starts from the best score and the epochs since it in ``past`` (the earlier history).
+    """
+
+    def __init__(self, past: list[float], **kwargs):
+        super().__init__(**kwargs)
+        self._past = [float(v) for v in past]
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        state = early_stopping_state(self._past, self.mode, self.patience)
+        if state is not None:
+            self.best, self.best_epoch, self.wait = state["best"], state["best_index"], state["wait"]
+
+
+def early_stopping_state(past: list[float], mode: str, patience: int) -> dict | None:
+    """Where early stopping stands after the epochs ``past`` (monitored values, oldest first).
+
+    Returns ``None`` for no epochs, else ``best`` (the best value), ``best_index`` (0-based epoch
+    of its first occurrence, as Keras counts strict improvements), ``wait`` (epochs since) and
+    ``stop`` (whether ``wait`` already reached ``patience``).
+    """
+    values = np.asarray(past, dtype=float)
+    if values.size == 0 or np.all(np.isnan(values)):
+        return None
+    best_index = int(np.nanargmin(values) if mode == "min" else np.nanargmax(values))
+    wait = len(values) - 1 - best_index
+    return {"best": float(values[best_index]), "best_index": best_index, "wait": wait,
+            "stop": wait >= patience}
+
+
 def read_history(path: Path) -> dict[str, list[float]]:
     """Read a CSVLogger file into ``{metric: [value per epoch]}`` (``epoch`` is 1-based)."""
     if not Path(path).exists():
@@ -166,7 +201,9 @@ def train_model(
         done = json.loads(done_path.read_text())
         if done.get("settings") == settings:
             return _result(folder, done, resumed_from=int(done["epochs_run"]))
-    resuming = backup_dir.exists() and history_csv.exists()
+    resuming = history_csv.exists() and not done_path.exists() and (
+        backup_dir.exists() or (best_path.exists() and _finished(
+            read_history(history_csv), monitor, mode, epochs, early_stopping_patience)))
     if not resuming:  # a fresh run: nothing of an older, different run may leak in
         for stale in (history_csv, best_path, done_path):
             stale.unlink(missing_ok=True)
@@ -189,15 +226,19 @@ def train_model(
         keras.callbacks.CSVLogger(str(history_csv), append=True),
     ]
     if early_stopping_patience is not None:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=monitor, mode=mode, patience=early_stopping_patience))
+        callbacks.append(_ResumableEarlyStopping(
+            previous.get(monitor, []), monitor=monitor, mode=mode, patience=early_stopping_patience))
     callbacks.extend(extra_callbacks)
 
-    model.fit(
-        x_train, y_train,
-        batch_size=batch_size, epochs=epochs, validation_data=val, shuffle=True,
-        class_weight=class_weight, callbacks=callbacks, verbose=verbose,
-    )
+    if resumed_from and _finished(previous, monitor, mode, epochs, early_stopping_patience):
+        # stopped after its last epoch but before done.json was written: nothing left to train
+        shutil.rmtree(backup_dir, ignore_errors=True)
+    else:
+        model.fit(
+            x_train, y_train,
+            batch_size=batch_size, epochs=epochs, validation_data=val, shuffle=True,
+            class_weight=class_weight, callbacks=callbacks, verbose=verbose,
+        )
     history = read_history(history_csv)
     scores = np.asarray(history[monitor])
     best_index = int(np.nanargmin(scores) if mode == "min" else np.nanargmax(scores))
@@ -212,6 +253,15 @@ def train_model(
     }
     _write_json_atomic(done_path, done)
     return _result(folder, done, resumed_from=resumed_from)
+
+
+def _finished(history: dict[str, list[float]], monitor: str, mode: str, epochs: int,
+              patience: int | None) -> bool:
+    """Whether ``history`` already holds a whole run: all ``epochs``, or early stopping's verdict."""
+    if len(history.get("epoch", [])) >= epochs:
+        return True
+    state = early_stopping_state(history.get(monitor, []), mode, patience or 0)
+    return patience is not None and state is not None and state["stop"]
 
 
 def _result(folder: Path, done: dict, resumed_from: int) -> TrainResult:

@@ -123,3 +123,44 @@ def test_describe_says_what_happened(tmp_path, arrays):
     assert first.describe().startswith("exp: trained 2 epoch(s); kept epoch")
     again = train_model(tiny_model(), arrays, arrays, folder, epochs=2, batch_size=16, seed=1)
     assert "finished run found (2 epochs), not trained again" in again.describe()
+
+
+def test_early_stopping_counts_patience_across_an_interruption(tmp_path, arrays):
+    """An interrupted run with early stopping stops at the same epoch as an uninterrupted one."""
+    x, _ = arrays
+    noise = np.random.default_rng(5).integers(0, 7, len(x))
+    data = dict(train=(x, noise), val=(x, noise[::-1].copy()))
+    whole = train_model(tiny_model(), folder=tmp_path / "whole", epochs=30, batch_size=16, seed=1,
+                        early_stopping_patience=2, monitor="val_loss", **data)
+    stop = whole.epochs_run
+    assert 3 <= stop < 30 and stop - whole.best_epoch == 2
+    # interrupt one epoch before the stop, after the best epoch: resumed, Keras alone would count
+    # its patience afresh and train at least two more epochs
+    folder = tmp_path / "split"
+    with pytest.raises(Killed):
+        train_model(tiny_model(), folder=folder, epochs=30, batch_size=16, seed=1,
+                    early_stopping_patience=2, monitor="val_loss",
+                    callbacks=[Interrupt(after_epoch=stop - 1)], **data)
+    resumed = train_model(tiny_model(), folder=folder, epochs=30, batch_size=16, seed=1,
+                          early_stopping_patience=2, monitor="val_loss", **data)
+    assert resumed.resumed_from == stop - 1
+    assert resumed.epochs_run == stop
+    assert resumed.best_epoch == whole.best_epoch
+
+
+def test_run_killed_before_done_json_is_not_trained_again(tmp_path, arrays):
+    folder = tmp_path / "exp"
+    train_model(tiny_model(), arrays, arrays, folder, epochs=2, batch_size=16, seed=1)
+    (folder / "done.json").unlink()  # as if killed between the last epoch and writing done.json
+    again = train_model(tiny_model(), arrays, arrays, folder, epochs=2, batch_size=16, seed=1,
+                        callbacks=[Interrupt(after_epoch=1)])  # would raise if it trained
+    assert again.resumed_from == 2 and again.epochs_run == 2 and (folder / "done.json").exists()
+
+
+def test_early_stopping_state():
+    from fer_utils.train import early_stopping_state
+
+    assert early_stopping_state([], "max", 3) is None
+    state = early_stopping_state([0.2, 0.5, 0.4, 0.5, 0.3], "max", 3)
+    assert state == {"best": 0.5, "best_index": 1, "wait": 3, "stop": True}
+    assert early_stopping_state([3.0, 1.0, 2.0], "min", 3)["stop"] is False
