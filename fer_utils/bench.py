@@ -110,6 +110,11 @@ def layer_profile(batch_size: int = 128, repeats: int = 5, seed: int = 0) -> lis
     counted as 3x the forward FLOPs).
     """
     import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise NotImplementedError(
+            f"the layer-by-layer profile needs the TensorFlow backend (this is {keras.backend.backend()}); "
+            "the other figures of the benchmark work on every backend")
     import tensorflow as tf
 
     from .model import build_baseline
@@ -243,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     import keras
+
+    if args.layers and keras.backend.backend() != "tensorflow":
+        parser.error(f"--layers needs the TensorFlow backend (KERAS_BACKEND is {keras.backend.backend()})")
 
     from .speed import choose_precision
 

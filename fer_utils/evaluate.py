@@ -18,6 +18,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
+from .backend import cpu_name
 from .data import EMOTIONS
 
 #: Packages whose versions every metrics file records.
@@ -92,19 +93,9 @@ def predict_labels(model, images: np.ndarray, batch_size: int = 256) -> tuple[np
     return probs, probs.argmax(axis=1)
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def hardware_info() -> dict:
     """CPU model, core count, memory and accelerators the backend sees."""
-    info = {"cpu": _cpu_name(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
+    info = {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
             "system": platform.system()}
     try:
         pages, page = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
@@ -112,17 +103,13 @@ def hardware_info() -> dict:
     except (ValueError, OSError, AttributeError):
         pass
     try:
-        import keras
+        from .backend import device_info
 
-        info["keras_backend"] = keras.backend.backend()
-        if info["keras_backend"] == "tensorflow":
-            import tensorflow as tf
-
-            info["accelerators"] = [d.name for d in tf.config.list_physical_devices("GPU")]
-        elif info["keras_backend"] == "jax":
-            import jax
-
-            info["accelerators"] = [str(d) for d in jax.devices() if d.platform != "cpu"]
+        device = device_info()
+        info["keras_backend"] = device["backend"]
+        info["accelerators"] = [device["name"]] * device["count"] if device["kind"] == "gpu" else []
+        if device["kind"] == "gpu":
+            info["gpu"] = {k: device[k] for k in ("name", "count", "memory_gib", "compute_capability")}
     except Exception:  # noqa: BLE001 - provenance must never break a run
         pass
     return info

@@ -4,8 +4,10 @@ For a conv layer with feature maps ``A^k`` and a class score ``y^c`` taken *befo
 the softmax, the channel weights are the spatially averaged gradients
 ``alpha_k = mean_ij d y^c / d A^k_ij``; the map is ``ReLU(sum_k alpha_k A^k)``,
 scaled to [0, 1] (an all-zero map stays zero, never NaN) and resized to the
-input's size. Works for Sequential and functional Keras 3 models; the gradient
-step uses the TensorFlow backend's GradientTape.
+input's size. Works for Sequential and functional Keras 3 models, on every Keras backend
+(TensorFlow, JAX, PyTorch): the model is cut at the conv layer into the part that makes the feature
+maps and the part that turns them into class scores, and the gradient of the second part is taken
+by :func:`fer_utils.backend.gradient_of_sum`.
 """
 
 from __future__ import annotations
@@ -50,10 +52,8 @@ def gradcam(
     Returns:
         float32 array ``(N, H, W)`` in [0, 1] (``(H, W)`` for a single image).
     """
-    import tensorflow as tf
+    from .backend import gradient_of_sum
 
-    if keras.backend.backend() != "tensorflow":
-        raise NotImplementedError("gradcam needs the TensorFlow backend (KERAS_BACKEND=tensorflow)")
     single = np.ndim(images) == 3
     batch = np.asarray(images)[None] if single else np.asarray(images)
     if batch.ndim != 4:
@@ -66,36 +66,58 @@ def gradcam(
     if len(target.output.shape) != 4:
         raise ValueError(f"layer {layer_name!r} does not output feature maps (shape {target.output.shape})")
     scores_layer = _score_tensor_layer(model, score_layer)
-    if isinstance(model, keras.Sequential):
-        # A Sequential model (a loaded one too) is a plain chain: run it layer by layer.
-        def probe(x, training=False):
-            fmap = None
-            for layer in model.layers:
-                x = layer(x, training=training)
-                if layer is target:
-                    fmap = x
-                if layer is scores_layer:
-                    return fmap, x
-            raise ValueError(f"layer {scores_layer.name!r} does not follow {layer_name!r}")
-    else:
-        probe = keras.Model(model.inputs, [target.output, scores_layer.output])
+    features, head = _split(model, target, scores_layer)
 
-    x = tf.convert_to_tensor(batch.astype("float32"))  # a copy: the caller's array is untouched
-    with tf.GradientTape() as tape:
-        fmaps, scores = probe(x, training=False)
-        if class_index is None:
-            chosen = tf.argmax(scores, axis=1)
-        else:
-            chosen = tf.broadcast_to(tf.constant(np.asarray(class_index), tf.int64), [tf.shape(scores)[0]])
-        score = tf.gather(scores, chosen, axis=1, batch_dims=1)
-    grads = tape.gradient(score, fmaps)  # d score_i / d A_i (images are independent)
-    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-    cam = tf.nn.relu(tf.reduce_sum(weights * fmaps, axis=-1))
-    peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
-    cam = tf.math.divide_no_nan(cam, peak)
-    cam = tf.image.resize(cam[..., None], batch.shape[1:3], method="bilinear")[..., 0]
-    out = np.clip(cam.numpy(), 0.0, 1.0).astype(np.float32)
+    fmaps = keras.ops.convert_to_numpy(features(keras.ops.convert_to_tensor(batch.astype("float32"))))
+    fmaps = fmaps.astype(np.float32)
+    if class_index is None:
+        chosen = keras.ops.convert_to_numpy(head(keras.ops.convert_to_tensor(fmaps))).argmax(axis=1)
+    else:
+        chosen = np.broadcast_to(np.asarray(class_index, dtype=np.int64), (len(batch),))
+    n_classes = int(scores_layer.output.shape[-1])
+    if np.any((chosen < 0) | (chosen >= n_classes)):
+        raise ValueError(f"class_index must lie in 0..{n_classes - 1}, got {np.unique(chosen).tolist()}")
+    one_hot = keras.ops.convert_to_tensor(np.eye(n_classes, dtype=np.float32)[chosen])
+
+    def chosen_score(maps):
+        return keras.ops.sum(keras.ops.cast(head(maps), "float32") * one_hot, axis=1)
+
+    _, grads = gradient_of_sum(chosen_score, fmaps)  # d score_i / d A_i (images are independent)
+    weights = grads.mean(axis=(1, 2), keepdims=True)
+    cam = np.maximum((weights * fmaps).sum(axis=-1), 0.0)
+    peak = cam.max(axis=(1, 2), keepdims=True)
+    cam = np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
+    cam = keras.ops.image.resize(keras.ops.convert_to_tensor(cam[..., None]), batch.shape[1:3],
+                                 interpolation="bilinear", antialias=False)
+    out = np.clip(keras.ops.convert_to_numpy(cam)[..., 0], 0.0, 1.0).astype(np.float32)
     return out[0] if single else out
+
+
+def _split(model: keras.Model, target: keras.layers.Layer, scores_layer: keras.layers.Layer):
+    """Cut ``model`` at ``target``: (images -> its feature maps, feature maps -> class scores)."""
+    if isinstance(model, keras.Sequential):
+        # A Sequential model (a loaded one too) is a plain chain of layers.
+        layers = list(model.layers)
+        at, end = layers.index(target), layers.index(scores_layer) if scores_layer in layers else -1
+        if end <= at:
+            raise ValueError(f"layer {scores_layer.name!r} does not follow {target.name!r}")
+
+        def chain(part):
+            def run(x):
+                for layer in part:
+                    x = layer(x, training=False)
+                return x
+            return run
+
+        return chain(layers[:at + 1]), chain(layers[at + 1:end + 1])
+    try:
+        head = keras.Model(target.output, scores_layer.output)
+    except ValueError as error:
+        raise ValueError(
+            f"cannot cut model {model.name!r} at {target.name!r}: the class scores must depend on the "
+            f"inputs only through that layer's feature maps ({error})") from None
+    features = keras.Model(model.inputs, target.output)
+    return (lambda x: features(x, training=False)), (lambda maps: head(maps, training=False))
 
 
 def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarray:
@@ -155,3 +177,34 @@ def peak_region(cam: np.ndarray) -> str:
     bands = {name: rows[int(lo * h):int(hi * h)] for name, lo, hi in FACE_REGIONS}
     best = max(bands, key=lambda name: bands[name].mean())
     return f"{best} ({bands[best].sum() / rows.sum():.0%} of the map)"
+
+
+def class_average_by_layer(
+    model: keras.Model, images: np.ndarray, labels: np.ndarray, layers: list[str],
+    num_classes: int = 7, batch_size: int = 256,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`class_average` at each of ``layers``: maps ``(num_classes, len(layers), H, W)`` and the
+    number of correctly classified images behind each class."""
+    per_layer = [class_average(model, images, labels, layer, num_classes, batch_size) for layer in layers]
+    return np.stack([maps for maps, _ in per_layer], axis=1), per_layer[0][1]
+
+
+def describe_evidence(maps: np.ndarray, counts: np.ndarray, layers: list[str],
+                      class_names: tuple[str, ...]) -> "pd.DataFrame":
+    """Where each class's evidence sits at each layer, in words computed from the maps.
+
+    ``maps``: ``(classes, layers, H, W)`` from :func:`class_average_by_layer`. Returns a table with a
+    row per class, a column per layer holding :func:`peak_region`'s answer ("no correct face" where
+    the class has none), and a ``faces`` column with the counts.
+    """
+    import pandas as pd
+
+    rows = {}
+    for label, name in enumerate(class_names):
+        if not counts[label]:
+            rows[name] = ["no correct face"] * len(layers)
+        else:
+            rows[name] = [peak_region(maps[label, i]) for i in range(len(layers))]
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(layers))
+    table.insert(0, "faces", [int(c) for c in counts])
+    return table

@@ -23,6 +23,7 @@ import time
 import tomllib
 from pathlib import Path
 
+from .backend import BACKENDS
 from .data import repo_root
 
 NOTEBOOK_DIR = "notebooks"
@@ -208,6 +209,9 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | os.PathLike | None = None
     import papermill as pm
 
     run_path = resolve(run_dir or f"runs/{profile}")
+    if os.environ.get("KERAS_BACKEND") == "jax":
+        # every notebook's kernel compiles the same model again: XLA keeps its compilations on disk
+        os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(repo_root() / ".cache" / "jax"))
     from .data import DATA_ENV
 
     if os.environ.get(DATA_ENV) and not Path(os.environ[DATA_ENV]).is_absolute():
@@ -242,6 +246,24 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | os.PathLike | None = None
     return run_path
 
 
+def use_backend(name: str | None) -> str:
+    """Choose the Keras backend of the notebooks' kernels (they inherit ``KERAS_BACKEND``).
+
+    ``name``: ``tensorflow``, ``jax``, ``torch``, or None for ``KERAS_BACKEND`` (else tensorflow).
+    Raises :class:`StudyError` for an unknown backend or one whose package is not installed.
+    """
+    import importlib.util
+
+    name = name or os.environ.get("KERAS_BACKEND") or "tensorflow"
+    if name not in BACKENDS:
+        raise StudyError(f"unknown Keras backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if importlib.util.find_spec(name) is None:
+        extra = "" if name == "tensorflow" else f": pip install -e '.[{name}]'"
+        raise StudyError(f"the Keras backend {name!r} is not installed{extra}")
+    os.environ["KERAS_BACKEND"] = name
+    return name
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (``python -m fer_utils.study`` or ``fer-study``)."""
     profiles = load_profiles()
@@ -250,7 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         epilog="profiles: " + "; ".join(f"{k}: {v.get('description', '')}" for k, v in profiles.items()),
     )
     parser.add_argument("--profile", default=DEFAULT_PROFILE, help=f"default: {DEFAULT_PROFILE}")
-    parser.add_argument("--run-dir", help="default: runs/<profile> (relative paths: to the repository)")
+    parser.add_argument("--run-dir", help="default: runs/<profile>, or runs/<profile>-<backend> on a backend "
+                                          "other than TensorFlow (relative paths: to the repository)")
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="Keras backend of every notebook's kernel (default: KERAS_BACKEND, else "
+                             "tensorflow); jax and torch are optional extras: pip install -e '.[jax]'")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                         help="override a parameter (repeatable); must exist in the notebooks")
     parser.add_argument("--only", help="comma-separated notebook number prefixes, e.g. 00,01")
@@ -275,9 +301,11 @@ def main(argv: list[str] | None = None) -> int:
             from .verify import VERIFY_ENV
 
             os.environ[VERIFY_ENV] = "strict"
+        backend = use_backend(args.backend)
+        run_dir = args.run_dir or (None if backend == "tensorflow" else f"runs/{args.profile}-{backend}")
         overrides = dict(parse_override(p) for p in args.param)
         only = [o.strip() for o in args.only.split(",")] if args.only else None
-        run(args.profile, args.run_dir, overrides, only, args.timeout, skip_finished=args.skip_finished)
+        run(args.profile, run_dir, overrides, only, args.timeout, skip_finished=args.skip_finished)
     except StudyError as exc:
         print(f"fer-study: {exc}", file=sys.stderr)
         return 2
@@ -289,18 +317,20 @@ if __name__ == "__main__":
 
 
 def run_banner(profile: str, data=None) -> str:
-    """Which run produced a notebook's outputs: the data verdict first, then profile, data, machine, date.
+    """Which run produced a notebook's outputs: the data verdict first, then profile, data, backend,
+    device, precision and date.
 
     ``data``: the loaded :class:`fer_utils.data.FerData` (its source and verification verdict are
     shown; the verdict line comes first, so a copy that is not canonical FER-2013 is the first thing a
-    reader sees), a plain description of the data, or None.
+    reader sees), a plain description of the data, or None. The precision is Keras' global dtype
+    policy when this is called (so a notebook sets its precision first).
     """
     from datetime import datetime, timezone
 
-    from .evaluate import hardware_info
+    import keras
 
-    hw = hardware_info()
-    accel = ", ".join(hw.get("accelerators", [])) or "no GPU"
+    from .backend import describe_device
+
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     source = getattr(data, "source", data) or ""
     verdict = getattr(data, "verification", None)
@@ -310,5 +340,6 @@ def run_banner(profile: str, data=None) -> str:
     elif hasattr(data, "verification"):
         first = "data not verified (loaded with verify='off')\n"
     shown_data = f" · data: {source}" if source else ""
-    return (f"{first}Run: profile '{profile}'{shown_data} · machine: {hw['cpu']}, {hw['cpu_count']} cores, "
-            f"{accel} · Keras backend {hw.get('keras_backend', '?')} · {when}")
+    precision = keras.mixed_precision.global_policy().name
+    return (f"{first}Run: profile '{profile}'{shown_data} · {describe_device()} · precision {precision} · "
+            f"{when}")

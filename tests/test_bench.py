@@ -20,7 +20,11 @@ def test_model_flops_match_the_study_guide():
 @pytest.mark.realdata
 def test_quick_benchmark_writes_json(real_data_path, tmp_path, capsys):
     out = tmp_path / "bench.json"
-    code = bench.main(["--quick", "--layers", "--data", str(real_data_path), "--json", str(out)])
+    import keras
+
+    on_tensorflow = keras.backend.backend() == "tensorflow"
+    layers = ["--layers"] if on_tensorflow else []  # the layer profile is TensorFlow's alone
+    code = bench.main(["--quick", *layers, "--data", str(real_data_path), "--json", str(out)])
     assert code == 0
     payload = json.loads(out.read_text())
     figures = payload["figures"]
@@ -30,13 +34,25 @@ def test_quick_benchmark_writes_json(real_data_path, tmp_path, capsys):
         assert figures[key] > 0, key
     assert payload["quick"] is True and payload["ceilings"]["train_images_per_s"] > 0
     printed = capsys.readouterr().out
-    assert "ratio" in printed and "layer by layer" in printed
+    assert "ratio" in printed
+    if not on_tensorflow:
+        with pytest.raises(SystemExit):
+            bench.main(["--quick", "--layers"])
+        assert "--layers needs the TensorFlow backend" in capsys.readouterr().err
+        return
+    assert "layer by layer" in printed
     assert "float32" in payload["layer_profile"]
     rows = {r["layer"]: r for r in payload["layer_profile"][payload["fast_path_precision"]]}
     assert {"conv1", "conv5", "dense2", "logits", "adam_update"} <= set(rows)
 
 
 def test_layer_profile_rows_add_up():
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        with pytest.raises(NotImplementedError, match="needs the TensorFlow backend"):
+            bench.layer_profile(batch_size=4, repeats=1)
+        return
     rows = bench.layer_profile(batch_size=4, repeats=1)
     names = [r["layer"] for r in rows]
     assert names[0] == "rescale" and names[-1] == "adam_update"

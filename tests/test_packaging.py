@@ -37,3 +37,18 @@ def test_constraints_agree_with_the_direct_pins():
     locked = pins((repo_root() / "constraints.txt").read_text().splitlines())
     for name, version in declared.items():
         assert locked.get(name) == version, name
+
+
+def test_backend_extras_are_pinned_outside_the_default_environment():
+    """jax and torch are optional extras, pinned in pyproject and constraints.txt; environment.yml
+    (the default, TensorFlow) installs neither."""
+    project = tomllib.loads((repo_root() / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    locked = pins((repo_root() / "constraints.txt").read_text().splitlines())
+    env = pins((repo_root() / "environment.yml").read_text().splitlines())
+    for extra in ("jax", "torch"):
+        declared = pins(extras[extra])
+        assert declared and all("==" in dep for dep in extras[extra]), extra
+        for name, version in declared.items():
+            assert locked.get(name) == version and name not in env, name
+    assert "tensorflow-cpu" in env

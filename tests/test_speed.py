@@ -28,15 +28,22 @@ def test_cpu_flags_are_read_from_cpuinfo_text():
 
 def test_auto_picks_bfloat16_only_where_the_cpu_has_it(monkeypatch):
     monkeypatch.setattr(speed.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(keras.backend, "backend", lambda: "tensorflow")
     assert speed.choose_precision("auto", SAPPHIRE_RAPIDS, accelerator=False) == "mixed_bfloat16"
     assert speed.choose_precision("auto", {"avx512_bf16"}, accelerator=False) == "mixed_bfloat16"
     assert speed.choose_precision("auto", ZEN3, accelerator=False) == "float32"  # emulated bf16 is slower
-    assert speed.choose_precision("auto", SAPPHIRE_RAPIDS, accelerator=True) == "float32"
+    # on a GPU the GPU decides: bfloat16 from Ampere (compute capability 8.0) on, float16 before
+    assert speed.choose_precision("auto", ZEN3, accelerator=True, gpu_bfloat16=True) == "mixed_bfloat16"
+    assert speed.choose_precision("auto", SAPPHIRE_RAPIDS, accelerator=True, gpu_bfloat16=False) == "mixed_float16"
     assert speed.choose_precision("float32", SAPPHIRE_RAPIDS, accelerator=False) == "float32"
     assert speed.choose_precision("mixed_bfloat16", ZEN3, accelerator=False) == "mixed_bfloat16"
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")  # oneDNN's fast path is TensorFlow's
+    assert speed.choose_precision("auto", SAPPHIRE_RAPIDS, accelerator=False) == "float32"
+    assert speed.choose_precision("auto", ZEN3, accelerator=True, gpu_bfloat16=True) == "mixed_bfloat16"
+    monkeypatch.setattr(keras.backend, "backend", lambda: "tensorflow")
     monkeypatch.setattr(speed.platform, "machine", lambda: "aarch64")
     assert speed.choose_precision("auto", SAPPHIRE_RAPIDS, accelerator=False) == "float32"
-    with pytest.raises(ValueError, match="precision must be one of auto, float32, mixed_bfloat16, got 'fp16'"):
+    with pytest.raises(ValueError, match="precision must be one of auto, float32, mixed_bfloat16, mixed_float16, got 'fp16'"):
         speed.choose_precision("fp16")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import time
 from pathlib import Path
 
 import nbformat
@@ -176,8 +177,19 @@ def test_finished_already_needs_a_clean_finish(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.realdata
-def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path):
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monkeypatch, backend):
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec(backend) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI installs the {backend} backend (scripts/test.sh); it is missing")
+        pytest.skip(f"Keras backend {backend} not installed (pip install -e '.[{backend}]')")
+    monkeypatch.setenv("KERAS_BACKEND", backend)  # the notebooks' kernels inherit it
+    started = time.perf_counter()
     run_dir = study.run("smoke", tmp_path / "smoke")
+    print(f"smoke study on {backend}: {time.perf_counter() - started:.0f} s")
     for nb in NOTEBOOKS:
         executed = nbformat.read(run_dir / "notebooks" / nb.name, as_version=4)
         errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
@@ -186,6 +198,9 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path):
         first = next(o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
                      if o.get("output_type") == "stream")
         assert first["text"].startswith("data verified: canonical FER-2013, 35,887 of 35,887"), nb.name
+        setup = next(c for c in executed.cells if c.cell_type == "code" and c.get("outputs"))
+        printed = "".join(o.get("text", "") for o in setup["outputs"] if o.get("output_type") == "stream")
+        assert f"Keras backend {backend} on CPU" in printed, nb.name  # the run banner, with the precision
     # 2 % of every class and split, rounded (counts from ../shared/fer2013/README.md)
     smoke_counts = {"Training": 574, "PublicTest": 71, "PrivateTest": 73}
     train_sizes = {"baseline": 574, "undersample": 7 * 9, "oversample": 7 * 144, "class_weights": 574,
@@ -202,6 +217,7 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path):
         assert lo <= m["accuracy"] <= hi
         assert sum(map(sum, m["confusion"])) == 73
         assert p["data_counts"]["verification"]["canonical"] is True
+        assert p["hardware"]["keras_backend"] == backend
         unseen = m["without_seen_in_training"]  # PrivateTest faces of the sample that Training also holds
         assert unseen["n"] + unseen["left_out"] == 73 and unseen["n"] > 60
         assert (run_dir / "models" / f"{name}.keras").stat().st_size > 10_000_000
@@ -209,6 +225,7 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path):
                 "01_training_curves", "01_confusion_normalized", "02_undersample_curves",
                 "03_oversample_confusion", "03_per_class_recall", "04_augmented_examples",
                 "04_per_class_recall", "05_gradcam_per_emotion", "05_gradcam_class_average",
+                "05_gradcam_class_average_by_layer",
                 "06_accuracy_vs_report", "06_per_class_recall", "07_grace_hopper", "07_coffee"):
         assert (run_dir / "figures" / f"{fig}.png").exists()
     summary = "".join(o.get("text", "") for c in nbformat.read(run_dir / "notebooks" / "06_results_summary.ipynb",
@@ -225,6 +242,8 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path):
 def test_run_banner_puts_the_data_verdict_first():
     from types import SimpleNamespace
 
+    import keras
+
     verdict = SimpleNamespace(summary=lambda: "data differs from canonical FER-2013: 0 of 3 images match")
     data = SimpleNamespace(source="image folders (x)", verification=verdict)
     lines = study.run_banner("smoke", data).splitlines()
@@ -233,6 +252,9 @@ def test_run_banner_puts_the_data_verdict_first():
     skipped = SimpleNamespace(source="csv (x)", verification=None)
     assert study.run_banner("smoke", skipped).startswith("data not verified")
     assert study.run_banner("smoke", "photos").startswith("Run: profile 'smoke' · data: photos")
+    # the backend, the device and the precision in force
+    assert f"Keras backend {keras.backend.backend()} on CPU " in lines[1] and "cores, no GPU" in lines[1]
+    assert " · precision float32 · " in lines[1]
 
 
 def test_strict_data_flag_reaches_the_kernels(monkeypatch):
@@ -245,3 +267,31 @@ def test_strict_data_flag_reaches_the_kernels(monkeypatch):
     monkeypatch.setattr(study, "run", lambda *a, **k: seen.setdefault("env", os.environ.get(VERIFY_ENV)))
     assert study.main(["--profile", "smoke", "--strict-data"]) == 0
     assert seen["env"] == "strict"
+
+
+def test_backend_option_sets_the_kernels_backend_and_run_dir(monkeypatch, capsys):
+    import importlib.util
+    import os
+
+    import keras
+
+    monkeypatch.setenv("KERAS_BACKEND", keras.backend.backend())  # restored after the test
+    seen = {}
+    monkeypatch.setattr(study, "run", lambda profile, run_dir, *a, **k: seen.update(
+        run_dir=run_dir, env=os.environ["KERAS_BACKEND"]))
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    assert study.main(["--profile", "smoke"]) == 0
+    assert seen == {"run_dir": None, "env": "tensorflow"}  # runs/smoke, as before
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "jax" else real_find_spec(name, *a))
+    assert study.main(["--profile", "smoke", "--backend", "jax"]) == 0
+    assert seen == {"run_dir": "runs/smoke-jax", "env": "jax"}  # never mixed with TensorFlow's models
+    assert study.main(["--profile", "smoke", "--backend", "jax", "--run-dir", "runs/x"]) == 0
+    assert seen["run_dir"] == "runs/x"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    assert study.main(["--profile", "smoke", "--backend", "torch"]) == 2
+    assert "the Keras backend 'torch' is not installed: pip install -e '.[torch]'" in capsys.readouterr().err
+    monkeypatch.setenv("KERAS_BACKEND", "mxnet")
+    assert study.main(["--profile", "smoke"]) == 2
+    assert "unknown Keras backend 'mxnet'" in capsys.readouterr().err

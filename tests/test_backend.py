@@ -1,0 +1,145 @@
+"""fer_utils.backend: device facts and the one gradient step, on whichever Keras backend is installed."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from fer_utils import backend
+
+
+def test_device_info_on_this_machine():
+    info = backend.device_info()
+    assert info["backend"] == keras.backend.backend() in backend.BACKENDS
+    assert info["kind"] in ("cpu", "gpu") and info["name"] and info["cores"] >= 1
+    line = backend.describe_device(info)
+    assert line.startswith(f"Keras backend {info['backend']} on ")
+    if info["kind"] == "cpu":
+        assert line.endswith("cores, no GPU") and not backend.supports_bfloat16(info)
+
+
+def test_describe_device_and_bfloat16_on_gpus():
+    h200 = {"backend": "jax", "kind": "gpu", "name": "NVIDIA H200", "count": 1, "memory_gib": 139.8,
+            "compute_capability": "9.0", "cores": 16}
+    assert backend.describe_device(h200) == "Keras backend jax on GPU NVIDIA H200, 139.8 GiB"
+    assert backend.supports_bfloat16(h200)
+    t4 = {**h200, "name": "Tesla T4", "count": 2, "memory_gib": None, "compute_capability": "7.5"}
+    assert backend.describe_device(t4) == "Keras backend jax on GPU 2 x Tesla T4"
+    assert not backend.supports_bfloat16(t4)  # Turing: float16 only
+    assert not backend.supports_bfloat16({**h200, "compute_capability": None})
+
+
+def test_gradient_of_sum_known_answer():
+    """d/dx sum(x**2 * w) = 2 x w, row by row, whatever the backend."""
+    x = np.array([[1.0, -2.0, 3.0], [0.5, 0.0, -1.0]], np.float32)
+    w = keras.ops.convert_to_tensor(np.array([1.0, 2.0, 3.0], np.float32))
+    value, grad = backend.gradient_of_sum(lambda t: keras.ops.sum(t * t * w, axis=1), x)
+    np.testing.assert_allclose(value, [1 + 8 + 27, 0.25 + 0 + 3], rtol=1e-6)
+    np.testing.assert_allclose(grad, 2 * x * np.array([1.0, 2.0, 3.0]), rtol=1e-6)
+    assert isinstance(grad, np.ndarray) and grad.dtype == np.float32
+
+
+def test_gradient_through_a_keras_layer_in_inference_mode():
+    layer = keras.layers.Dense(2, use_bias=False)
+    layer.build((None, 3))
+    kernel = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]], np.float32)
+    layer.set_weights([kernel])
+    x = np.ones((4, 3), np.float32)
+    _, grad = backend.gradient_of_sum(lambda t: layer(t), x)
+    np.testing.assert_allclose(grad, np.tile(kernel.sum(axis=1), (4, 1)), rtol=1e-6)
+
+
+OTHER_BACKEND_SCRIPT = r"""
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+
+import fer_utils.model  # registers the study's layers for loading
+from fer_utils.model import build_baseline, compile_model
+
+shipped, folder = sys.argv[1], Path(sys.argv[2])
+test_x = np.load(folder / "test_x.npy")
+model = keras.saving.load_model(shipped)
+np.save(folder / "shipped_probs.npy", model.predict(test_x, batch_size=256, verbose=0))
+keras.utils.set_random_seed(0)
+trained = compile_model(build_baseline())
+trained.fit(np.load(folder / "train_x.npy"), np.load(folder / "train_y.npy"), epochs=1, batch_size=128, verbose=0)
+trained.save(folder / "trained.keras")
+np.save(folder / "trained_probs.npy", trained.predict(test_x, batch_size=256, verbose=0))
+print(keras.backend.backend())
+"""
+
+
+def _installed_backends() -> list[str]:
+    import importlib.util
+
+    return [name for name in backend.BACKENDS if importlib.util.find_spec(name) is not None]
+
+
+def test_models_move_between_backends_on_the_real_data(real_data, tmp_path):
+    """A model saved on one backend predicts the same PrivateTest classes on another (>= 99.9 %), both
+    ways: the committed model (saved by TensorFlow) loaded elsewhere, and one trained elsewhere
+    loaded here."""
+    import os
+    import subprocess
+    import sys
+
+    from fer_utils.data import repo_root
+
+    here = keras.backend.backend()
+    others = [name for name in _installed_backends() if name != here]
+    if not others:
+        if os.environ.get("CI"):
+            pytest.fail("CI installs a second Keras backend (jax); none found")
+        pytest.skip("only one Keras backend installed")
+    shipped = repo_root() / "models" / "baseline.keras"
+    private, train = real_data.split("PrivateTest"), real_data.split("Training")
+    np.save(tmp_path / "test_x.npy", private.images)
+    np.save(tmp_path / "train_x.npy", train.images[:256])
+    np.save(tmp_path / "train_y.npy", train.labels[:256])
+    import fer_utils.model  # noqa: F401 - registers the study's layers
+
+    shipped_here = keras.saving.load_model(shipped).predict(private.images, batch_size=256, verbose=0)
+    for other in others:
+        folder = tmp_path / other
+        folder.mkdir()
+        for name in ("test_x.npy", "train_x.npy", "train_y.npy"):
+            (folder / name).symlink_to(tmp_path / name)
+        done = subprocess.run([sys.executable, "-c", OTHER_BACKEND_SCRIPT, str(shipped), str(folder)],
+                              env={**os.environ, "KERAS_BACKEND": other}, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.strip().splitlines()[-1] == other
+        there = np.load(folder / "shipped_probs.npy")
+        agree = np.mean(there.argmax(1) == shipped_here.argmax(1))
+        assert agree >= 0.999, f"{here} -> {other}: {agree:.4%} of PrivateTest predictions agree"
+        np.testing.assert_allclose(there, shipped_here, atol=1e-3)
+        trained_there = np.load(folder / "trained_probs.npy")
+        trained_here = keras.saving.load_model(folder / "trained.keras").predict(
+            private.images, batch_size=256, verbose=0)
+        agree = np.mean(trained_here.argmax(1) == trained_there.argmax(1))
+        assert agree >= 0.999, f"{other} -> {here}: {agree:.4%} of PrivateTest predictions agree"
+
+
+def test_gradcam_known_answers_on_every_installed_backend():
+    """The Grad-CAM and gradient known-answer tests, run again under each other installed backend."""
+    import os
+    import subprocess
+    import sys
+
+    from fer_utils.data import repo_root
+
+    others = [name for name in _installed_backends() if name != keras.backend.backend()]
+    if not others:
+        pytest.skip("only one Keras backend installed")
+    for other in others:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_gradcam.py",
+             "tests/test_backend.py", "-k", "not real_data and not every_installed"],
+            cwd=repo_root(), env={**os.environ, "KERAS_BACKEND": other}, capture_output=True, text=True,
+            timeout=600)
+        assert done.returncode == 0, f"on {other}:\n{done.stdout[-3000:]}"
+        assert " passed" in done.stdout and "skipped" not in done.stdout
