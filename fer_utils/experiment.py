@@ -459,3 +459,29 @@ def scaling_markdown(path: str | os.PathLike) -> str:
                  f"with /255, {m['b_only']} only with standardisation, p = {m['p_value']:.2g}. Choice: "
                  f"**{SCALINGS[c['choice']]}**.")
     return "\n".join(lines)
+
+
+def describe_against_peer(table: pd.DataFrame, peer: dict) -> str:
+    """Where each experiment of ``table`` (:func:`summary_table`) stands against a peer model's
+    PrivateTest metrics (``peer``: :func:`fer_utils.peers.score_fer_package`), on accuracy and on
+    macro-F1, with the intervals deciding "level with" (overlapping 95 % intervals) or above/below."""
+    if table.empty:
+        return "No experiment of this run to compare with."
+    name = peer.get("peer", {}).get("name", "the peer")
+    plo, phi = peer["accuracy_ci95"]
+    lines = [f"{name}: accuracy {peer['accuracy']:.3f} (95 % CI {plo:.3f}-{phi:.3f}), macro-F1 "
+             f"{peer['macro_f1']:.3f} on the same {peer['n']:,} PrivateTest faces."]
+    for exp, row in table.iterrows():
+        if row.ci95_high < plo:
+            level = "below it"
+        elif row.ci95_low > phi:
+            level = "above it"
+        else:
+            level = "level with it (the 95 % intervals overlap)"
+        f1 = "higher" if row.macro_f1 > peer["macro_f1"] else "lower"
+        lines.append(f"{EXPERIMENTS.get(exp, exp)}: accuracy {row.accuracy:.3f}, {level}; macro-F1 "
+                     f"{row.macro_f1:.3f}, {f1} by {abs(row.macro_f1 - peer['macro_f1']) * 100:.1f} points.")
+    caveat = peer.get("peer", {}).get("caveat")
+    if caveat:
+        lines.append(f"Caveat: {caveat}.")
+    return "\n".join(lines)

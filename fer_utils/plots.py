@@ -105,8 +105,13 @@ def image_row(images: np.ndarray, titles: Sequence[str], title: str = "") -> plt
 
 
 def training_curves(history: dict[str, list[float]], best_epoch: int | None = None,
-                    title: str = "Training curves") -> plt.Figure:
-    """Accuracy and loss per epoch, train vs validation; marks the chosen epoch."""
+                    title: str = "Training curves", report: dict | None = None) -> plt.Figure:
+    """Accuracy and loss per epoch, train vs validation; marks the chosen epoch.
+
+    ``report``: the source report's anchors to draw beside ours (:data:`fer_utils.train.REPORT_CURVE`):
+    its validation accuracies at given epochs as crosses, the epochs where its validation loss
+    turned up as a shaded band.
+    """
     required = {"accuracy", "val_accuracy", "loss", "val_loss"}
     missing = required - set(history)
     if missing:
@@ -118,6 +123,12 @@ def training_curves(history: dict[str, list[float]], best_epoch: int | None = No
         ax.plot(epochs, history[f"val_{metric}"], marker="o", ms=3, label="validation (PublicTest)")
         if best_epoch is not None:
             ax.axvline(best_epoch, color="grey", ls="--", lw=1, label=f"chosen epoch {best_epoch}")
+        if report and metric == "accuracy":
+            points = sorted(report["val_accuracy"].items())
+            ax.plot([e for e, _ in points], [a for _, a in points], "kx", ms=9, mew=2,
+                    label="report: validation accuracy")
+        if report and metric == "loss":
+            ax.axvspan(*report["val_loss_turn"], color="0.85", alpha=0.6, label="report: val. loss turns up")
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)

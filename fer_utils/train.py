@@ -302,3 +302,46 @@ def summarize_history(history: dict[str, list[float]], best_epoch: int) -> str:
     if "epoch_seconds" in history:
         lines.append(f"Mean time per epoch: {np.nanmean(history['epoch_seconds']):.0f} s.")
     return "\n".join(lines)
+
+
+#: The source report's baseline curves, read from its figures: validation accuracy near 0.45 at epoch 3
+#: and 0.60 at epoch 10, then flat near 0.64-0.65; validation loss lowest near epochs 10-15, rising after.
+REPORT_CURVE: dict = {"val_accuracy": {3: 0.45, 10: 0.60}, "val_loss_turn": (10, 15), "plateau": (0.64, 0.65)}
+
+
+def compare_with_report_curve(history: dict[str, list[float]], tolerance: float = 0.05) -> str:
+    """Sentences that set this run's PublicTest curve beside the report's (:data:`REPORT_CURVE`).
+
+    For each of the report's anchor epochs: our validation accuracy there and whether it lies within
+    ``tolerance`` of the report's; where our validation loss turned up against the report's epochs
+    10-15; and our best validation accuracy against the report's plateau. Anchors past the end of the
+    run are said to be out of reach, not guessed.
+    """
+    acc, loss = history.get("val_accuracy", []), history.get("val_loss", [])
+    if not acc or not loss:
+        raise ValueError("history lacks val_accuracy and val_loss")
+    lines = []
+    for epoch, theirs in REPORT_CURVE["val_accuracy"].items():
+        if epoch > len(acc):
+            lines.append(f"Epoch {epoch}: the report's validation accuracy was about {theirs:.2f}; "
+                         f"this run stopped after {len(acc)} epoch(s).")
+            continue
+        ours = acc[epoch - 1]
+        verdict = ("as the report" if abs(ours - theirs) <= tolerance else
+                   "above the report" if ours > theirs else "below the report")
+        lines.append(f"Epoch {epoch}: validation accuracy {ours:.3f} against the report's about {theirs:.2f} "
+                     f"({verdict}, within ±{tolerance:.2f} counting as the same).")
+    low = int(np.nanargmin(loss)) + 1
+    first, last = REPORT_CURVE["val_loss_turn"]
+    if low == len(loss):
+        where = f"was still falling at the last epoch ({low}), so this run never saw it turn up"
+    else:
+        where = (f"was lowest at epoch {low} and rose after it ("
+                 + ("inside" if first <= low <= last else "before" if low < first else "after")
+                 + f" the report's epochs {first}-{last})")
+    lines.append(f"Validation loss {where}.")
+    lo, hi = REPORT_CURVE["plateau"]
+    best = float(np.nanmax(acc))
+    lines.append(f"Best validation accuracy {best:.3f} at epoch {int(np.nanargmax(acc)) + 1}; the report's curve "
+                 f"levelled off near {lo:.2f}-{hi:.2f}.")
+    return "\n".join(lines)

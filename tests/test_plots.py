@@ -37,6 +37,12 @@ def test_training_curves_and_confusion(tmp_path):
     fig = plots.training_curves(history, best_epoch=2)
     assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 3  # train, validation, chosen epoch
     saved_png(fig, tmp_path / "curves.png")
+    from fer_utils.train import REPORT_CURVE
+
+    with_report = plots.training_curves(history, best_epoch=2, report=REPORT_CURVE)
+    crosses = with_report.axes[0].lines[-1]
+    assert list(crosses.get_xdata()) == [3, 10] and list(crosses.get_ydata()) == [0.45, 0.60]
+    assert len(with_report.axes[1].patches) == 1  # the band of epochs 10-15 on the loss panel
     with pytest.raises(ValueError, match="val_loss"):
         plots.training_curves({k: v for k, v in history.items() if k != "val_loss"})
     cm = np.array([[5, 1], [2, 2]])

@@ -165,3 +165,20 @@ def test_early_stopping_state():
     state = early_stopping_state([0.2, 0.5, 0.4, 0.5, 0.3], "max", 3)
     assert state == {"best": 0.5, "best_index": 1, "wait": 3, "stop": True}
     assert early_stopping_state([3.0, 1.0, 2.0], "min", 3)["stop"] is False
+
+
+def test_compare_with_report_curve():
+    from fer_utils.train import compare_with_report_curve
+
+    epochs = list(range(1, 21))
+    acc = [0.2 + 0.04 * e if e <= 12 else 0.66 - 0.002 * (e - 12) for e in epochs]  # 0.32 at 3, 0.60 at 10
+    loss = [2.0 - 0.05 * e if e <= 12 else 1.4 + 0.03 * (e - 12) for e in epochs]   # lowest at 12
+    text = compare_with_report_curve({"val_accuracy": acc, "val_loss": loss})
+    assert "Epoch 3: validation accuracy 0.320 against the report's about 0.45 (below the report" in text
+    assert "Epoch 10: validation accuracy 0.600 against the report's about 0.60 (as the report" in text
+    assert "lowest at epoch 12 and rose after it (inside the report's epochs 10-15)" in text
+    assert "Best validation accuracy 0.680 at epoch 12" in text
+    short = compare_with_report_curve({"val_accuracy": acc[:5], "val_loss": loss[:5]})
+    assert "this run stopped after 5 epoch(s)" in short and "still falling at the last epoch (5)" in short
+    with pytest.raises(ValueError, match="val_accuracy"):
+        compare_with_report_curve({"loss": [1.0]})
