@@ -18,7 +18,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from .backend import cpu_name
+from .machinery.backend import cpu_name
 from .data import EMOTIONS
 
 #: Packages whose versions every metrics file records.
@@ -103,7 +103,7 @@ def hardware_info() -> dict:
     except (ValueError, OSError, AttributeError):
         pass
     try:
-        from .backend import device_info
+        from .machinery.backend import device_info
 
         device = device_info()
         info["keras_backend"] = device["backend"]

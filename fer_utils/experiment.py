@@ -223,8 +223,8 @@ def describe_stopping(run: str | os.PathLike, names: list[str]) -> str:
 
 def load_experiment_model(run: str | os.PathLike, name: str):
     """The model an earlier notebook saved as ``run/models/<name>.keras``, in float32 whatever
-    precision it trained in (see :func:`fer_utils.speed.float32_copy`), or a one-line error."""
-    from .speed import float32_copy
+    precision it trained in (see :func:`fer_utils.machinery.speed.float32_copy`), or a one-line error."""
+    from .machinery.speed import float32_copy
 
     return float32_copy(_load_saved_model(run, name))
 
@@ -318,7 +318,7 @@ def export_model(run: str | os.PathLike, name: str, dest: str | os.PathLike) -> 
 
     The file is written whole or not at all. Returns ``dest``.
     """
-    from .speed import float32_copy
+    from .machinery.speed import float32_copy
 
     # one copy, float32 (the file runs the same on any machine) and uncompiled (no optimizer state)
     bare = float32_copy(_load_saved_model(run, name), always_copy=True)

@@ -7,7 +7,7 @@ scaled to [0, 1] (an all-zero map stays zero, never NaN) and resized to the
 input's size. Works for Sequential and functional Keras 3 models, on every Keras backend
 (TensorFlow, JAX, PyTorch): the model is cut at the conv layer into the part that makes the feature
 maps and the part that turns them into class scores, and the gradient of the second part is taken
-by :func:`fer_utils.backend.gradient_of_sum`.
+by :func:`fer_utils.machinery.backend.gradient_of_sum`.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def gradcam(
     Returns:
         float32 array ``(N, H, W)`` in [0, 1] (``(H, W)`` for a single image).
     """
-    from .backend import gradient_of_sum
+    from .machinery.backend import gradient_of_sum
 
     single = np.ndim(images) == 3
     batch = np.asarray(images)[None] if single else np.asarray(images)

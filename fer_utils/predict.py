@@ -233,7 +233,7 @@ def load_model(path: str | os.PathLike | None):
     if shape != (IMAGE_SIZE, IMAGE_SIZE, 1) or model.output_shape[-1] != len(EMOTIONS):
         raise PredictError(f"model {path.name}: takes {shape} and gives {model.output_shape[-1]} classes; "
                            f"expected (48, 48, 1) and {len(EMOTIONS)}")
-    from .speed import float32_copy
+    from .machinery.speed import float32_copy
 
     return float32_copy(model)  # a model trained in mixed precision predicts in float32 here
 

@@ -1,11 +1,11 @@
-"""fer_utils.nbcheck: the copies of the committed notebooks that nbval re-executes in CI."""
+"""fer_utils.machinery.nbcheck: the copies of the committed notebooks that nbval re-executes in CI."""
 
 from __future__ import annotations
 
 import nbformat
 
-from fer_utils import nbcheck
-from fer_utils.study import notebooks
+from fer_utils.machinery import nbcheck
+from fer_utils.machinery.study import notebooks
 
 
 def cell(source, tags=(), text=None):

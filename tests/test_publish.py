@@ -1,4 +1,4 @@
-"""fer_utils.publish: a finished run is checked, then copied into the repository with a manifest."""
+"""fer_utils.machinery.publish: a finished run is checked, then copied into the repository with a manifest."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_utils import publish as pub
+from fer_utils.machinery import publish as pub
 from fer_utils.evaluate import classification_metrics, write_metrics
 from fer_utils.experiment import EXPERIMENTS
 
@@ -144,7 +144,7 @@ def test_the_committed_results_are_one_published_run():
     metrics are the ones it lists: no notebook or number of another run slipped in."""
     from fer_utils.data import repo_root
     from fer_utils.evaluate import read_metrics
-    from fer_utils.study import notebooks
+    from fer_utils.machinery.study import notebooks
 
     root = repo_root()
     manifest = pub.read_manifest(root)

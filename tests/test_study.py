@@ -1,4 +1,4 @@
-"""fer_utils.study (the papermill runner) and the rules every notebook keeps."""
+"""fer_utils.machinery.study (the papermill runner) and the rules every notebook keeps."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fer_utils import study
+from fer_utils.machinery import study
 from fer_utils.data import repo_root
 from fer_utils.model import BASELINE_PARAMS
-from fer_utils.study import StudyError
+from fer_utils.machinery.study import StudyError
 
 NOTEBOOKS = study.notebooks()
 

@@ -1,6 +1,6 @@
 """Checkable copies of the committed notebooks, for nbval in CI.
 
-    python -m fer_utils.nbcheck OUT_DIR        # then: pytest --nbval-lax OUT_DIR/*.ipynb
+    python -m fer_utils.machinery.nbcheck OUT_DIR        # then: pytest --nbval-lax OUT_DIR/*.ipynb
 
 The committed notebooks carry the outputs of a full-data run. Re-running one whole in CI would
 mean re-training for hours, so for nbval each is copied with only what its stable cells need:

@@ -1,9 +1,9 @@
 """Run the study's notebooks in order with papermill, under a named parameter profile.
 
-    python -m fer_utils.study                       # default profile (reference), into runs/reference
-    python -m fer_utils.study --skip-finished       # continue it after an interruption
-    python -m fer_utils.study --profile smoke       # CI's profile, into runs/smoke
-    python -m fer_utils.study --profile full --run-dir runs/gpu -p epochs=60 --only 01
+    python -m fer_utils.machinery.study                       # default profile (reference), into runs/reference
+    python -m fer_utils.machinery.study --skip-finished       # continue it after an interruption
+    python -m fer_utils.machinery.study --profile smoke       # CI's profile, into runs/smoke
+    python -m fer_utils.machinery.study --profile full --run-dir runs/gpu -p epochs=60 --only 01
 
 Each notebook is executed into ``<run dir>/notebooks/``; metrics, figures and
 models land in the run directory. Parameter names are checked against each
@@ -24,7 +24,7 @@ import tomllib
 from pathlib import Path
 
 from .backend import BACKENDS
-from .data import repo_root
+from ..data import repo_root
 
 NOTEBOOK_DIR = "notebooks"
 PROFILES_FILE = Path(__file__).with_name("profiles.toml")
@@ -212,7 +212,7 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | os.PathLike | None = None
     if os.environ.get("KERAS_BACKEND") == "jax":
         # every notebook's kernel compiles the same model again: XLA keeps its compilations on disk
         os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(repo_root() / ".cache" / "jax"))
-    from .data import DATA_ENV
+    from ..data import DATA_ENV
 
     if os.environ.get(DATA_ENV) and not Path(os.environ[DATA_ENV]).is_absolute():
         # The kernels run in notebooks/: a relative data path means relative to where we were called.
@@ -265,7 +265,7 @@ def use_backend(name: str | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point (``python -m fer_utils.study`` or ``fer-study``)."""
+    """Command-line entry point (``python -m fer_utils.machinery.study`` or ``fer-study``)."""
     profiles = load_profiles()
     parser = argparse.ArgumentParser(
         prog="fer-study", description="Run the FER-2013 study notebooks with papermill.",
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{nb.name}: parameters {', '.join(parameter_names(nb))}")
             return 0
         if args.strict_data:  # the kernels inherit the environment; load_fer2013 reads it
-            from .verify import VERIFY_ENV
+            from ..verify import VERIFY_ENV
 
             os.environ[VERIFY_ENV] = "strict"
         backend = use_backend(args.backend)

@@ -2,7 +2,7 @@
 
 On CPUs with Intel AMX-BF16 or AVX-512 BF16 (Xeon Sapphire Rapids and later, AMD Zen 4
 and later), oneDNN runs the convolutions in bfloat16 several times faster than in
-float32 (measured in ``benchmarks/speed_levers.py`` and ``python -m fer_utils.bench``).
+float32 (measured in ``benchmarks/speed_levers.py`` and ``python -m fer_utils.machinery.bench``).
 Keras' ``mixed_bfloat16`` policy keeps every weight in float32 and computes each layer in
 bfloat16; this module also keeps the input scaling, the softmax and the loss
 in float32. The architecture and the parameter count do not change.

@@ -1,7 +1,7 @@
 """Copy a finished run into the repository, so that a reader sees its notebooks, figures and numbers.
 
-    python -m fer_utils.publish runs/reference            # check, then copy
-    python -m fer_utils.publish runs/reference --check    # only say what is missing
+    python -m fer_utils.machinery.publish runs/reference            # check, then copy
+    python -m fer_utils.machinery.publish runs/reference --check    # only say what is missing
 
 A run directory (written by ``fer-study``) is published only when it is complete: every
 numbered notebook executed without an error under one profile, every experiment of
@@ -38,9 +38,9 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .data import repo_root
-from .evaluate import read_metrics
-from .experiment import EXPERIMENTS, TRAINED_IN
+from ..data import repo_root
+from ..evaluate import read_metrics
+from ..experiment import EXPERIMENTS, TRAINED_IN
 from .study import notebooks, papermill_record, resolve, shown
 
 MANIFEST = Path("results") / "published.json"
@@ -184,9 +184,9 @@ def models_readme(manifest: dict) -> str:
         "",
         *warning,
         f"Exported by notebook 06 of the `{profile}` run (`{manifest['run_dir']}`, finished "
-        f"{manifest['run_finished_utc']} on {machine}) and copied here by `python -m fer_utils.publish`; "
+        f"{manifest['run_finished_utc']} on {machine}) and copied here by `python -m fer_utils.machinery.publish`; "
         f"their metrics are in `results/{profile}/metrics/`. This file is generated: edit "
-        "`fer_utils/publish.py`, not this file.",
+        "`fer_utils/machinery/publish.py`, not this file.",
         "",
         "| file | experiment | PrivateTest accuracy (95 % CI) | size | sha256 begins |",
         "|---|---|---|---|---|",
@@ -305,12 +305,12 @@ def read_manifest(root: str | os.PathLike | None = None) -> dict:
     path = (Path(root) if root is not None else repo_root()) / MANIFEST
     if not path.exists():
         raise FileNotFoundError(f"{MANIFEST.as_posix()} not found: publish a run first "
-                                "(python -m fer_utils.publish runs/<profile>)")
+                                "(python -m fer_utils.machinery.publish runs/<profile>)")
     return json.loads(path.read_text())
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point (``python -m fer_utils.publish`` or ``fer-publish``)."""
+    """Command-line entry point (``python -m fer_utils.machinery.publish`` or ``fer-publish``)."""
     parser = argparse.ArgumentParser(prog="fer-publish", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="the run directory, e.g. runs/reference (relative: to the repository)")
     parser.add_argument("--check", action="store_true", help="only list what keeps the run from being published")
