@@ -1,5 +1,9 @@
 """Data augmentation with Keras 3 preprocessing layers (the successors of ``ImageDataGenerator``).
 
+*The lesson.* Augmentation shows the model a new plausible variant of each face in every epoch, which
+makes memorising harder. A transformation must keep the label and look like a real photo: a mirrored
+face is still a face, an upside-down one is not something the model will meet.
+
 The layers sit at the front of the model, so they transform each training batch on
 the fly and are inactive at inference (``training=False``): evaluation, Grad-CAM and
 prediction see the images unchanged.

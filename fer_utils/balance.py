@@ -1,5 +1,10 @@
 """Class balancing for the Training split only: random under- and oversampling, class weights.
 
+*The lesson.* Rebalancing changes what the model is rewarded for. Undersampling throws away images of
+the big classes, oversampling shows the small classes' images many times, class weights make mistakes
+on small classes cost more. Each trades some accuracy on the common emotions for recall on the rare
+ones; only Training is ever rebalanced, so the test splits keep the real shares.
+
 The samplers are imbalanced-learn's ``RandomUnderSampler`` and ``RandomOverSampler``,
 run on row indices rather than on pixels, so that only the chosen rows are copied.
 PublicTest and PrivateTest rows pass through unchanged: they are never resampled or

@@ -1,5 +1,11 @@
 """Load FER-2013 from any of the three forms people have it in.
 
+*The lesson.* A data set is files plus facts you can check. FER-2013 is 35,887 grayscale faces of
+48x48 pixels, each labelled with one of seven emotions and assigned to one of three official splits:
+Training to learn from, PublicTest to choose with, PrivateTest to report on once. Labels are mapped
+from emotion names, never from the order folders happen to sort in. And a copy is checked against the
+canonical data before it is trusted: this study once read a blurred copy as a property of FER-2013.
+
 Forms understood by :func:`load_fer2013`:
 
 * the image-folder edition: ``train/<emotion>/Training_<id>.jpg`` and

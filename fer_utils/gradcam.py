@@ -1,5 +1,9 @@
 """Grad-CAM (Selvaraju et al., 2017): where in the face a conv layer's evidence for a class lies.
 
+*The lesson.* A class score can be traced back to the places in the image that raised it. A model
+that looks at the mouth for a smile and at the brows for anger uses the cues a person would; one that
+looks at the border or the background has found a shortcut.
+
 For a conv layer with feature maps ``A^k`` and a class score ``y^c`` taken *before*
 the softmax, the channel weights are the spatially averaged gradients
 ``alpha_k = mean_ij d y^c / d A^k_ij``; the map is ``ReLU(sum_k alpha_k A^k)``,

@@ -1,5 +1,11 @@
 """The source report's baseline CNN (its Fig. 3), built with Keras 3 layers only.
 
+*The lesson.* A convolutional network learns small filters that slide over the image: the first
+layers respond to edges, later ones to parts of faces. Pooling halves the picture at each block, batch
+normalisation keeps the numbers in a workable range, dropout switches random units off in training so
+the network cannot lean on any one of them, and a softmax turns the seven class scores into
+probabilities. Most of the 4.5 million parameters sit in the last conv layer and the first dense one.
+
 The conv layers are named ``conv1`` .. ``conv5`` so that later notebooks
 (Grad-CAM) can address them, and the class scores before the softmax are the
 output of the layer named ``logits``. Pixel scaling to [0, 1] is the model's

@@ -1,4 +1,8 @@
-"""Figures of the study. Each builder returns a matplotlib Figure; :func:`save_and_show` saves and shows it."""
+"""Figures of the study. Each builder returns a matplotlib Figure; :func:`save_and_show` saves and shows it.
+
+*The lesson.* Look before you believe a number: the class shares, the faces themselves, the training
+curves and the confusion matrix each show something a single accuracy hides.
+"""
 
 from __future__ import annotations
 

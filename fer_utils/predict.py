@@ -1,5 +1,9 @@
 """Emotion of every face in a photograph: OpenCV's Haar face detector, then the study's model.
 
+*The lesson.* A model only knows the kind of images it was trained on: FER-2013's faces are small,
+frontal, tightly cropped and grayscale. To use it on a photograph, find each face and crop and scale
+it the same way, and read its answers with those limits in mind.
+
     fer-predict PHOTO [PHOTO or FOLDER ...] [--model models/baseline.keras]
                 [--json] [--annotate OUT_DIR] [--gradcam conv3]
 

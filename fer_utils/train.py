@@ -1,5 +1,10 @@
 """Seeded training with per-epoch checkpoints, resume after interruption, and kept history.
 
+*The lesson.* Training repeats passes (epochs) over the Training images; after each one the model is
+scored on PublicTest, and the epoch that scores best there is the one kept. When training accuracy
+keeps rising while validation accuracy stalls and validation loss turns up, the model has begun to
+memorise (over-fit). PrivateTest is never used to choose anything.
+
 One experiment lives in one folder (``run_dir / name``)::
 
     backup/        Keras BackupAndRestore state, written after every epoch (removed when done)

@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# The tests also run the study and Grad-CAM on a second Keras backend (JAX, on the CPU).
-.venv/bin/python -m pip install --quiet -c constraints.txt -e ".[test,jax]"
+# The tests also run the study and Grad-CAM on a second Keras backend (JAX, on the CPU), and open the
+# notebooks in JupyterLab in Chromium (when the system has Chromium; .ci/run installs it).
+.venv/bin/python -m pip install --quiet -c constraints.txt -e ".[test,jax,browser]"
 export FER2013_CACHE="${FER2013_CACHE:-$PWD/.cache/fer2013}"
 .venv/bin/python -m fer_utils.machinery.nbcheck .nbval > /dev/null
 exec .venv/bin/python -m pytest tests .nbval/*.ipynb --nbval-lax --sanitize-with tests/nbval_sanitize.cfg \

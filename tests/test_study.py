@@ -237,6 +237,32 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monke
     for nb in NOTEBOOKS:  # no machine paths in outputs or metadata
         text = (run_dir / "notebooks" / nb.name).read_text()
         assert str(repo_root()) not in text and str(Path.home()) + "/" not in text, nb.name
+    if backend == "tensorflow":
+        _student_copies_run(run_dir, tmp_path)
+
+
+def _student_copies_run(teacher_run: Path, tmp_path: Path) -> None:
+    """The student copies execute end to end with their stubs (on a copy of the teacher's run, so the
+    trained models are found, not trained again): every exercise cell raises "Your turn", nothing else fails."""
+    import shutil
+
+    from fer_utils.machinery.classroom import EXERCISE_TAG, STUDENT_DIR
+
+    run_dir = tmp_path / "student_run"
+    shutil.copytree(teacher_run, run_dir)
+    study.run("smoke", run_dir, notebook_dir=repo_root() / STUDENT_DIR)
+    for nb in NOTEBOOKS:
+        executed = nbformat.read(run_dir / "notebooks" / nb.name, as_version=4)
+        for cell in executed.cells:
+            if cell.cell_type != "code":
+                continue
+            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+            if EXERCISE_TAG in cell.metadata.get("tags", []):
+                assert errors and errors[0]["ename"] == "NotImplementedError", nb.name
+                assert "Your turn: exercise" in errors[0]["evalue"], nb.name
+            else:
+                assert not errors, (nb.name, cell.source[:80])
+        assert not any("papermill-error-cell-tag" in c.metadata.get("tags", []) for c in executed.cells)
 
 
 def test_run_banner_puts_the_data_verdict_first():

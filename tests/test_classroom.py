@@ -1,0 +1,112 @@
+"""fer_utils.machinery.classroom: exercises in every notebook, and the generated student copies."""
+
+from __future__ import annotations
+
+import shutil
+
+import nbformat
+import pytest
+
+from fer_utils.data import repo_root
+from fer_utils.machinery import classroom
+from fer_utils.machinery.study import notebooks
+
+
+def teacher(*cells):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = list(cells)
+    return nb
+
+
+def exercise(source, tagged=True):
+    cell = nbformat.v4.new_code_cell(source)
+    if tagged:
+        cell.metadata["tags"] = ["exercise"]
+    return cell
+
+
+def test_stub_replaces_only_the_solution():
+    source = "x = 1\n    ### BEGIN SOLUTION\n    y = secret(x)\n    ### END SOLUTION\nprint(x)"
+    stub = classroom.stub_source(source, "exercise 01.2")
+    assert stub.splitlines() == [
+        "x = 1", "    # YOUR CODE HERE",
+        '    raise NotImplementedError("Your turn: exercise 01.2 is not answered yet; write your answer here '
+        'and run this cell")',
+        "print(x)"]
+    assert "secret" not in stub
+
+
+@pytest.mark.parametrize("source, message", [
+    ("### BEGIN SOLUTION\nx = 1", "without ### END SOLUTION"),
+    ("x = 1\n### END SOLUTION", "line 2: ### END SOLUTION without"),
+    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION", "line 2: ### BEGIN SOLUTION inside"),
+])
+def test_malformed_markers_are_errors(source, message):
+    with pytest.raises(classroom.ExerciseError, match=message):
+        classroom.stub_source(source, "exercise 00.1")
+
+
+def test_student_notebook_clears_outputs_and_tags_stubs():
+    plain = nbformat.v4.new_code_cell("print(1)")
+    plain.outputs = [nbformat.v4.new_output("stream", text="1\n")]
+    plain.execution_count = 3
+    nb = teacher(nbformat.v4.new_markdown_cell("# 01"), plain,
+                 exercise("### BEGIN SOLUTION\nprint(2)\n### END SOLUTION"))
+    student = classroom.student_notebook(nb, "01_x.ipynb")
+    assert student.cells[0].source.startswith("*Student copy, generated from `notebooks/01_x.ipynb`")
+    code = [c for c in student.cells if c.cell_type == "code"]
+    assert all(c.outputs == [] and c.execution_count is None for c in code)
+    assert code[1].metadata["tags"] == ["exercise", "raises-exception"]
+    assert "exercise 01.1 is not answered yet" in code[1].source
+    assert nb.cells[1].outputs and "print(2)" in nb.cells[2].source  # the teacher's notebook is untouched
+    with pytest.raises(classroom.ExerciseError, match="cell 0 has solution markers but no 'exercise' tag"):
+        classroom.student_notebook(teacher(exercise("### BEGIN SOLUTION\n### END SOLUTION", tagged=False)), "x")
+    with pytest.raises(classroom.ExerciseError, match="cell 0 has no solution markers"):
+        classroom.student_notebook(teacher(exercise("print(3)")), "x")
+
+
+def test_every_notebook_has_two_to_four_exercises_with_questions():
+    for path in notebooks():
+        nb = nbformat.read(path, as_version=4)
+        cells = classroom.exercise_cells(nb)
+        assert 2 <= len(cells) <= 4, path.name
+        for number, index in enumerate(cells, start=1):
+            question = nb.cells[index - 1]
+            assert question.cell_type == "markdown", (path.name, index)
+            assert question.source.startswith(f"**Exercise {path.stem[:2]}.{number} "), (path.name, index)
+            assert "def " not in nb.cells[index].source  # notebooks define no functions
+
+
+def test_student_copies_are_up_to_date():
+    """CI fails when a teacher notebook changed and student/ was not regenerated."""
+    assert classroom.stale_copies() == []
+
+
+def test_check_reports_stale_copies(tmp_path, capsys):
+    dest = tmp_path / "student"
+    shutil.copytree(repo_root() / classroom.STUDENT_DIR, dest)
+    assert classroom.main(["--check", str(dest)]) == 0
+    (dest / "03_oversampling.ipynb").write_text((dest / "03_oversampling.ipynb").read_text() + " ")
+    (dest / "05_gradcam.ipynb").unlink()
+    (dest / "09_gone.ipynb").write_text("{}")
+    assert classroom.main(["--check", str(dest)]) == 1
+    err = capsys.readouterr().err
+    assert "03_oversampling.ipynb: out of date" in err and "05_gradcam.ipynb: missing" in err
+    assert "09_gone.ipynb: no teacher notebook" in err
+    assert classroom.main([str(dest)]) == 0  # regenerate
+    assert classroom.stale_copies(dest) == [] and not (dest / "09_gone.ipynb").exists()
+
+
+def test_students_see_the_lessons_first_and_the_machinery_apart():
+    import ast
+    import importlib
+
+    package = repo_root() / "fer_utils"
+    for name in ("data", "model", "train", "evaluate", "plots", "balance", "augment", "gradcam", "predict"):
+        doc = ast.get_docstring(ast.parse((package / f"{name}.py").read_text()))
+        assert doc and "*The lesson.*" in doc.split("\n\n")[1], name
+    top = {p.stem for p in package.glob("*.py")}
+    machinery = {p.stem for p in (package / "machinery").glob("*.py")}
+    for name in ("study", "publish", "nbcheck", "bench", "speed", "backend", "classroom", "render_check"):
+        assert name in machinery and name not in top, name
+        importlib.import_module(f"fer_utils.machinery.{name}")
