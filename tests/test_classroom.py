@@ -50,15 +50,18 @@ def test_student_notebook_clears_outputs_and_tags_stubs():
     plain = nbformat.v4.new_code_cell("print(1)")
     plain.outputs = [nbformat.v4.new_output("stream", text="1\n")]
     plain.execution_count = 3
-    nb = teacher(nbformat.v4.new_markdown_cell("# 01"), plain,
+    injected = nbformat.v4.new_code_cell('run_dir = "runs/reference"')
+    injected.metadata["tags"] = ["injected-parameters"]
+    nb = teacher(nbformat.v4.new_markdown_cell("# 01"), plain, injected,
                  exercise("### BEGIN SOLUTION\nprint(2)\n### END SOLUTION"))
     student = classroom.student_notebook(nb, "01_x.ipynb")
+    assert not any("runs/reference" in c.source for c in student.cells)  # a run's values are not the defaults
     assert student.cells[0].source.startswith("*Student copy, generated from `notebooks/01_x.ipynb`")
     code = [c for c in student.cells if c.cell_type == "code"]
     assert all(c.outputs == [] and c.execution_count is None for c in code)
     assert code[1].metadata["tags"] == ["exercise", "raises-exception"]
     assert "exercise 01.1 is not answered yet" in code[1].source
-    assert nb.cells[1].outputs and "print(2)" in nb.cells[2].source  # the teacher's notebook is untouched
+    assert nb.cells[1].outputs and "print(2)" in nb.cells[3].source  # the teacher's notebook is untouched
     with pytest.raises(classroom.ExerciseError, match="cell 0 has solution markers but no 'exercise' tag"):
         classroom.student_notebook(teacher(exercise("### BEGIN SOLUTION\n### END SOLUTION", tagged=False)), "x")
     with pytest.raises(classroom.ExerciseError, match="cell 0 has no solution markers"):

@@ -85,12 +85,15 @@ def student_notebook(nb, name: str):
     exercise cells tagged ``raises-exception``, outputs and execution records cleared. Every code cell
     tagged ``exercise`` must hold a solution, and no other cell may."""
     student = copy.deepcopy(nb)
-    for key in ("papermill",):
-        student.metadata.pop(key, None)
+    student.metadata.pop("papermill", None)
+    # the values papermill injected into an executed notebook are a run's, not the student's defaults
+    student.cells = [c for c in student.cells if "injected-parameters" not in _tags(c)]
     number = 0
     for index, cell in enumerate(student.cells):
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if "tags" in cell.metadata and not cell.metadata["tags"]:
+            del cell.metadata["tags"]
         if cell.cell_type != "code":
             continue
         cell.outputs, cell.execution_count = [], None
