@@ -137,15 +137,17 @@ def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarr
 
 def class_average(
     model: keras.Model, images: np.ndarray, labels: np.ndarray, layer_name: str,
-    num_classes: int = 7, batch_size: int = 256,
+    num_classes: int = 7, batch_size: int = 256, predicted: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean Grad-CAM map per class over correctly classified images.
 
+    ``predicted``: the model's classes for ``images`` when already known (else predicted here).
     Returns ``(maps, counts)``: maps ``(num_classes, H, W)`` and the number of correctly
     classified images behind each; a class with none gets an all-zero map.
     """
-    probs = model.predict(images, batch_size=batch_size, verbose=0)
-    correct = np.flatnonzero(probs.argmax(1) == labels)
+    if predicted is None:
+        predicted = model.predict(images, batch_size=batch_size, verbose=0).argmax(1)
+    correct = np.flatnonzero(np.asarray(predicted) == labels)
     sums = np.zeros((num_classes,) + images.shape[1:3], np.float64)
     counts = np.zeros(num_classes, np.int64)
     for start in range(0, len(correct), batch_size):
@@ -189,7 +191,9 @@ def class_average_by_layer(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`class_average` at each of ``layers``: maps ``(num_classes, len(layers), H, W)`` and the
     number of correctly classified images behind each class."""
-    per_layer = [class_average(model, images, labels, layer, num_classes, batch_size) for layer in layers]
+    predicted = model.predict(images, batch_size=batch_size, verbose=0).argmax(1)  # once for every layer
+    per_layer = [class_average(model, images, labels, layer, num_classes, batch_size, predicted)
+                 for layer in layers]
     return np.stack([maps for maps, _ in per_layer], axis=1), per_layer[0][1]
 
 
