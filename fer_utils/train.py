@@ -206,14 +206,15 @@ def train_model(
         done = json.loads(done_path.read_text())
         if done.get("settings") == settings:
             return _result(folder, done, resumed_from=int(done["epochs_run"]))
+    previous = read_history(history_csv)
     resuming = history_csv.exists() and not done_path.exists() and (
-        backup_dir.exists() or (best_path.exists() and _finished(
-            read_history(history_csv), monitor, mode, epochs, early_stopping_patience)))
+        backup_dir.exists()
+        or (best_path.exists() and _finished(previous, monitor, mode, epochs, early_stopping_patience)))
     if not resuming:  # a fresh run: nothing of an older, different run may leak in
         for stale in (history_csv, best_path, done_path):
             stale.unlink(missing_ok=True)
         shutil.rmtree(backup_dir, ignore_errors=True)
-    previous = read_history(history_csv)
+        previous = {}
     resumed_from = len(previous.get("epoch", []))
 
     keras.utils.set_random_seed(seed + resumed_from)

@@ -27,6 +27,7 @@ from pathlib import Path
 import nbformat
 
 from ..data import repo_root
+from .study import StudyError, notebooks
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 #: The tag of an exercise's code cell, and the tag that lets a cell raise without stopping a run.
@@ -112,8 +113,12 @@ def student_notebook(nb, name: str):
     return student
 
 
-def _teacher_notebooks(source_dir: Path) -> list[Path]:
-    return sorted(p for p in source_dir.glob("[0-9][0-9]_*.ipynb"))
+def _teacher_notebooks(folder: Path) -> list[Path]:
+    """The numbered notebooks in ``folder`` (none for an empty or missing student folder)."""
+    try:
+        return notebooks(folder)
+    except StudyError:
+        return []
 
 
 def _render(nb) -> str:

@@ -221,8 +221,10 @@ def _check_one(browser, lab: _Lab, path: Path, root: Path, out_dir: Path, timeou
 
 def committed_notebooks() -> list[Path]:
     """The teacher's and the students' notebooks, in that order."""
-    root = repo_root()
-    return sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")) + sorted((root / "student").glob("[0-9][0-9]_*.ipynb"))
+    from .classroom import STUDENT_DIR
+    from .study import notebooks
+
+    return notebooks() + notebooks(repo_root() / STUDENT_DIR)
 
 
 def main(argv: list[str] | None = None) -> int:
