@@ -321,3 +321,57 @@ def test_backend_option_sets_the_kernels_backend_and_run_dir(monkeypatch, capsys
     monkeypatch.setenv("KERAS_BACKEND", "mxnet")
     assert study.main(["--profile", "smoke"]) == 2
     assert "unknown Keras backend 'mxnet'" in capsys.readouterr().err
+
+
+def test_prerequisites_follow_reads_and_wait_for_unlisted_notebooks():
+    steps = [(Path(f"{name}.ipynb"), Path("out"), {}) for name in
+             ("00_data", "01_base", "03_over", "04_aug", "06_sum", "09_new")]
+    needs = study.prerequisites(steps)
+    assert needs["00_data"] == set() and needs["01_base"] == set()
+    assert needs["03_over"] == {"01_base"}            # 02 is not in this run: not waited for
+    assert needs["04_aug"] == {"01_base"}
+    assert needs["06_sum"] == {"01_base", "03_over", "04_aug"}
+    assert needs["09_new"] == {"00_data", "01_base", "03_over", "04_aug", "06_sum"}  # unlisted: all before
+
+
+def timed_study(tmp_path: Path, names: tuple[str, ...], seconds: float, failing: str = "") -> tuple[Path, Path]:
+    """Notebooks that each write ``<stem>.times`` (start and end) next to themselves after sleeping."""
+    for name in names:
+        stem = name.removesuffix(".ipynb")
+        body = (f"import time, pathlib\nt0 = time.time()\ntime.sleep({seconds})\n"
+                + ("raise RuntimeError('boom')\n" if stem == failing else "")
+                + f"pathlib.Path('{stem}.times').write_text(f'{{t0}} {{time.time()}}')")
+        folder, profiles = tiny_study(tmp_path, (name,), body)
+    return folder, profiles
+
+
+def test_jobs_run_independent_notebooks_together_and_wait_for_what_they_read(tmp_path, capsys):
+    names = ("00_a.ipynb", "01_b.ipynb", "02_c.ipynb", "03_d.ipynb", "04_e.ipynb")
+    folder, profiles = timed_study(tmp_path, names, 6)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(study, "load_profiles", lambda path=None: study.tomllib.loads(profiles.read_text()))
+        study.run("x", tmp_path / "run", notebook_dir=folder, jobs=3)
+    times = {n[:4]: [float(t) for t in (folder / f"{n[:-6]}.times").read_text().split()] for n in names}
+    first = [times[k] for k in ("00_a", "01_b", "02_c")]
+    assert max(t[0] for t in first) < min(t[1] for t in first)     # 00, 01 and 02 ran at the same time
+    assert times["03_d"][0] >= max(times["01_b"][1], times["02_c"][1])  # 03 reads 01 and 02
+    assert times["04_e"][0] >= times["01_b"][1]                     # 04 reads 01
+    out = capsys.readouterr().out
+    assert "up to 3 at once" in out and "5 notebook(s) run in" in out
+    assert all((tmp_path / "run" / "notebooks" / n).exists() for n in names)
+
+
+def test_jobs_stop_starting_notebooks_after_a_failure(tmp_path, capsys):
+    names = ("00_a.ipynb", "01_b.ipynb", "03_d.ipynb")
+    folder, profiles = timed_study(tmp_path, names, 0, failing="01_b")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(study, "load_profiles", lambda path=None: study.tomllib.loads(profiles.read_text()))
+        with pytest.raises(SystemExit) as exit_info:
+            study.run("x", tmp_path / "run", notebook_dir=folder, jobs=2)
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "01_b FAILED" in err and "RuntimeError: boom" in err
+    assert (folder / "00_a.times").exists()
+    assert not (tmp_path / "run" / "notebooks" / "03_d.ipynb").exists()
+    with pytest.raises(study.StudyError, match="at least 1"):
+        study.run("x", tmp_path / "run", notebook_dir=folder, jobs=0)

@@ -4,12 +4,14 @@
     python -m fer_utils.machinery.study --skip-finished       # continue it after an interruption
     python -m fer_utils.machinery.study --profile smoke       # CI's profile, into runs/smoke
     python -m fer_utils.machinery.study --profile full --run-dir runs/gpu -p epochs=60 --only 01
+    python -m fer_utils.machinery.study --profile gpu --backend jax --jobs 4   # a GPU machine
 
 Each notebook is executed into ``<run dir>/notebooks/``; metrics, figures and
 models land in the run directory. Parameter names are checked against each
 notebook's ``parameters`` cell before anything runs: an unknown name is an error.
 On a failure the runner stops and prints the path of the executed notebook
-that holds the error.
+that holds the error. With ``--jobs N``, up to N notebooks run at once, each as
+soon as the notebooks whose results it reads (:data:`READS`) have finished.
 """
 
 from __future__ import annotations
@@ -207,22 +209,129 @@ def finished_already(notebook: Path, executed: Path, params: dict[str, object]) 
             and meta.get("parameters") == params and _cells(done) == _cells(source))
 
 
+#: Which earlier notebooks each notebook reads the results of (by number prefix). With ``--jobs``, a
+#: notebook starts only once these have finished; a notebook not listed here waits for every notebook
+#: before it, so a new one is safe until it is listed.
+READS: dict[str, tuple[str, ...]] = {
+    "00": (),
+    "01": (),
+    "02": (),
+    "03": ("01", "02"),              # compares oversampling and class weights with both
+    "04": ("01",),                   # compares the augmentations with the baseline
+    "05": ("01", "02", "03", "04"),  # Grad-CAM of any kept model (model_name)
+    "06": ("01", "02", "03", "04"),  # the summary of every experiment
+    "07": ("01", "02", "03", "04"),  # predicts with any kept model (model_name)
+}
+
+
+def prerequisites(steps: list[tuple[Path, Path, dict]]) -> dict[str, set[str]]:
+    """For each notebook of ``steps`` (by stem), the stems of the notebooks of ``steps`` it must wait
+    for under :data:`READS` (notebooks left out of the run, with ``--only``, are not waited for)."""
+    stems = [nb.stem for nb, _, _ in steps]
+    needs: dict[str, set[str]] = {}
+    for i, stem in enumerate(stems):
+        reads = READS.get(stem[:2])
+        earlier = stems[:i]
+        needs[stem] = set(earlier) if reads is None else {s for s in earlier if s[:2] in reads}
+    return needs
+
+
+def _execute(nb: Path, out: Path, params: dict, timeout_per_cell: int | None) -> tuple[str, float, str]:
+    """Execute one notebook; returns (outcome, seconds, detail) with outcome ``done``, ``exercises``
+    (a student copy whose unanswered exercises raised, as they should) or ``failed``."""
+    import papermill as pm
+
+    started = time.perf_counter()
+    try:
+        pm.execute_notebook(
+            str(nb), str(out), parameters=params, kernel_name=KERNEL,
+            cwd=str(nb.parent), execution_timeout=timeout_per_cell,
+            progress_bar=False, log_output=False, report_mode=False,
+        )
+    except pm.PapermillExecutionError as exc:
+        _relative_paths_in_metadata(out)
+        if _only_expected_errors(out):  # a student copy: its exercise stubs raise, on purpose
+            return "exercises", time.perf_counter() - started, ""
+        return "failed", time.perf_counter() - started, f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
+    _relative_paths_in_metadata(out)
+    return "done", time.perf_counter() - started, ""
+
+
+def _report(tag: str, nb: Path, out: Path, outcome: str, seconds: float, detail: str) -> bool:
+    """Print one notebook's outcome; True unless it failed."""
+    if outcome == "failed":
+        print(f"{tag} {nb.stem} FAILED in {detail}", file=sys.stderr)
+        print(f"  the executed notebook with the error: {shown(out)}", file=sys.stderr)
+        return False
+    extra = ", its unanswered exercises raising \"Your turn\"" if outcome == "exercises" else ""
+    print(f"{tag} {nb.stem} done in {seconds:.0f} s{extra} -> {shown(out)}", flush=True)
+    return True
+
+
+def _run_parallel(steps: list[tuple[Path, Path, dict]], jobs: int, timeout_per_cell: int | None,
+                  skip: set[str]) -> bool:
+    """Run ``steps`` with up to ``jobs`` kernels at once, each notebook once its prerequisites are done.
+    Returns False after a failure (no new notebook starts then; the running ones finish)."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    # Several kernels share one GPU: each takes memory as it needs it instead of most of the card.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    needs = prerequisites(steps)
+    index = {nb.stem: i for i, (nb, _, _) in enumerate(steps, start=1)}
+    finished = set(skip)
+    waiting = [step for step in steps if step[0].stem not in skip]
+    running: dict = {}
+    ok = True
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        while waiting or running:
+            while ok and len(running) < jobs:
+                ready = next((s for s in waiting if needs[s[0].stem] <= finished), None)
+                if ready is None:
+                    break
+                waiting.remove(ready)
+                nb, out, params = ready
+                shown_params = ", ".join(f"{k}={v!r}" for k, v in params.items())
+                print(f"[{index[nb.stem]}/{len(steps)}] {nb.stem} started ({shown_params}; {backend}, "
+                      f"{len(running) + 1} running) ...", flush=True)
+                running[pool.submit(_execute, nb, out, params, timeout_per_cell)] = ready
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                nb, out, _ = running.pop(future)
+                outcome, seconds, detail = future.result()
+                if _report(f"[{index[nb.stem]}/{len(steps)}]", nb, out, outcome, seconds, detail):
+                    finished.add(nb.stem)
+                else:
+                    ok = False
+    if ok and waiting:  # cannot happen with READS pointing backwards only; said rather than hidden
+        raise StudyError("notebooks never became ready: " + ", ".join(s[0].stem for s in waiting))
+    return ok
+
+
 def run(profile: str = DEFAULT_PROFILE, run_dir: str | os.PathLike | None = None,
         overrides: dict[str, object] | None = None, only: list[str] | None = None,
         timeout_per_cell: int | None = None, notebook_dir: str | os.PathLike | None = None,
-        skip_finished: bool = False) -> Path:
-    """Execute the notebooks in order; returns the run directory.
+        skip_finished: bool = False, jobs: int = 1) -> Path:
+    """Execute the notebooks (in order, or ``jobs`` at a time); returns the run directory.
 
     With ``skip_finished``, a notebook that already finished in this run directory, unchanged and
     with the same parameters (:func:`finished_already`), is not run again: a long run interrupted
     between notebooks continues where it stopped and keeps the finished notebooks' outputs and times.
     It does not look at the data or at ``fer_utils``' code: after changing either, run without it.
 
+    With ``jobs`` > 1 (for a GPU machine, or a CPU with cores to spare), up to that many notebooks run
+    at once, each in its own kernel, and each starts once the notebooks it reads (:data:`READS`) have
+    finished. The outcome is the same as in order; only the wall time changes.
+
     Raises StudyError on bad input, and SystemExit(1) after printing the failing
     notebook's path when a notebook fails.
     """
-    import papermill as pm
-
+    if jobs < 1:
+        raise StudyError(f"--jobs must be at least 1, got {jobs}")
     run_path = resolve(run_dir or f"runs/{profile}")
     if os.environ.get("KERAS_BACKEND") == "jax":
         # every notebook's kernel compiles the same model again: XLA keeps its compilations on disk
@@ -234,34 +343,31 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | os.PathLike | None = None
         os.environ[DATA_ENV] = str(Path(os.environ[DATA_ENV]).resolve())
     steps = plan(profile, run_path, overrides or {}, only, notebook_dir)
     (run_path / "notebooks").mkdir(parents=True, exist_ok=True)
-    print(f"profile {profile}: {len(steps)} notebook(s) into {shown(run_path)}", flush=True)
+    at_once = f", up to {jobs} at once" if jobs > 1 else ""
+    print(f"profile {profile}: {len(steps)} notebook(s) into {shown(run_path)}{at_once}", flush=True)
+    skip = set()
     for i, (nb, out, params) in enumerate(steps, start=1):
         if skip_finished and finished_already(nb, out, params):
             print(f"[{i}/{len(steps)}] {nb.stem}: finished in {shown(out)} with these parameters and "
                   "cells, not run again", flush=True)
-            continue
-        shown_params = ", ".join(f"{k}={v!r}" for k, v in params.items())
-        print(f"[{i}/{len(steps)}] {nb.stem} ({shown_params}) ...", flush=True)
-        started = time.perf_counter()
-        try:
-            pm.execute_notebook(
-                str(nb), str(out), parameters=params, kernel_name=KERNEL,
-                cwd=str(nb.parent), execution_timeout=timeout_per_cell,
-                progress_bar=False, log_output=False, report_mode=False,
-            )
-        except pm.PapermillExecutionError as exc:
-            _relative_paths_in_metadata(out)
-            if _only_expected_errors(out):  # a student copy: its exercise stubs raise, on purpose
-                print(f"[{i}/{len(steps)}] {nb.stem} done in {time.perf_counter() - started:.0f} s, its "
-                      f"unanswered exercises raising \"Your turn\" -> {shown(out)}", flush=True)
+            skip.add(nb.stem)
+    started = time.perf_counter()
+    if jobs > 1:
+        ok = _run_parallel(steps, jobs, timeout_per_cell, skip)
+    else:
+        ok = True
+        for i, (nb, out, params) in enumerate(steps, start=1):
+            if nb.stem in skip:
                 continue
-            print(f"[{i}/{len(steps)}] {nb.stem} FAILED in cell {exc.exec_count}: "
-                  f"{exc.ename}: {exc.evalue}", file=sys.stderr)
-            print(f"  the executed notebook with the error: {shown(out)}", file=sys.stderr)
-            raise SystemExit(1) from None
-        _relative_paths_in_metadata(out)
-        print(f"[{i}/{len(steps)}] {nb.stem} done in {time.perf_counter() - started:.0f} s "
-              f"-> {shown(out)}", flush=True)
+            shown_params = ", ".join(f"{k}={v!r}" for k, v in params.items())
+            print(f"[{i}/{len(steps)}] {nb.stem} ({shown_params}) ...", flush=True)
+            if not _report(f"[{i}/{len(steps)}]", nb, out, *_execute(nb, out, params, timeout_per_cell)):
+                ok = False
+                break
+    if not ok:
+        raise SystemExit(1)
+    print(f"profile {profile}: {len(steps) - len(skip)} notebook(s) run in "
+          f"{time.perf_counter() - started:.0f} s", flush=True)
     return run_path
 
 
@@ -307,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="refuse a data set that is not canonical FER-2013 (every notebook's load "
                              "fails with the verdict) instead of reporting the difference and going on")
     parser.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="notebooks run at once, each in its own kernel, each once the notebooks whose "
+                             "results it reads have finished (default 1: in order); for a GPU machine")
     parser.add_argument("--list", action="store_true", help="list profiles and notebooks, then exit")
     args = parser.parse_args(argv)
     try:
@@ -324,7 +433,8 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = args.run_dir or (None if backend == "tensorflow" else f"runs/{args.profile}-{backend}")
         overrides = dict(parse_override(p) for p in args.param)
         only = [o.strip() for o in args.only.split(",")] if args.only else None
-        run(args.profile, run_dir, overrides, only, args.timeout, skip_finished=args.skip_finished)
+        run(args.profile, run_dir, overrides, only, args.timeout, skip_finished=args.skip_finished,
+            jobs=args.jobs)
     except StudyError as exc:
         print(f"fer-study: {exc}", file=sys.stderr)
         return 2
