@@ -14,7 +14,7 @@ epoch, so that the recipe of the long runs is chosen on evidence.
 It uses Keras 3 APIs only, so it runs on any backend (``KERAS_BACKEND=jax`` on a
 GPU box, ``tensorflow`` on the CPU). Results are written after every epoch.
 
-    python benchmarks/recipe_sweep.py --data PATH --epochs 10 --out sweep.json [--only A,B]
+    python benchmarks/recipe_sweep.py --data PATH --epochs 10 --out sweep.json [--only A,B] [--precision auto]
 
 ``--data`` is anything :func:`fer_utils.data.load_fer2013` reads, or an ``.npz``
 with ``images``, ``labels`` and ``splits`` arrays (for machines without the images).
@@ -36,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import keras  # noqa: E402
 
 from fer_utils.data import SPLITS, load_fer2013  # noqa: E402
+from fer_utils.evaluate import hardware_info, library_versions  # noqa: E402
+from fer_utils.machinery.speed import set_precision  # noqa: E402
 from fer_utils.model import build_baseline, compile_model  # noqa: E402
 
 #: name -> (learning rate, batch size, L2 on the 512-filter convs, input scaled to [0, 1],
@@ -60,24 +62,31 @@ RECIPES: dict[str, tuple] = {
     "R_std_adam1e-3_b128_l2": (1e-3, 128, 0.01, True, {"input_norm": "standardize"}),
     "S_std_adam1e-4_b64_l2": (1e-4, 64, 0.01, True, {"input_norm": "standardize"}),
     "T_std_adam3e-4_b64_l2": (3e-4, 64, 0.01, True, {"input_norm": "standardize"}),
+    # Fifth round, on the genuine data: the report's batch size with smaller learning rates.
+    "U_adam1e-4_b128_l2": (1e-4, 128, 0.01, True),
+    "V_adam3e-4_b128_l2": (3e-4, 128, 0.01, True),
     "O_nodropout_adam1e-3_b128_l2": (1e-3, 128, 0.01, True, {"dropout": 0.0}),
     "P_nodropout_adam1e-4_b64_l2": (1e-4, 64, 0.01, True, {"dropout": 0.0}),
     "Q_nodropout_nol2_adam1e-3_b128": (1e-3, 128, 0.0, True, {"dropout": 0.0}),
 }
 
 
-def load_arrays(path: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Training and PublicTest arrays from an npz or any form the loader reads."""
+def load_arrays(path: str) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
+    """Training and PublicTest arrays from an npz or any form the loader reads, and the data's
+    verification verdict (or what is known of an npz)."""
     if path.endswith(".npz"):
         with np.load(path) as npz:
             images, labels, splits = npz["images"], npz["labels"], npz["splits"]
+        verdict = "npz arrays: not verified"
     else:
         data = load_fer2013(path)
         images, labels, splits = data.images, data.labels, data.splits
-    return {
+        verdict = data.verification.summary() if data.verification is not None else "not verified"
+    arrays = {
         name: (images[splits == SPLITS.index(name)], labels[splits == SPLITS.index(name)])
         for name in ("Training", "PublicTest")
     }
+    return arrays, verdict
 
 
 def main() -> None:
@@ -87,9 +96,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--only", default="", help="comma-separated recipe name prefixes")
     parser.add_argument("--out", default="sweep.json")
+    parser.add_argument("--precision", default="float32",
+                        help="Keras dtype policy, or auto (the notebooks' rule); default float32")
     args = parser.parse_args()
 
-    arrays = load_arrays(args.data)
+    policy = set_precision(args.precision)
+    arrays, verdict = load_arrays(args.data)
     x_tr, y_tr = arrays["Training"]
     x_va, y_va = arrays["PublicTest"]
     wanted = [p for p in args.only.split(",") if p]
@@ -101,6 +113,11 @@ def main() -> None:
         "val_images": int(len(y_va)),
         "epochs": args.epochs,
         "seed": args.seed,
+        "precision": policy,
+        "data": verdict,
+        "hardware": hardware_info(),
+        "versions": library_versions(),
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "recipes": {},
     }
     out = Path(args.out)
