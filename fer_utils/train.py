@@ -117,6 +117,52 @@ def early_stopping_state(past: list[float], mode: str, patience: int) -> dict | 
             "stop": wait >= patience}
 
 
+class _ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
+    """Keras' ReduceLROnPlateau that carries on from the epochs of an interrupted run: its count of
+    epochs without improvement, its best score and the learning rate they led to are replayed from
+    ``past`` (the earlier history) by :func:`plateau_schedule`, instead of starting afresh."""
+
+    def __init__(self, past: list[float], initial_lr: float, **kwargs):
+        super().__init__(**kwargs)
+        self._past = [float(v) for v in past]
+        self._initial_lr = float(initial_lr)
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self._past:
+            state = plateau_schedule(self._past, self._initial_lr, mode=self.mode, patience=self.patience,
+                                     factor=self.factor, min_lr=self.min_lr, min_delta=self.min_delta)
+            self.best, self.wait = state["best"], state["wait"]
+            self.model.optimizer.learning_rate = state["next_lr"]
+
+
+def plateau_schedule(past: list[float], initial_lr: float, *, mode: str = "max", patience: int = 3,
+                     factor: float = 0.1, min_lr: float = 1e-5, min_delta: float = 1e-4) -> dict:
+    """The learning rates a plateau schedule gives over the epochs ``past`` (monitored values, oldest
+    first), as Keras' ``ReduceLROnPlateau`` (no cooldown) sets them: after ``patience`` epochs
+    without an improvement larger than ``min_delta``, the rate is multiplied by ``factor``, never
+    below ``min_lr``.
+
+    Returns ``learning_rates`` (the rate each past epoch trained at), ``next_lr`` (the rate of the
+    next epoch), ``best`` and ``wait`` (epochs since the last improvement, reset by a reduction).
+    """
+    if patience < 1:
+        raise ValueError(f"patience must be at least 1, got {patience}")
+    if not 0 < factor < 1:
+        raise ValueError(f"factor must be between 0 and 1, got {factor}")
+    lr, best, wait, rates = float(initial_lr), None, 0, []
+    for value in past:
+        rates.append(lr)
+        better = best is None or (value > best + min_delta if mode == "max" else value < best - min_delta)
+        if better:
+            best, wait = float(value), 0
+            continue
+        wait += 1
+        if wait >= patience and lr > np.float32(min_lr):
+            lr, wait = max(lr * factor, min_lr), 0
+    return {"learning_rates": rates, "next_lr": lr, "best": best, "wait": wait}
+
+
 def read_history(path: Path) -> dict[str, list[float]]:
     """Read a CSVLogger file into ``{metric: [value per epoch]}`` (``epoch`` is 1-based)."""
     if not Path(path).exists():
@@ -149,6 +195,9 @@ def train_model(
     seed: int = 0,
     monitor: str = "val_accuracy",
     early_stopping_patience: int | None = None,
+    reduce_lr_patience: int | None = None,
+    reduce_lr_factor: float = 0.1,
+    min_learning_rate: float = 1e-5,
     class_weight: dict[int, float] | None = None,
     callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: int | str = DEFAULT_VERBOSE,
@@ -165,6 +214,10 @@ def train_model(
         seed: seeds Python, NumPy and the backend before training (shuffling, dropout).
         monitor: validation metric that picks the best epoch (max for accuracy, min for loss).
         early_stopping_patience: stop after this many epochs without improvement (None: never).
+        reduce_lr_patience: multiply the learning rate by ``reduce_lr_factor`` after this many
+            epochs without improvement of ``monitor``, down to ``min_learning_rate`` (Keras'
+            ReduceLROnPlateau, carried across interruptions; None: a constant rate). The rate each
+            epoch trained at is in the history (``learning_rate``).
         class_weight: optional per-class loss weights, passed to ``fit``.
         callbacks: extra Keras callbacks, run after the checkpointing ones.
         verbose: Keras progress output (1 bar, 2 one line per epoch).
@@ -197,6 +250,9 @@ def train_model(
         "optimizer": type(model.optimizer).__name__,
         "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
     }
+    if reduce_lr_patience is not None:  # recorded only when used, so constant-rate runs still match
+        settings["reduce_lr"] = {"patience": reduce_lr_patience, "factor": reduce_lr_factor,
+                                 "min_learning_rate": min_learning_rate}
     policy = model.dtype_policy.name
     if policy != "float32":  # recorded only when it differs, so float32 runs of older versions still match
         settings["precision"] = policy
@@ -234,6 +290,10 @@ def train_model(
     if early_stopping_patience is not None:
         callbacks.append(_ResumableEarlyStopping(
             previous.get(monitor, []), monitor=monitor, mode=mode, patience=early_stopping_patience))
+    if reduce_lr_patience is not None:  # before the CSVLogger, which then records each epoch's rate
+        callbacks.insert(2, _ResumableReduceLROnPlateau(
+            previous.get(monitor, []), settings["learning_rate"], monitor=monitor, mode=mode,
+            patience=reduce_lr_patience, factor=reduce_lr_factor, min_lr=min_learning_rate))
     callbacks.extend(extra_callbacks)
 
     if resumed_from and _finished(previous, monitor, mode, epochs, early_stopping_patience):
@@ -305,6 +365,12 @@ def summarize_history(history: dict[str, list[float]], best_epoch: int) -> str:
             f"Validation loss was still falling at the last epoch ({val_loss[-1]:.3f}): this run "
             "stopped before over-fitting set in, so longer training would still help."
         )
+    rates = history.get("learning_rate", [])
+    drops = [(epochs[i], rates[i]) for i in range(1, len(rates)) if rates[i] < rates[i - 1]]
+    if drops:
+        lines.append(
+            f"The learning rate started at {rates[0]:g} and was lowered when the validation score "
+            "stopped improving: " + ", ".join(f"from epoch {e} to {r:g}" for e, r in drops) + ".")
     if "epoch_seconds" in history:
         lines.append(f"Mean time per epoch: {np.nanmean(history['epoch_seconds']):.0f} s.")
     return "\n".join(lines)

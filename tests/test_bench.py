@@ -80,3 +80,39 @@ def test_training_throughput_keeps_the_fastest_timed_pass(monkeypatch):
     assert bench.training_throughput(model, images, labels, batch_size=128, batches=2) == 256.0
     with pytest.raises(ValueError, match="repeats must be at least 1"):
         bench.training_throughput(model, images, labels, repeats=0)
+
+
+def test_training_throughputs_take_turns_and_time_whole_batches(monkeypatch):
+    """Two models timed in turns, 3 rounds: a, b, a, b, a, b; 300 images at batch 128 and 4 batches
+    asked give 2 whole batches (256 images) per pass."""
+    import keras
+
+    fitted = []
+
+    def model(name):
+        m = keras.Sequential([keras.Input((48, 48)), keras.layers.Flatten(), keras.layers.Dense(7)])
+        m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        monkeypatch.setattr(m, "fit", lambda x, y, **kw: fitted.append((name, len(x))))
+        return m
+
+    clock = iter([0.0, 1.0, 0.0, 2.0, 0.0, 2.0, 0.0, 2.0, 0.0, 1.0, 0.0, 4.0])
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))
+    images, labels = np.zeros((300, 48, 48), "uint8"), np.zeros(300, "int64")
+    passes = bench.training_throughputs({"a": model("a"), "b": model("b")}, images, labels, 128, 4, 3)
+    assert [n for n, _ in fitted] == ["a", "b"] + ["a", "b"] * 3    # warm-up each, then in turns
+    assert {size for _, size in fitted} == {256}
+    assert passes == {"a": [256.0, 128.0, 256.0], "b": [128.0, 128.0, 64.0]}
+    with pytest.raises(ValueError, match="rounds must be at least 1"):
+        bench.training_throughputs({"a": model("a")}, images, labels, rounds=0)
+
+
+def test_describe_throughputs_tells_cost_from_noise():
+    clear = bench.describe_throughputs({"none": [100.0, 98.0], "face": [80.0, 79.0]}, "none")
+    assert "none: 100.0 training images/s (best of 2 passes, slowest 98.0)" in clear
+    assert "face costs 20.0% of the training throughput of none" in clear
+    noisy = bench.describe_throughputs({"none": [100.0, 70.0], "face": [95.0, 90.0]}, "none")
+    assert "face against none: +5.0%, within this measurement's noise" in noisy and "up to 30%" in noisy
+    odd = bench.describe_throughputs({"none": [99.4, 98.0], "face": [141.1, 140.0]}, "none")
+    assert "face measured 42.0% faster than none" in odd and "measure again" in odd
+
+

@@ -115,6 +115,10 @@ def test_summarize_history_names_the_turning_point():
     assert "lowest at epoch 2 (1.600)" in text and "best 0.450 at epoch 2" in text
     rising = summarize_history({**history, "val_loss": [2.0, 1.9, 1.8, 1.7]}, best_epoch=2)
     assert "still falling" in rising
+    assert "learning rate" not in text
+    scheduled = summarize_history({**history, "learning_rate": [1e-3, 1e-3, 1e-4, 1e-4]}, best_epoch=2)
+    assert "started at 0.001 and was lowered when the validation score stopped improving: " \
+           "from epoch 3 to 0.0001." in scheduled
 
 
 def test_describe_says_what_happened(tmp_path, arrays):
@@ -182,3 +186,38 @@ def test_compare_with_report_curve():
     assert "this run stopped after 5 epoch(s)" in short and "still falling at the last epoch (5)" in short
     with pytest.raises(ValueError, match="val_accuracy"):
         compare_with_report_curve({"loss": [1.0]})
+
+
+def test_plateau_schedule_replays_keras_reductions():
+    from fer_utils.train import plateau_schedule
+
+    state = plateau_schedule([0.5, 0.6, 0.6, 0.59, 0.58, 0.7], 1e-3, mode="max", patience=2, factor=0.1)
+    assert state["learning_rates"] == pytest.approx([1e-3, 1e-3, 1e-3, 1e-3, 1e-4, 1e-4])
+    assert state["next_lr"] == pytest.approx(1e-4) and state["best"] == 0.7 and state["wait"] == 0
+    floor = plateau_schedule([1.0, 1.0, 1.0, 1.0], 1e-3, mode="min", patience=1, factor=0.1, min_lr=5e-5)
+    assert floor["learning_rates"] == pytest.approx([1e-3, 1e-3, 1e-4, 5e-5]) and floor["next_lr"] == 5e-5
+    with pytest.raises(ValueError, match="patience must be at least 1"):
+        plateau_schedule([0.1], 1e-3, patience=0)
+
+
+def test_reduced_learning_rate_carries_across_an_interruption(tmp_path, arrays):
+    """A plateau schedule halves a tiny rate after every epoch without improvement; interrupted after
+    epoch 2 and resumed, the run trains at the same rates as an uninterrupted one, and says so."""
+    def slow():
+        model = tiny_model()
+        model.compile(optimizer=keras.optimizers.SGD(1e-9), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        return model
+
+    settings = dict(train=arrays, val=arrays, epochs=4, batch_size=16, seed=1, monitor="val_loss",
+                    reduce_lr_patience=1, reduce_lr_factor=0.5, min_learning_rate=1e-12)
+    whole = train_model(slow(), folder=tmp_path / "whole", **settings)
+    expected = [1e-9, 1e-9, 5e-10, 2.5e-10]
+    assert whole.history["learning_rate"] == pytest.approx(expected, rel=1e-5)
+    assert whole.settings["reduce_lr"] == {"patience": 1, "factor": 0.5, "min_learning_rate": 1e-12}
+    folder = tmp_path / "split"
+    with pytest.raises(Killed):
+        train_model(slow(), folder=folder, callbacks=[Interrupt(after_epoch=2)], **settings)
+    resumed = train_model(slow(), folder=folder, **settings)
+    assert resumed.resumed_from == 2
+    assert resumed.history["learning_rate"] == pytest.approx(expected, rel=1e-5)
