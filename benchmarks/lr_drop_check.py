@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     from fer_utils.data import SPLITS, load_fer2013
     from fer_utils.evaluate import hardware_info, library_versions
     from fer_utils.machinery.speed import set_precision
+    from fer_utils.machinery.study import shown
 
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_file():
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{rows[0]['private_accuracy']:.4f}; learning rate {before:g} -> {args.learning_rate:g}", flush=True)
     result = {
         "what": "benchmarks/lr_drop_check.py: train on from a checkpoint at a lower learning rate",
-        "checkpoint": checkpoint.as_posix(), "learning_rate_before": before,
+        "checkpoint": shown(checkpoint), "learning_rate_before": before,
         "learning_rate": args.learning_rate, "batch_size": args.batch_size, "seed": args.seed,
         "precision": policy, "data": data.verification.summary() if data.verification else "not verified",
         "train_images": len(train), "hardware": hardware_info(), "versions": library_versions(),
