@@ -198,6 +198,7 @@ def train_model(
     reduce_lr_patience: int | None = None,
     reduce_lr_factor: float = 0.1,
     min_learning_rate: float = 1e-5,
+    reduce_lr_monitor: str = "val_loss",
     class_weight: dict[int, float] | None = None,
     callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: int | str = DEFAULT_VERBOSE,
@@ -215,9 +216,12 @@ def train_model(
         monitor: validation metric that picks the best epoch (max for accuracy, min for loss).
         early_stopping_patience: stop after this many epochs without improvement (None: never).
         reduce_lr_patience: multiply the learning rate by ``reduce_lr_factor`` after this many
-            epochs without improvement of ``monitor``, down to ``min_learning_rate`` (Keras'
-            ReduceLROnPlateau, carried across interruptions; None: a constant rate). The rate each
-            epoch trained at is in the history (``learning_rate``).
+            epochs without improvement of ``reduce_lr_monitor``, down to ``min_learning_rate``
+            (Keras' ReduceLROnPlateau, carried across interruptions; None: a constant rate). The
+            rate each epoch trained at is in the history (``learning_rate``).
+        reduce_lr_monitor: the score the rate follows; validation loss by default, since during
+            the first epochs, while the L2 penalty shrinks the weights, validation loss falls steadily
+            but validation accuracy can stall, and a rate lowered then slows everything after.
         class_weight: optional per-class loss weights, passed to ``fit``.
         callbacks: extra Keras callbacks, run after the checkpointing ones.
         verbose: Keras progress output (1 bar, 2 one line per epoch).
@@ -251,8 +255,8 @@ def train_model(
         "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
     }
     if reduce_lr_patience is not None:  # recorded only when used, so constant-rate runs still match
-        settings["reduce_lr"] = {"patience": reduce_lr_patience, "factor": reduce_lr_factor,
-                                 "min_learning_rate": min_learning_rate}
+        settings["reduce_lr"] = {"monitor": reduce_lr_monitor, "patience": reduce_lr_patience,
+                                 "factor": reduce_lr_factor, "min_learning_rate": min_learning_rate}
     policy = model.dtype_policy.name
     if policy != "float32":  # recorded only when it differs, so float32 runs of older versions still match
         settings["precision"] = policy
@@ -292,8 +296,9 @@ def train_model(
             previous.get(monitor, []), monitor=monitor, mode=mode, patience=early_stopping_patience))
     if reduce_lr_patience is not None:  # before the CSVLogger, which then records each epoch's rate
         callbacks.insert(2, _ResumableReduceLROnPlateau(
-            previous.get(monitor, []), settings["learning_rate"], monitor=monitor, mode=mode,
-            patience=reduce_lr_patience, factor=reduce_lr_factor, min_lr=min_learning_rate))
+            previous.get(reduce_lr_monitor, []), settings["learning_rate"], monitor=reduce_lr_monitor,
+            mode="min" if "loss" in reduce_lr_monitor else "max", patience=reduce_lr_patience,
+            factor=reduce_lr_factor, min_lr=min_learning_rate))
     callbacks.extend(extra_callbacks)
 
     if resumed_from and _finished(previous, monitor, mode, epochs, early_stopping_patience):
@@ -369,8 +374,8 @@ def summarize_history(history: dict[str, list[float]], best_epoch: int) -> str:
     drops = [(epochs[i], rates[i]) for i in range(1, len(rates)) if rates[i] < rates[i - 1]]
     if drops:
         lines.append(
-            f"The learning rate started at {rates[0]:g} and was lowered when the validation score "
-            "stopped improving: " + ", ".join(f"from epoch {e} to {r:g}" for e, r in drops) + ".")
+            f"The learning rate started at {rates[0]:g} and was lowered on a plateau: "
+            + ", ".join(f"from epoch {e} to {r:g}" for e, r in drops) + ".")
     if "epoch_seconds" in history:
         lines.append(f"Mean time per epoch: {np.nanmean(history['epoch_seconds']):.0f} s.")
     return "\n".join(lines)

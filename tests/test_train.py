@@ -117,8 +117,7 @@ def test_summarize_history_names_the_turning_point():
     assert "still falling" in rising
     assert "learning rate" not in text
     scheduled = summarize_history({**history, "learning_rate": [1e-3, 1e-3, 1e-4, 1e-4]}, best_epoch=2)
-    assert "started at 0.001 and was lowered when the validation score stopped improving: " \
-           "from epoch 3 to 0.0001." in scheduled
+    assert "started at 0.001 and was lowered on a plateau: from epoch 3 to 0.0001." in scheduled
 
 
 def test_describe_says_what_happened(tmp_path, arrays):
@@ -214,7 +213,8 @@ def test_reduced_learning_rate_carries_across_an_interruption(tmp_path, arrays):
     whole = train_model(slow(), folder=tmp_path / "whole", **settings)
     expected = [1e-9, 1e-9, 5e-10, 2.5e-10]
     assert whole.history["learning_rate"] == pytest.approx(expected, rel=1e-5)
-    assert whole.settings["reduce_lr"] == {"patience": 1, "factor": 0.5, "min_learning_rate": 1e-12}
+    assert whole.settings["reduce_lr"] == {"monitor": "val_loss", "patience": 1, "factor": 0.5,
+                                           "min_learning_rate": 1e-12}
     folder = tmp_path / "split"
     with pytest.raises(Killed):
         train_model(slow(), folder=folder, callbacks=[Interrupt(after_epoch=2)], **settings)
