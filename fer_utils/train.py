@@ -371,7 +371,8 @@ def summarize_history(history: dict[str, list[float]], best_epoch: int) -> str:
             "stopped before over-fitting set in, so longer training would still help."
         )
     rates = history.get("learning_rate", [])
-    drops = [(epochs[i], rates[i]) for i in range(1, len(rates)) if rates[i] < rates[i - 1]]
+    # a real drop, not the float32 rounding of a rate already at its floor (1.00000007e-05 -> 9.9999997e-06)
+    drops = [(epochs[i], rates[i]) for i in range(1, len(rates)) if rates[i] < 0.99 * rates[i - 1]]
     if drops:
         lines.append(
             f"The learning rate started at {rates[0]:g} and was lowered on a plateau: "

@@ -118,6 +118,9 @@ def test_summarize_history_names_the_turning_point():
     assert "learning rate" not in text
     scheduled = summarize_history({**history, "learning_rate": [1e-3, 1e-3, 1e-4, 1e-4]}, best_epoch=2)
     assert "started at 0.001 and was lowered on a plateau: from epoch 3 to 0.0001." in scheduled
+    floor = summarize_history({**history, "learning_rate": [1e-4, 1.0000000656873453e-05, 1.0000000656873453e-05,
+                                                            9.999999747378752e-06]}, best_epoch=2)
+    assert floor.endswith("from epoch 2 to 1e-05.")  # the float32 rounding at the floor is no drop
 
 
 def test_describe_says_what_happened(tmp_path, arrays):
