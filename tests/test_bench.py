@@ -104,6 +104,11 @@ def test_training_throughputs_take_turns_and_time_whole_batches(monkeypatch):
     assert passes == {"a": [256.0, 128.0, 256.0], "b": [128.0, 128.0, 64.0]}
     with pytest.raises(ValueError, match="rounds must be at least 1"):
         bench.training_throughputs({"a": model("a")}, images, labels, rounds=0)
+    fitted.clear()
+    monkeypatch.setattr(bench.time, "perf_counter", iter([0.0, 1.0]).__next__)
+    bench.training_throughputs({"a": model("a")}, np.zeros((2000, 48, 48), "uint8"), np.zeros(2000, "int64"),
+                               batch_size=32, rounds=1)
+    assert {size for _, size in fitted} == {512}  # 16 batches of 32: the default 512 images a pass
 
 
 def test_describe_throughputs_tells_cost_from_noise():

@@ -333,10 +333,12 @@ def _probe_slice(images: np.ndarray, labels: np.ndarray, batch_size: int, batche
 
 
 def training_throughputs(models: dict, images: np.ndarray, labels: np.ndarray, batch_size: int = 128,
-                         batches: int = 4, rounds: int = 3) -> dict[str, list[float]]:
+                         batches: int | None = None, rounds: int = 3,
+                         images_per_pass: int = 512) -> dict[str, list[float]]:
     """Training images per second of ``model.fit`` for each of ``models`` (name -> compiled model),
-    one timed pass of ``batches`` batches per model and round, after one warm-up pass each (tracing,
-    compiling, allocating).
+    one timed pass per model and round, after one warm-up pass each (tracing, compiling, allocating).
+    A pass is ``batches`` batches, by default as many as make ``images_per_pass`` images (a pass of
+    about a second, as 4 batches of 32 take on a CPU, is mostly noise).
 
     The models take turns within each round, so that a change in the machine's load (other work,
     a clock that speeds up or slows down) touches all of them alike instead of whichever was timed
@@ -346,6 +348,7 @@ def training_throughputs(models: dict, images: np.ndarray, labels: np.ndarray, b
     """
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
+    batches = batches or max(1, images_per_pass // batch_size)
     x, y = _probe_slice(images, labels, batch_size, batches)
     for model in models.values():
         model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
