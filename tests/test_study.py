@@ -375,3 +375,15 @@ def test_jobs_stop_starting_notebooks_after_a_failure(tmp_path, capsys):
     assert not (tmp_path / "run" / "notebooks" / "03_d.ipynb").exists()
     with pytest.raises(study.StudyError, match="at least 1"):
         study.run("x", tmp_path / "run", notebook_dir=folder, jobs=0)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_dead_kernel_is_one_line_not_a_traceback(tmp_path, capsys, jobs):
+    folder, profiles = tiny_study(tmp_path, ("00_dies.ipynb",), "import os\nos._exit(3)")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(study, "load_profiles", lambda path=None: study.tomllib.loads(profiles.read_text()))
+        with pytest.raises(SystemExit) as exit_info:
+            study.run("x", tmp_path / "run", notebook_dir=folder, jobs=jobs)
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "00_dies FAILED in DeadKernelError" in err and "Traceback" not in err

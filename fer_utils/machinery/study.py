@@ -253,6 +253,10 @@ def _execute(nb: Path, out: Path, params: dict, timeout_per_cell: int | None) ->
         if _only_expected_errors(out):  # a student copy: its exercise stubs raise, on purpose
             return "exercises", time.perf_counter() - started, ""
         return "failed", time.perf_counter() - started, f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
+    except Exception as exc:  # noqa: BLE001 - the kernel died or timed out: one line, not a traceback
+        _relative_paths_in_metadata(out)
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        return "failed", time.perf_counter() - started, f"{type(exc).__name__}: {first_line}"
     _relative_paths_in_metadata(out)
     return "done", time.perf_counter() - started, ""
 
@@ -302,7 +306,10 @@ def _run_parallel(steps: list[tuple[Path, Path, dict]], jobs: int, timeout_per_c
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 nb, out, _ = running.pop(future)
-                outcome, seconds, detail = future.result()
+                try:
+                    outcome, seconds, detail = future.result()
+                except Exception as exc:  # noqa: BLE001 - its process died (out of memory, killed)
+                    outcome, seconds, detail = "failed", 0.0, f"{type(exc).__name__}: {exc} (its process stopped)"
                 if _report(f"[{index[nb.stem]}/{len(steps)}]", nb, out, outcome, seconds, detail):
                     finished.add(nb.stem)
                 else:
