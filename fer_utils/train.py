@@ -233,6 +233,11 @@ def train_model(
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if reduce_lr_patience is not None and reduce_lr_patience < 1:
+        raise ValueError(f"reduce_lr_patience must be at least 1 (or None for a constant rate), got "
+                         f"{reduce_lr_patience}")
+    if not 0 < reduce_lr_factor < 1:
+        raise ValueError(f"reduce_lr_factor must be between 0 and 1, got {reduce_lr_factor}")
     x_train, y_train = train
     if len(x_train) != len(y_train) or len(val[0]) != len(val[1]):
         raise ValueError("images and labels differ in length")
@@ -285,20 +290,20 @@ def train_model(
         past = np.asarray(previous[monitor])
         checkpoint.best = float(np.nanmin(past) if mode == "min" else np.nanmax(past))
     extra_callbacks = list(callbacks or [])
+    plateau = [] if reduce_lr_patience is None else [_ResumableReduceLROnPlateau(
+        previous.get(reduce_lr_monitor, []), settings["learning_rate"], monitor=reduce_lr_monitor,
+        mode="min" if "loss" in reduce_lr_monitor else "max", patience=reduce_lr_patience,
+        factor=reduce_lr_factor, min_lr=min_learning_rate)]
     callbacks = [
         _EpochTimer(),
         keras.callbacks.BackupAndRestore(str(backup_dir)),
+        *plateau,  # before the CSVLogger, which then records each epoch's rate
         checkpoint,
         keras.callbacks.CSVLogger(str(history_csv), append=True),
     ]
     if early_stopping_patience is not None:
         callbacks.append(_ResumableEarlyStopping(
             previous.get(monitor, []), monitor=monitor, mode=mode, patience=early_stopping_patience))
-    if reduce_lr_patience is not None:  # before the CSVLogger, which then records each epoch's rate
-        callbacks.insert(2, _ResumableReduceLROnPlateau(
-            previous.get(reduce_lr_monitor, []), settings["learning_rate"], monitor=reduce_lr_monitor,
-            mode="min" if "loss" in reduce_lr_monitor else "max", patience=reduce_lr_patience,
-            factor=reduce_lr_factor, min_lr=min_learning_rate))
     callbacks.extend(extra_callbacks)
 
     if resumed_from and _finished(previous, monitor, mode, epochs, early_stopping_patience):

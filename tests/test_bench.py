@@ -68,7 +68,7 @@ def test_layer_profile_rows_add_up():
     assert table.splitlines()[0].split()[:2] == ["layer", "type"] and "sum of layers" in table
 
 
-def test_training_throughput_keeps_the_fastest_timed_pass(monkeypatch):
+def test_training_throughputs_keep_every_timed_pass_and_the_best_is_the_fastest(monkeypatch):
     """The probe's passes take 4 s, then 1 s, then 2 s: 256 images over the best 1 s."""
     import keras
 
@@ -77,9 +77,10 @@ def test_training_throughput_keeps_the_fastest_timed_pass(monkeypatch):
     clock = iter([0.0, 4.0, 10.0, 11.0, 20.0, 22.0])
     monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))
     images, labels = np.zeros((300, 48, 48), "uint8"), np.zeros(300, "int64")
-    assert bench.training_throughput(model, images, labels, batch_size=128, batches=2) == 256.0
-    with pytest.raises(ValueError, match="repeats must be at least 1"):
-        bench.training_throughput(model, images, labels, repeats=0)
+    passes = bench.training_throughputs({"m": model}, images, labels, batch_size=128, batches=2)["m"]
+    assert passes == [64.0, 256.0, 128.0] and max(passes) == 256.0
+    with pytest.raises(ValueError, match="rounds must be at least 1"):
+        bench.training_throughputs({"m": model}, images, labels, rounds=0)
 
 
 def test_training_throughputs_take_turns_and_time_whole_batches(monkeypatch):

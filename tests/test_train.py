@@ -105,6 +105,10 @@ def test_bad_arguments(tmp_path, arrays):
     uncompiled = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(), keras.layers.Dense(7)])
     with pytest.raises(ValueError, match="compile the model"):
         train_model(uncompiled, arrays, arrays, tmp_path, epochs=1)
+    with pytest.raises(ValueError, match="reduce_lr_patience must be at least 1"):
+        train_model(tiny_model(), arrays, arrays, tmp_path, epochs=1, reduce_lr_patience=0)
+    with pytest.raises(ValueError, match="reduce_lr_factor must be between 0 and 1"):
+        train_model(tiny_model(), arrays, arrays, tmp_path, epochs=1, reduce_lr_patience=2, reduce_lr_factor=1.5)
 
 
 def test_summarize_history_names_the_turning_point():

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -359,15 +358,6 @@ def training_throughputs(models: dict, images: np.ndarray, labels: np.ndarray, b
             model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
             passes[name].append(len(x) / (time.perf_counter() - t0))
     return passes
-
-
-def training_throughput(model, images, labels, batch_size: int = 128, batches: int = 8,
-                        repeats: int = 3) -> float:
-    """Training images per second of one model: the best of ``repeats`` timed passes of ``batches``
-    batches after a warm-up pass (:func:`training_throughputs` for one model)."""
-    if repeats < 1:
-        raise ValueError(f"repeats must be at least 1, got {repeats}")
-    return max(training_throughputs({"model": model}, images, labels, batch_size, batches, repeats)["model"])
 
 
 def describe_throughputs(passes: dict[str, list[float]], reference: str) -> str:
