@@ -13,6 +13,11 @@ Recipes:
         vertical shifts (10 %) and horizontal and vertical flips.
     ``face``: only what a face can plausibly look like: horizontal flip (no upside-down
         faces), rotation up to 10 degrees, shifts up to 10 %, zoom up to 10 %.
+    ``strong``: notebook 08's recipe for the VGG-style model of :func:`fer_utils.model.build_vgg`:
+        horizontal flip, rotation up to 10 degrees, zoom up to 10 %, shifts up to 4 pixels (within the
+        model's central 40x40 crop, that is a random crop of the face) and random erasing (Zhong et
+        al., 2017: with probability one half, a rectangle of 2-33 % of the image is replaced by noise,
+        so the model cannot rely on any one part of the face).
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ import keras
 import numpy as np
 from keras import layers
 
-RECIPES: tuple[str, ...] = ("report", "face")
+RECIPES: tuple[str, ...] = ("report", "face", "strong")
+#: Largest shift of the ``strong`` recipe, in pixels (the margin of a 40x40 crop of a 48x48 face).
+STRONG_SHIFT_PIXELS = 4
 
 
 def augmentation_layers(recipe: str, seed: int | None = None) -> list[layers.Layer]:
@@ -37,6 +44,16 @@ def augmentation_layers(recipe: str, seed: int | None = None) -> list[layers.Lay
             layers.RandomRotation(10 / 360, fill_mode="nearest", seed=seed, name="aug_rotate", dtype="float32"),
             layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed, name="aug_shift", dtype="float32"),
             layers.RandomZoom(0.1, fill_mode="nearest", seed=seed, name="aug_zoom", dtype="float32"),
+        ]
+    if recipe == "strong":
+        shift = STRONG_SHIFT_PIXELS / 48
+        return [
+            layers.RandomFlip("horizontal", seed=seed, name="aug_flip", dtype="float32"),
+            layers.RandomRotation(10 / 360, fill_mode="nearest", seed=seed, name="aug_rotate", dtype="float32"),
+            layers.RandomZoom(0.1, fill_mode="nearest", seed=seed, name="aug_zoom", dtype="float32"),
+            layers.RandomTranslation(shift, shift, fill_mode="nearest", seed=seed, name="aug_shift", dtype="float32"),
+            layers.RandomErasing((0.5, 0.5), scale=(0.02, 0.33), value_range=(0, 255), seed=seed,
+                                 name="aug_erase", dtype="float32"),
         ]
     raise ValueError(f"unknown augmentation recipe {recipe!r}; expected one of {', '.join(RECIPES)}")
 

@@ -11,7 +11,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,7 @@ def save_experiment(
     started: float,
     train_data: FerData,
     all_data: FerData,
+    predict: Callable | None = None,
     **extra,
 ) -> dict:
     """Evaluate the kept model once on ``report_on`` (PrivateTest) and write model, predictions, metrics.
@@ -56,13 +57,19 @@ def save_experiment(
         started: ``time.perf_counter()`` at the notebook's start, for the wall time.
         train_data: the (possibly resampled) training set the model saw, for its counts.
         all_data: the data set as loaded, for the split counts.
+        predict: ``predict(model, images) -> class probabilities`` (e.g. test-time augmentation,
+            :func:`fer_utils.beyond.tta_predictor`; say so in ``extra``); None: the model's own prediction.
         extra: further provenance fields (batch size, learning rate, method, ...).
 
     Returns:
         The metrics dict (also written to ``run/metrics/<name>.json``).
     """
     run = Path(run)
-    probs, predicted = predict_labels(result.model, report_on.images)
+    if predict is None:
+        probs, predicted = predict_labels(result.model, report_on.images)
+    else:
+        probs = np.asarray(predict(result.model, report_on.images))
+        predicted = probs.argmax(axis=1)
     metrics = classification_metrics(report_on.labels, predicted)
     seen = seen_in_training(report_on.images, all_data.split("Training").images)
     if not seen.all():

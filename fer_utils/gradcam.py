@@ -8,7 +8,8 @@ For a conv layer with feature maps ``A^k`` and a class score ``y^c`` taken *befo
 the softmax, the channel weights are the spatially averaged gradients
 ``alpha_k = mean_ij d y^c / d A^k_ij``; the map is ``ReLU(sum_k alpha_k A^k)``,
 scaled to [0, 1] (an all-zero map stays zero, never NaN) and resized to the
-input's size. Works for Sequential and functional Keras 3 models, on every Keras backend
+input's size (for a model that looks at a central crop, to the crop, placed where it lies in the
+input; the border it never sees stays 0). Works for Sequential and functional Keras 3 models, on every Keras backend
 (TensorFlow, JAX, PyTorch): the model is cut at the conv layer into the part that makes the feature
 maps and the part that turns them into class scores, and the gradient of the second part is taken
 by :func:`fer_utils.machinery.backend.gradient_of_sum`.
@@ -91,10 +92,23 @@ def gradcam(
     cam = np.maximum((weights * fmaps).sum(axis=-1), 0.0)
     peak = cam.max(axis=(1, 2), keepdims=True)
     cam = np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
-    cam = keras.ops.image.resize(keras.ops.convert_to_tensor(cam[..., None]), batch.shape[1:3],
+    # the maps cover what the convs saw: the whole input, or a model's central crop of it
+    top, left, height, width = _seen_region(model, batch.shape[1:3])
+    cam = keras.ops.image.resize(keras.ops.convert_to_tensor(cam[..., None]), (height, width),
                                  interpolation="bilinear", antialias=False)
-    out = np.clip(keras.ops.convert_to_numpy(cam)[..., 0], 0.0, 1.0).astype(np.float32)
+    out = np.zeros(batch.shape[:3], dtype=np.float32)
+    out[:, top:top + height, left:left + width] = np.clip(keras.ops.convert_to_numpy(cam)[..., 0], 0.0, 1.0)
     return out[0] if single else out
+
+
+def _seen_region(model: keras.Model, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``(top, left, height, width)`` of the input that the conv layers see: the whole image, or the
+    central crop of a ``CenterCrop`` layer (:func:`fer_utils.model.build_vgg`), where a map belongs."""
+    height, width = size
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.CenterCrop):
+            return (height - layer.height) // 2, (width - layer.width) // 2, layer.height, layer.width
+    return 0, 0, height, width
 
 
 def _split(model: keras.Model, target: keras.layers.Layer, scores_layer: keras.layers.Layer):

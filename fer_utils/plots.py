@@ -302,3 +302,27 @@ def accuracy_vs_report(table) -> plt.Figure:
     ax.set_title("Accuracy by experiment: this study and the source report")
     fig.tight_layout()
     return fig
+
+
+def accuracy_vs_cost(table, split: str = "PublicTest", landmarks: dict[str, float] | None = None) -> plt.Figure:
+    """Each step of notebook 08 as a point: accuracy (95 % interval) against the cumulative machine
+    time spent to reach it, joined in order, with horizontal lines at ``landmarks`` (name -> accuracy,
+    e.g. the challenge's winner).
+
+    ``table`` is :func:`fer_utils.beyond.steps_table`'s result.
+    """
+    fig, ax = plt.subplots(figsize=(9, 5))
+    cost = table["cumulative_cpu_minutes"].to_numpy() / 60
+    acc = table["accuracy"].to_numpy()
+    err = np.vstack([acc - table["ci95_low"].to_numpy(), table["ci95_high"].to_numpy() - acc])
+    ax.errorbar(cost, acc, yerr=err, fmt="o-", color="tab:blue", capsize=3, label=f"{split} accuracy (95 % interval)")
+    for x, y, name in zip(cost, acc, table.index):
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, -12), fontsize=8)
+    for k, (name, level) in enumerate((landmarks or {}).items()):
+        ax.axhline(level, color=f"C{k + 1}", lw=0.9, ls="--", label=f"{name} ({level:.3f})")
+    ax.set_xlabel("cumulative machine time (hours, all cores of this machine)")
+    ax.set_ylabel(f"{split} accuracy")
+    ax.set_title("What each step buys and what it costs")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig

@@ -82,6 +82,20 @@ class _EpochTimer(keras.callbacks.Callback):
             logs["epoch_seconds"] = time.perf_counter() - self._start
 
 
+class _RateLogger(keras.callbacks.Callback):
+    """Adds ``learning_rate`` (the rate of the epoch's last step) to the epoch logs, for a schedule."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+def _schedule_of(optimizer) -> keras.optimizers.schedules.LearningRateSchedule | None:
+    """The optimiser's learning-rate schedule, or None for a constant rate."""
+    rate = getattr(optimizer, "_learning_rate", None)
+    return rate if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule) else None
+
+
 class _ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """Keras' EarlyStopping that carries on from the epochs of an interrupted run.
 
@@ -245,6 +259,10 @@ def train_model(
         raise ValueError("training and validation data must not be empty")
     if getattr(model, "optimizer", None) is None:
         raise ValueError("compile the model before training (fer_utils.model.compile_model)")
+    schedule = _schedule_of(model.optimizer)
+    if schedule is not None and reduce_lr_patience is not None:
+        raise ValueError("the optimiser follows a learning-rate schedule: reduce_lr_patience cannot also "
+                         "change its rate (pass None)")
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -259,7 +277,19 @@ def train_model(
         "optimizer": type(model.optimizer).__name__,
         "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
     }
-    if reduce_lr_patience is not None:  # recorded only when used, so constant-rate runs still match
+    # recorded only when used, so runs of older versions without them still match
+    if schedule is not None:
+        settings["learning_rate_schedule"] = {"class": type(schedule).__name__, **schedule.get_config()}
+    decay = getattr(model.optimizer, "weight_decay", None)
+    if decay:
+        settings["weight_decay"] = float(decay)
+    if type(model.optimizer).__name__ == "SGD":
+        settings["momentum"] = float(model.optimizer.momentum)
+        settings["nesterov"] = bool(model.optimizer.nesterov)
+    smoothing = getattr(model.loss, "smoothing", 0.0)
+    if smoothing:
+        settings["label_smoothing"] = float(smoothing)
+    if reduce_lr_patience is not None:
         settings["reduce_lr"] = {"monitor": reduce_lr_monitor, "patience": reduce_lr_patience,
                                  "factor": reduce_lr_factor, "min_learning_rate": min_learning_rate}
     policy = model.dtype_policy.name
@@ -298,6 +328,7 @@ def train_model(
         _EpochTimer(),
         keras.callbacks.BackupAndRestore(str(backup_dir)),
         *plateau,  # before the CSVLogger, which then records each epoch's rate
+        *([_RateLogger()] if schedule is not None else []),
         checkpoint,
         keras.callbacks.CSVLogger(str(history_csv), append=True),
     ]
@@ -354,8 +385,11 @@ def _result(folder: Path, done: dict, resumed_from: int) -> TrainResult:
     )
 
 
-def summarize_history(history: dict[str, list[float]], best_epoch: int) -> str:
-    """A few sentences on what the curves say, with this run's numbers."""
+def summarize_history(history: dict[str, list[float]], best_epoch: int, scheduled: bool = False) -> str:
+    """A few sentences on what the curves say, with this run's numbers.
+
+    ``scheduled``: the rate followed a schedule set in advance (a cosine, say) rather than dropping on
+    plateaus; the sentence on the learning rate then describes the schedule."""
     epochs = history["epoch"]
     val_loss, val_acc, acc = history["val_loss"], history["val_accuracy"], history["accuracy"]
     low = int(np.nanargmin(val_loss))
@@ -378,7 +412,11 @@ def summarize_history(history: dict[str, list[float]], best_epoch: int) -> str:
     rates = history.get("learning_rate", [])
     # a real drop, not the float32 rounding of a rate already at its floor (1.00000007e-05 -> 9.9999997e-06)
     drops = [(epochs[i], rates[i]) for i in range(1, len(rates)) if rates[i] < 0.99 * rates[i - 1]]
-    if drops:
+    if scheduled and rates:
+        peak = int(np.argmax(rates))
+        lines.append(f"The learning rate followed its schedule: {rates[peak]:.3g} at its highest (end of epoch "
+                     f"{epochs[peak]}), {rates[-1]:.3g} at the end of the last epoch.")
+    elif drops:
         lines.append(
             f"The learning rate started at {rates[0]:g} and was lowered on a plateau: "
             + ", ".join(f"from epoch {e} to {r:g}" for e, r in drops) + ".")

@@ -12,7 +12,7 @@ import pytest
 
 from fer_utils.machinery import study
 from fer_utils.data import repo_root
-from fer_utils.model import BASELINE_PARAMS
+from fer_utils.model import BASELINE_PARAMS, build_vgg
 from fer_utils.machinery.study import StudyError
 
 NOTEBOOKS = study.notebooks()
@@ -27,7 +27,8 @@ def test_notebooks_are_numbered_in_order():
     names = [p.name for p in NOTEBOOKS]
     assert names == ["00_data_exploration.ipynb", "01_baseline_cnn.ipynb", "02_undersampling.ipynb",
                      "03_oversampling.ipynb", "04_augmentation.ipynb", "05_gradcam.ipynb",
-                     "06_results_summary.ipynb", "07_predict_new_faces.ipynb"]
+                     "06_results_summary.ipynb", "07_predict_new_faces.ipynb",
+                     "08_beyond_the_baseline.ipynb"]
     assert names == sorted(names)
 
 
@@ -204,14 +205,16 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monke
     # 2 % of every class and split, rounded (counts from ../shared/fer2013/README.md)
     smoke_counts = {"Training": 574, "PublicTest": 71, "PrivateTest": 73}
     train_sizes = {"baseline": 574, "undersample": 7 * 9, "oversample": 7 * 144, "class_weights": 574,
-                   "augment_report": 574, "augment_face": 574}
+                   "augment_report": 574, "augment_face": 574, "beyond": 574}
+    beyond_params = build_vgg(width=8).count_params()  # notebook 08's headline model, smoke width
     for name, train_images in train_sizes.items():
         payload = json.loads((run_dir / "metrics" / f"{name}.json").read_text())
         m, p = payload["metrics"], payload["provenance"]
         assert p["profile"] == "smoke" and p["seed"] == 42 and p["experiment"] == name
         assert p["data_counts"]["splits"] == smoke_counts
         assert p["data_counts"]["train_images"] == train_images
-        assert p["params"] == BASELINE_PARAMS and p["wall_seconds"] > 0 and p["epochs"] >= 1
+        assert p["params"] == (BASELINE_PARAMS if name != "beyond" else beyond_params)
+        assert p["wall_seconds"] > 0 and p["epochs"] >= 1
         assert m["n"] == 73 and 0.0 <= m["accuracy"] <= 1.0
         lo, hi = m["accuracy_ci95"]
         assert lo <= m["accuracy"] <= hi
@@ -226,7 +229,9 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monke
                 "03_oversample_confusion", "03_per_class_recall", "04_augmented_examples",
                 "04_per_class_recall", "05_gradcam_per_emotion", "05_gradcam_class_average",
                 "05_gradcam_class_average_by_layer",
-                "06_accuracy_vs_report", "06_per_class_recall", "07_grace_hopper", "07_coffee"):
+                "06_accuracy_vs_report", "06_per_class_recall", "07_grace_hopper", "07_coffee",
+                "08_strong_augmentation", "08_final_curves", "08_accuracy_vs_cost", "08_beyond_confusion",
+                "08_gradcam"):
         assert (run_dir / "figures" / f"{fig}.png").exists()
     summary = "".join(o.get("text", "") for c in nbformat.read(run_dir / "notebooks" / "06_results_summary.ipynb",
                                                              as_version=4).cells
@@ -234,6 +239,13 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monke
     assert ("experiments with results in this run: baseline, undersample, oversample, class_weights, "
             "augment_report, augment_face") in summary
     assert "report 0.65" in summary  # the baseline's gap to the report is computed
+    beyond = json.loads((run_dir / "metrics" / "beyond.json").read_text())["provenance"]
+    assert beyond["test_time_augmentation"].startswith("ten-crop") and beyond["label_smoothing"] == 0.1
+    steps = "".join(o.get("text", "") for c in nbformat.read(run_dir / "notebooks" / "08_beyond_the_baseline.ipynb",
+                                                           as_version=4).cells
+                    if c.cell_type == "code" for o in c.get("outputs", []))
+    for step in ("0 report's CNN: ", "1 VGG-style network: ", "5 + ten-crop at test time: ", "7 ensemble of 3: "):
+        assert step in steps  # every step of the table is scored
     for nb in NOTEBOOKS:  # no machine paths in outputs or metadata
         text = (run_dir / "notebooks" / nb.name).read_text()
         assert str(repo_root()) not in text and str(Path.home()) + "/" not in text, nb.name

@@ -125,6 +125,9 @@ def test_summarize_history_names_the_turning_point():
     floor = summarize_history({**history, "learning_rate": [1e-4, 1.0000000656873453e-05, 1.0000000656873453e-05,
                                                             9.999999747378752e-06]}, best_epoch=2)
     assert floor.endswith("from epoch 2 to 1e-05.")  # the float32 rounding at the floor is no drop
+    cosine = summarize_history({**history, "learning_rate": [0.05, 0.04, 0.01, 0.0]}, best_epoch=2, scheduled=True)
+    assert "followed its schedule: 0.05 at its highest (end of epoch 1), 0 at the end of the last epoch." in cosine
+    assert "plateau" not in cosine
 
 
 def test_describe_says_what_happened(tmp_path, arrays):

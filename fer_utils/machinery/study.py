@@ -221,6 +221,7 @@ READS: dict[str, tuple[str, ...]] = {
     "05": ("01", "02", "03", "04"),  # Grad-CAM of any kept model (model_name)
     "06": ("01", "02", "03", "04"),  # the summary of every experiment
     "07": ("01", "02", "03", "04"),  # predicts with any kept model (model_name)
+    "08": ("01",),                   # starts from the baseline, compares with it
 }
 
 
