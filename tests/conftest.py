@@ -77,3 +77,25 @@ def real_data(real_data_path: Path, real_cache: Path):
     from fer_utils.data import load_fer2013
 
     return load_fer2013(real_data_path, cache_dir=real_cache)
+
+
+#: Wall seconds of the smoke study per Keras backend, per notebook and in all (tests/test_study.py fills it),
+#: printed at the end of every test run, -q included, with the JAX/TensorFlow ratio (issue: within 1.5x).
+SMOKE_TIMES = pytest.StashKey[dict]()
+
+
+def pytest_configure(config):
+    config.stash[SMOKE_TIMES] = {}
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    times = config.stash.get(SMOKE_TIMES, {})
+    if not times:
+        return
+    terminalreporter.write_sep("-", "smoke study times (this run, this machine)")
+    for backend, t in times.items():
+        per = ", ".join(f"{nb} {s:.0f}" for nb, s in t["notebooks"].items())
+        terminalreporter.write_line(f"{backend}: {t['total']:.0f} s ({per})")
+    if {"tensorflow", "jax"} <= set(times):
+        ratio = times["jax"]["total"] / times["tensorflow"]["total"]
+        terminalreporter.write_line(f"jax / tensorflow: {ratio:.2f}x (target: within 1.5x)")

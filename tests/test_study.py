@@ -10,6 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from conftest import SMOKE_TIMES
 from fer_utils.machinery import study
 from fer_utils.data import repo_root
 from fer_utils.model import BASELINE_PARAMS, build_vgg
@@ -179,7 +180,7 @@ def test_finished_already_needs_a_clean_finish(tmp_path):
 @pytest.mark.slow
 @pytest.mark.realdata
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
-def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monkeypatch, backend):
+def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monkeypatch, backend, request):
     import importlib.util
     import os
 
@@ -190,7 +191,10 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monke
     monkeypatch.setenv("KERAS_BACKEND", backend)  # the notebooks' kernels inherit it
     started = time.perf_counter()
     run_dir = study.run("smoke", tmp_path / "smoke")
-    print(f"smoke study on {backend}: {time.perf_counter() - started:.0f} s")
+    total = time.perf_counter() - started
+    request.config.stash[SMOKE_TIMES][backend] = {"total": total, "notebooks": {
+        nb.stem[:2]: nbformat.read(run_dir / "notebooks" / nb.name, as_version=4).metadata["papermill"]["duration"]
+        for nb in NOTEBOOKS}}
     for nb in NOTEBOOKS:
         executed = nbformat.read(run_dir / "notebooks" / nb.name, as_version=4)
         errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
