@@ -250,7 +250,7 @@ def _load_saved_model(run: str | os.PathLike, name: str):
     return keras.saving.load_model(path)
 
 
-#: The study's experiments in reading order (notebooks 01-04), with a label for tables and charts.
+#: The study's experiments in reading order (notebooks 01-04 and 08), with a label for tables and charts.
 EXPERIMENTS: dict[str, str] = {
     "baseline": "baseline CNN (01)",
     "undersample": "random undersampling (02)",
@@ -258,6 +258,7 @@ EXPERIMENTS: dict[str, str] = {
     "class_weights": "class-weighted loss (03)",
     "augment_report": "augmentation, report's recipe (04)",
     "augment_face": "augmentation, face recipe (04)",
+    "beyond": "beyond the report: VGG-style, ten-crop (08)",
 }
 
 #: The notebook that trains each experiment (the number in its :data:`EXPERIMENTS` label).

@@ -178,7 +178,7 @@ def test_each_experiment_names_the_notebook_that_trains_it():
     from fer_utils.experiment import EXPERIMENTS, TRAINED_IN
 
     assert TRAINED_IN == {"baseline": "01", "undersample": "02", "oversample": "03", "class_weights": "03",
-                          "augment_report": "04", "augment_face": "04"}
+                          "augment_report": "04", "augment_face": "04", "beyond": "08"}
     assert set(TRAINED_IN) == set(EXPERIMENTS)
 
 

@@ -243,6 +243,7 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monke
     assert ("experiments with results in this run: baseline, undersample, oversample, class_weights, "
             "augment_report, augment_face") in summary
     assert "report 0.65" in summary  # the baseline's gap to the report is computed
+    assert (run_dir / "shipped" / "beyond.keras").exists()  # notebook 08 ships its model
     beyond = json.loads((run_dir / "metrics" / "beyond.json").read_text())["provenance"]
     assert beyond["test_time_augmentation"].startswith("ten-crop") and beyond["label_smoothing"] == 0.1
     steps = "".join(o.get("text", "") for c in nbformat.read(run_dir / "notebooks" / "08_beyond_the_baseline.ipynb",
