@@ -37,7 +37,8 @@ def finished_run(tmp_path: Path) -> tuple[Path, Path, Path]:
     rng = np.random.default_rng(0)
     y = rng.integers(0, 7, 200)
     for i, name in enumerate(EXPERIMENTS):
-        pred = np.where(rng.random(200) < 0.3 + 0.05 * i, y, 3)
+        share = 0.3 + 0.05 * i if name != "beyond" else 0.25  # augment_face stays the most accurate here
+        pred = np.where(rng.random(200) < share, y, 3)
         write_metrics(run / "metrics" / f"{name}.json", classification_metrics(y, pred),
                       {"profile": "reference", "epochs": 10 + i, "best_epoch": 3, "train_seconds": 100.0 * i,
                        "wall_seconds": 120.0, "precision": "mixed_bfloat16",
@@ -149,7 +150,10 @@ def test_the_committed_results_are_one_published_run():
     root = repo_root()
     manifest = pub.read_manifest(root)
     committed = notebooks(root / "notebooks")
-    assert sorted(manifest["notebooks"]) == sorted(nb.name for nb in committed)
+    if not manifest.get("withdrawn"):
+        assert sorted(manifest["notebooks"]) == sorted(nb.name for nb in committed)
+    else:  # notebooks added since the withdrawn run are not in its manifest; none of its notebooks is lost
+        assert set(manifest["notebooks"]) <= {nb.name for nb in committed}
     if manifest.get("withdrawn"):
         # A withdrawn run's outputs are not shown: a committed notebook is a bare source, or was re-run on
         # canonical data, as its first output line says.
