@@ -35,7 +35,7 @@ def test_every_committed_notebook_renders_in_chromium(tmp_path):
     except (render_check.RenderCheckUnavailable, ImportError) as missing:
         pytest.skip(f"no browser for the rendering check: {missing}")
     paths = render_check.committed_notebooks()
-    assert len(paths) == 16  # eight teacher notebooks, eight student copies
+    assert len(paths) == 18  # nine teacher notebooks, nine student copies
     assert render_check.main(["--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "render_check.json").read_text())
     assert summary["browser"].startswith("Chromium")
@@ -43,4 +43,4 @@ def test_every_committed_notebook_renders_in_chromium(tmp_path):
         assert row["ok"] and row["rendered_cells"] == row["cells"], row
         assert row["visible_images"] == row["images"], row
     shots = {p.name for p in tmp_path.glob("*.jpg")}
-    assert len(shots) == 16 and "notebooks_00_data_exploration.jpg" in shots
+    assert len(shots) == 18 and "notebooks_08_beyond_the_baseline.jpg" in shots

@@ -227,7 +227,8 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monke
         assert p["hardware"]["keras_backend"] == backend
         unseen = m["without_seen_in_training"]  # PrivateTest faces of the sample that Training also holds
         assert unseen["n"] + unseen["left_out"] == 73 and unseen["n"] > 60
-        assert (run_dir / "models" / f"{name}.keras").stat().st_size > 10_000_000
+        # the baseline's 4.5 M float32 weights (and Adam's two moments) make > 10 MB; 08's smoke width far less
+        assert (run_dir / "models" / f"{name}.keras").stat().st_size > (10_000_000 if name != "beyond" else 100_000)
     for fig in ("00_class_distribution", "00_examples_per_class", "00_contrast_by_split",
                 "01_training_curves", "01_confusion_normalized", "02_undersample_curves",
                 "03_oversample_confusion", "03_per_class_recall", "04_augmented_examples",
