@@ -83,7 +83,7 @@ class _EpochTimer(keras.callbacks.Callback):
 
 
 class _RateLogger(keras.callbacks.Callback):
-    """Adds ``learning_rate`` (the rate of the epoch's last step) to the epoch logs, for a schedule."""
+    """Adds ``learning_rate`` (the schedule's rate at the end of the epoch) to the epoch logs."""
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
