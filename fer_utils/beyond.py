@@ -31,7 +31,7 @@ def cosine_schedule(peak_rate: float, *, epochs: int, steps_per_epoch: int, warm
 
     The rate is a function of the optimiser's step counter, which the per-epoch backups keep, so an
     interrupted run resumes at the rate it stopped at. The whole length must be known in advance: a
-    run cut short by early stopping never reaches the low rates at the end, where most of the gain is.
+    run cut short by early stopping never reaches the low rates at the end, where much of the gain comes.
     """
     import keras
 
