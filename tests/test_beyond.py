@@ -24,7 +24,7 @@ from fer_utils.gradcam import gradcam
 from fer_utils.model import SmoothedSparseCrossentropy, build_baseline, build_vgg, compile_model
 from fer_utils.train import train_model
 
-from test_train import Interrupt, Killed, arrays  # noqa: F401  (arrays: the fixture)
+from test_train import arrays, interrupted_and_resumed  # noqa: F401  (arrays: the fixture)
 
 
 def test_vgg_shape_names_and_size():
@@ -119,10 +119,7 @@ def test_schedule_is_recorded_logged_and_resumed(tmp_path, arrays):  # noqa: F81
     assert whole.settings["learning_rate_schedule"]["class"] == "CosineDecay"
     assert whole.settings["learning_rate_schedule"]["warmup_target"] == pytest.approx(0.05)
     assert whole.settings["nesterov"] is True and whole.settings["optimizer"] == "SGD"
-    folder = tmp_path / "split"
-    with pytest.raises(Killed):
-        train_model(model(), folder=folder, callbacks=[Interrupt(after_epoch=2)], **settings)
-    resumed = train_model(model(), folder=folder, **settings)
+    resumed = interrupted_and_resumed(model, tmp_path / "split", 2, **settings)
     assert resumed.resumed_from == 2
     assert resumed.history["learning_rate"] == pytest.approx(expected, abs=1e-7)
     with pytest.raises(ValueError, match="follows a learning-rate schedule"):

@@ -36,6 +36,14 @@ class Killed(Exception):
     """Stands in for a killed process."""
 
 
+def interrupted_and_resumed(make_model, folder, after_epoch: int, **settings):
+    """Train ``make_model()`` in ``folder`` until killed after ``after_epoch``, then resume it with a
+    fresh model and the same settings; the resumed call's result."""
+    with pytest.raises(Killed):
+        train_model(make_model(), folder=folder, callbacks=[Interrupt(after_epoch=after_epoch)], **settings)
+    return train_model(make_model(), folder=folder, **settings)
+
+
 class Interrupt(keras.callbacks.Callback):
     """Stops training like a killed process would, after a given epoch's checkpoint."""
 
@@ -225,9 +233,6 @@ def test_reduced_learning_rate_carries_across_an_interruption(tmp_path, arrays):
     assert whole.history["learning_rate"] == pytest.approx(expected, rel=1e-5)
     assert whole.settings["reduce_lr"] == {"monitor": "val_loss", "patience": 1, "factor": 0.5,
                                            "min_learning_rate": 1e-12}
-    folder = tmp_path / "split"
-    with pytest.raises(Killed):
-        train_model(slow(), folder=folder, callbacks=[Interrupt(after_epoch=2)], **settings)
-    resumed = train_model(slow(), folder=folder, **settings)
+    resumed = interrupted_and_resumed(slow, tmp_path / "split", 2, **settings)
     assert resumed.resumed_from == 2
     assert resumed.history["learning_rate"] == pytest.approx(expected, rel=1e-5)
