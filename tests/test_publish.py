@@ -93,6 +93,26 @@ def test_publish_copies_a_finished_run_and_writes_the_manifest(tmp_path):
     assert "the baseline and the run's most accurate model (augment_face)" in readme
 
 
+def test_the_no_outputs_note_becomes_the_line_naming_the_run(tmp_path):
+    run, root, nbdir = finished_run(tmp_path)
+    executed = json.loads((run / "notebooks" / "03_b.ipynb").read_text())
+    executed["cells"].insert(0, {"cell_type": "markdown", "metadata": {}, "source": [
+        "# 03 · B\n", "\n", "Re-run with `fer-study --only 03`.\n", "\n",
+        f"{pub.PENDING_NOTE} This notebook's earlier outputs came from a defective copy\n",
+        "> of the data. Run it yourself.\n", "\n", "## 1. Next"]})
+    (run / "notebooks" / "03_b.ipynb").write_text(json.dumps(executed))
+    untouched = (run / "notebooks" / "00_a.ipynb").read_bytes()
+    pub.publish(run, root, nbdir)
+
+    published = json.loads((nbdir / "03_b.ipynb").read_text())
+    assert published["cells"][0]["source"] == ("# 03 · B\n\nRe-run with `fer-study --only 03`.\n\n"
+                                               f"{pub.PUBLISHED_NOTE}\n\n## 1. Next")
+    assert published["cells"][1:] == executed["cells"][1:]
+    assert published["metadata"] == executed["metadata"]
+    assert (nbdir / "00_a.ipynb").read_bytes() == untouched  # nothing to change: copied byte for byte
+    assert (run / "notebooks" / "03_b.ipynb").read_text() == json.dumps(executed)  # the run is only read
+
+
 @pytest.mark.parametrize("breakage, expected", [
     (lambda run: (run / "metrics" / "oversample.json").unlink(), "metrics/oversample.json: missing"),
     (lambda run: (run / "augment_face" / "history.csv").unlink(), "augment_face/history.csv: missing"),
@@ -164,6 +184,7 @@ def test_the_committed_results_are_one_published_run():
                 first = "".join(outputs[0].get("text", ""))
                 assert first.startswith("data verified: canonical FER-2013"), nb.name
     for nb in committed if not manifest.get("withdrawn") else []:
+        assert pub.PENDING_NOTE not in nb.read_text(), f"{nb.name} still says it has no outputs"
         papermill = json.loads(nb.read_text())["metadata"].get("papermill", {})
         assert papermill.get("parameters") == manifest["notebooks"][nb.name]["parameters"], nb.name
         assert papermill.get("exception") is None and papermill.get("end_time"), nb.name

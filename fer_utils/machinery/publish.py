@@ -8,7 +8,9 @@ numbered notebook executed without an error under one profile, every experiment 
 :data:`fer_utils.experiment.EXPERIMENTS` has its metrics, predictions and history, and
 notebook 06 exported the shipped models. Then, each file written whole or not at all:
 
-    run/notebooks/NN_*.ipynb         -> notebooks/            (the executed notebooks, with outputs)
+    run/notebooks/NN_*.ipynb         -> notebooks/            (the executed notebooks, with outputs; a
+                                                               "No committed outputs yet" note becomes a
+                                                               line naming where the outputs come from)
     run/figures/*.png                -> figures/              (numbered figures of older runs removed)
     run/metrics/<name>.json          -> results/<profile>/metrics/
     run/predictions/<name>.npz       -> results/<profile>/predictions/
@@ -44,6 +46,11 @@ from ..experiment import EXPERIMENTS, TRAINED_IN
 from .study import notebooks, papermill_record, resolve, shown
 
 MANIFEST = Path("results") / "published.json"
+#: How a notebook's first cell says that it has no committed outputs (a blockquote opening with this).
+PENDING_NOTE = "> **No committed outputs yet.**"
+#: What a published notebook says in its place.
+PUBLISHED_NOTE = ("The committed outputs below come from the run named in the first output line (profile, data, "
+                  "machine, date), published with `fer-publish`.")
 
 
 class PublishError(RuntimeError):
@@ -114,6 +121,44 @@ def _copy(src: Path, dest: Path) -> None:
     tmp = dest.with_name(f".{dest.name}.tmp")
     shutil.copyfile(src, tmp)
     os.replace(tmp, dest)
+
+
+def published_cells(notebook: dict) -> bool:
+    """Replace, in place, a markdown cell's "No committed outputs yet" blockquote (:data:`PENDING_NOTE`
+    and the quoted lines after it) with :data:`PUBLISHED_NOTE`; return whether anything changed.
+
+    The executed notebooks of a run carry the note their source had while no run was published, and
+    it would be false once their outputs are committed."""
+    changed = False
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") != "markdown":
+            continue
+        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        lines = source.split("\n")
+        if not any(line.startswith(PENDING_NOTE) for line in lines):
+            continue
+        kept, quoting = [], False
+        for line in lines:
+            if line.startswith(PENDING_NOTE):
+                quoting = True
+                kept.append(PUBLISHED_NOTE)
+            elif quoting and line.startswith(">"):
+                continue
+            else:
+                quoting = False
+                kept.append(line)
+        cell["source"] = "\n".join(kept)
+        changed = True
+    return changed
+
+
+def _copy_notebook(src: Path, dest: Path) -> None:
+    """Copy an executed notebook whole or not at all, with :func:`published_cells` applied."""
+    notebook = json.loads(src.read_text())
+    if published_cells(notebook):
+        _write_text(dest, json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+    else:
+        _copy(src, dest)
 
 
 def _write_text(dest: Path, text: str) -> None:
@@ -232,7 +277,7 @@ def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
 
     executed = {nb.name: _notebook_run_info(run / "notebooks" / nb.name) for nb in notebooks(notebook_dir)}
     for name in executed:
-        _copy(run / "notebooks" / name, notebook_dir / name)
+        _copy_notebook(run / "notebooks" / name, notebook_dir / name)
 
     figures = sorted((run / "figures").glob("*.png"))
     new_names = {f.name for f in figures}
