@@ -448,10 +448,12 @@ def compare_with_report_curve(history: dict[str, list[float]], tolerance: float 
                          f"this run stopped after {len(acc)} epoch(s).")
             continue
         ours = acc[epoch - 1]
-        verdict = ("as the report" if abs(ours - theirs) <= tolerance else
-                   "above the report" if ours > theirs else "below the report")
+        gap = ours - theirs
+        verdict = (f"as the report: within ±{tolerance:.2f}" if abs(gap) <= tolerance else
+                   f"{abs(gap):.3f} {'above' if gap > 0 else 'below'} the report's, more than the "
+                   f"±{tolerance:.2f} that counts as the same")
         lines.append(f"Epoch {epoch}: validation accuracy {ours:.3f} against the report's about {theirs:.2f} "
-                     f"({verdict}, within ±{tolerance:.2f} counting as the same).")
+                     f"({verdict}).")
     low = int(np.nanargmin(loss)) + 1
     first, last = REPORT_CURVE["val_loss_turn"]
     if low == len(loss):

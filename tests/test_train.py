@@ -195,9 +195,12 @@ def test_compare_with_report_curve():
     acc = [0.2 + 0.04 * e if e <= 12 else 0.66 - 0.002 * (e - 12) for e in epochs]  # 0.32 at 3, 0.60 at 10
     loss = [2.0 - 0.05 * e if e <= 12 else 1.4 + 0.03 * (e - 12) for e in epochs]   # lowest at 12
     text = compare_with_report_curve({"val_accuracy": acc, "val_loss": loss})
-    assert "Epoch 3: validation accuracy 0.320 against the report's about 0.45 (below the report" in text
-    assert "Epoch 10: validation accuracy 0.600 against the report's about 0.60 (as the report" in text
+    assert ("Epoch 3: validation accuracy 0.320 against the report's about 0.45 (0.130 below the report's, "
+            "more than the ±0.05 that counts as the same)") in text
+    assert "Epoch 10: validation accuracy 0.600 against the report's about 0.60 (as the report: within ±0.05)" in text
     assert "lowest at epoch 12 and rose after it (inside the report's epochs 10-15)" in text
+    faster = compare_with_report_curve({"val_accuracy": [0.3, 0.4, 0.55], "val_loss": [1.5, 1.4, 1.3]})
+    assert "Epoch 3: validation accuracy 0.550 against the report's about 0.45 (0.100 above the report's" in faster
     assert "Best validation accuracy 0.680 at epoch 12" in text
     short = compare_with_report_curve({"val_accuracy": acc[:5], "val_loss": loss[:5]})
     assert "this run stopped after 5 epoch(s)" in short and "still falling at the last epoch (5)" in short
