@@ -1,4 +1,4 @@
-"""Beyond the report (notebook 08): the steps from the report's CNN to a model that wins the 2013 challenge.
+"""Beyond the report (notebook 08): the steps from the report's CNN towards the 2013 challenge's winning 71.2 %.
 
 *The lesson.* The report stops near 65 %, where a person does. The challenge was won at 71.2 % on
 PrivateTest without extra data, and a tuned VGG-style network reached 73.3 %. Nothing in between is
