@@ -221,11 +221,20 @@ def augmentation_grid(originals: np.ndarray, augmented: dict[str, np.ndarray]) -
     return fig
 
 
+def _stretched(cam: np.ndarray) -> np.ndarray:
+    """``cam`` divided by its peak, so that it peaks at 1 (an all-zero map stays zero). The floor is
+    kept: an evenly spread map stays even instead of showing noise as structure."""
+    peak = float(np.max(cam))
+    return cam / peak if peak > 0 else cam
+
+
 def gradcam_rows(images: np.ndarray, maps: np.ndarray, row_titles: list[str],
                  col_titles: list[str], overlay_fn) -> plt.Figure:
     """Grid: one row per face, first column the face, then one overlay per map column.
 
-    ``maps`` is ``(rows, cols, H, W)``; ``overlay_fn(image, cam)`` gives the RGB overlay.
+    ``maps`` is ``(rows, cols, H, W)``; ``overlay_fn(image, cam)`` gives the RGB overlay. Each map is
+    stretched to a peak of 1 for display (:func:`_stretched`): a face's own map already peaks at 1,
+    while a class average (maps peaking in different places) would otherwise show as a faint wash.
     """
     rows, cols = maps.shape[:2]
     fig, axes = plt.subplots(rows, cols + 1, figsize=((cols + 1) * 1.4, rows * 1.5), squeeze=False)
@@ -233,7 +242,7 @@ def gradcam_rows(images: np.ndarray, maps: np.ndarray, row_titles: list[str],
         axes[r, 0].imshow(np.asarray(images[r])[..., 0], cmap="gray")
         axes[r, 0].set_ylabel(row_titles[r], rotation=0, ha="right", va="center", fontsize=8)
         for c in range(cols):
-            axes[r, c + 1].imshow(overlay_fn(images[r], maps[r, c]))
+            axes[r, c + 1].imshow(overlay_fn(images[r], _stretched(maps[r, c])))
             if r == 0:
                 axes[r, c + 1].set_title(col_titles[c], fontsize=8)
         for ax in axes[r]:
@@ -250,8 +259,7 @@ def map_row(backgrounds: np.ndarray, maps: np.ndarray, titles: list[str], overla
 
     Each map is stretched to [0, 1] for display (averaged maps rarely reach 1).
     """
-    panels = [overlay_fn(bg, cam / float(np.max(cam)) if np.max(cam) > 0 else cam)
-              for bg, cam in zip(backgrounds, maps)]
+    panels = [overlay_fn(bg, _stretched(cam)) for bg, cam in zip(backgrounds, maps)]
     return _panel_row(panels, titles, title, width=1.6, fontsize=8)
 
 

@@ -75,6 +75,26 @@ def test_map_row_and_grouped_bars(tmp_path):
     saved_png(bars, tmp_path / "bars.png")
 
 
+def test_gradcam_rows_show_each_map_stretched_to_its_peak(tmp_path):
+    from fer_utils.gradcam import overlay
+
+    faces = np.full((2, 48, 48, 1), 128, np.uint8)
+    maps = np.zeros((2, 3, 48, 48), np.float32)
+    maps[0, 0, 10:20, 10:20] = 0.2           # a faint class average
+    maps[0, 1] = 0.3                          # an evenly spread one: stays even
+    maps[1, 0, 5:9, 5:9] = 1.0                # a face's own map, already peaking at 1
+    shown = []
+    fig = plots.gradcam_rows(faces, maps, ["a", "b"], ["conv1", "conv2", "conv3"],
+                             lambda image, cam: shown.append(cam) or overlay(image, cam))
+    assert len(shown) == 6 and len(fig.axes) == 8
+    assert shown[0].max() == pytest.approx(1.0) and shown[0][15, 15] == pytest.approx(1.0) and shown[0][0, 0] == 0
+    assert np.allclose(shown[1], 1.0)        # even: no structure invented
+    assert not shown[2].any()                 # an empty map stays empty
+    np.testing.assert_array_equal(shown[3], maps[1, 0])
+    assert maps[0, 0].max() == pytest.approx(0.2)  # the caller's maps are not changed
+    saved_png(fig, tmp_path / "rows.png")
+
+
 def test_probability_panel(tmp_path):
     from fer_utils.data import EMOTIONS
     from fer_utils.predict import Face
