@@ -242,7 +242,7 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monke
                                                              as_version=4).cells
                       if c.cell_type == "code" for o in c.get("outputs", []))
     assert ("experiments with results in this run: baseline, undersample, oversample, class_weights, "
-            "augment_report, augment_face") in summary
+            "augment_report, augment_face, beyond\n") in summary  # 06 ran after 08
     assert "report 0.65" in summary  # the baseline's gap to the report is computed
     assert (run_dir / "shipped" / "beyond.keras").exists()  # notebook 08 ships its model
     beyond = json.loads((run_dir / "metrics" / "beyond.json").read_text())["provenance"]
@@ -350,6 +350,27 @@ def test_prerequisites_follow_reads_and_wait_for_unlisted_notebooks():
     assert needs["04_aug"] == {"01_base"}
     assert needs["06_sum"] == {"01_base", "03_over", "04_aug"}
     assert needs["09_new"] == {"00_data", "01_base", "03_over", "04_aug", "06_sum"}  # unlisted: all before
+
+
+def test_notebooks_run_after_what_they_read_the_summary_last():
+    names = ("00_data", "01_base", "02_under", "03_over", "04_aug", "05_cam", "06_sum", "07_predict", "08_beyond")
+    steps = [(Path(f"{name}.ipynb"), Path("out"), {}) for name in names]
+    order = [nb.stem[:2] for nb, _, _ in study.in_reading_order(steps)]
+    assert order == ["00", "01", "02", "03", "04", "05", "07", "08", "06"]
+    assert study.prerequisites(study.in_reading_order(steps))["06_sum"] == {"01_base", "02_under", "03_over",
+                                                                               "04_aug", "08_beyond"}
+    only_some = [s for s in steps if s[0].stem[:2] in ("01", "06")]  # --only 01,06: 08 is not waited for
+    assert [nb.stem[:2] for nb, _, _ in study.in_reading_order(only_some)] == ["01", "06"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(study.READS, "01", ("06",))
+        with pytest.raises(study.StudyError, match="no order to run these notebooks in: 01_base, 06_sum"):
+            study.in_reading_order(only_some)
+
+
+def test_the_real_study_plans_the_summary_after_notebook_08(tmp_path):
+    stems = [nb.stem[:2] for nb, _, _ in study.plan("smoke", tmp_path, {})]
+    assert stems.index("06") == len(stems) - 1 and stems.index("08") < stems.index("06")
+    assert stems[:6] == ["00", "01", "02", "03", "04", "05"]
 
 
 def timed_study(tmp_path: Path, names: tuple[str, ...], seconds: float, failing: str = "") -> tuple[Path, Path]:

@@ -1,5 +1,8 @@
 """Run the study's notebooks in order with papermill, under a named parameter profile.
 
+The order is the notebooks' numbers, except that a notebook runs after those whose results it reads
+(:data:`READS`): the results summary, 06, runs after notebook 08, so that its table holds every model.
+
     python -m fer_utils.machinery.study                       # default profile (reference), into runs/reference
     python -m fer_utils.machinery.study --skip-finished       # continue it after an interruption
     python -m fer_utils.machinery.study --profile smoke       # CI's profile, into runs/smoke
@@ -132,7 +135,8 @@ def parse_override(text: str) -> tuple[str, object]:
 
 def plan(profile: str, run_dir: Path, overrides: dict[str, object], only: list[str] | None = None,
          notebook_dir: str | os.PathLike | None = None) -> list[tuple[Path, Path, dict]]:
-    """Check everything before running: ``[(notebook, executed copy, parameters), ...]``."""
+    """Check everything before running: ``[(notebook, executed copy, parameters), ...]`` in the order
+    they run (:func:`in_reading_order`)."""
     chosen = notebooks(notebook_dir)
     if only:
         chosen = [nb for nb in chosen if any(nb.name.startswith(o) for o in only)]
@@ -150,7 +154,7 @@ def plan(profile: str, run_dir: Path, overrides: dict[str, object], only: list[s
     unknown = sorted(set(overrides) - declared_anywhere)
     if unknown:
         raise StudyError(f"-p {', '.join(unknown)}: no notebook of this run declares that parameter")
-    return steps
+    return in_reading_order(steps)
 
 
 def _relative_paths_in_metadata(notebook: Path) -> None:
@@ -209,9 +213,11 @@ def finished_already(notebook: Path, executed: Path, params: dict[str, object]) 
             and meta.get("parameters") == params and _cells(done) == _cells(source))
 
 
-#: Which earlier notebooks each notebook reads the results of (by number prefix). With ``--jobs``, a
-#: notebook starts only once these have finished; a notebook not listed here waits for every notebook
-#: before it, so a new one is safe until it is listed.
+#: Which notebooks each notebook reads the results of (by number prefix). The run goes in number order,
+#: except that a notebook comes after every notebook of the run it reads, even a later-numbered one
+#: (:func:`in_reading_order`: the summary, 06, runs after 08). With ``--jobs``, a notebook starts only
+#: once these have finished; a notebook not listed here waits for every notebook before it in the
+#: run's order, so a new one is safe until it is listed.
 READS: dict[str, tuple[str, ...]] = {
     "00": (),
     "01": (),
@@ -219,10 +225,30 @@ READS: dict[str, tuple[str, ...]] = {
     "03": ("01", "02"),              # compares oversampling and class weights with both
     "04": ("01",),                   # compares the augmentations with the baseline
     "05": ("01", "02", "03", "04"),  # Grad-CAM of any kept model (model_name)
-    "06": ("01", "02", "03", "04"),  # the summary of every experiment
+    "06": ("01", "02", "03", "04", "08"),  # the summary of every experiment: runs after 08
     "07": ("01", "02", "03", "04"),  # predicts with any kept model (model_name)
     "08": ("01",),                   # starts from the baseline, compares with it
 }
+
+
+def in_reading_order(steps: list[tuple[Path, Path, dict]]) -> list[tuple[Path, Path, dict]]:
+    """``steps`` (in number order) reordered so that each comes after the steps it reads (:data:`READS`):
+    the lowest-numbered step whose reads have all been placed goes next. Notebooks outside the run
+    (``--only``) are not waited for. Raises StudyError if READS makes that impossible (a cycle)."""
+    present = {nb.stem[:2] for nb, _, _ in steps}
+    remaining, ordered, placed = list(steps), [], set()
+    while remaining:
+        for step in remaining:
+            reads = READS.get(step[0].stem[:2]) or ()
+            if {r for r in reads if r in present} <= placed:
+                break
+        else:
+            raise StudyError("READS leaves no order to run these notebooks in: "
+                             + ", ".join(nb.stem for nb, _, _ in remaining))
+        remaining.remove(step)
+        ordered.append(step)
+        placed.add(step[0].stem[:2])
+    return ordered
 
 
 def prerequisites(steps: list[tuple[Path, Path, dict]]) -> dict[str, set[str]]:
@@ -315,7 +341,7 @@ def _run_parallel(steps: list[tuple[Path, Path, dict]], jobs: int, timeout_per_c
                     finished.add(nb.stem)
                 else:
                     ok = False
-    if ok and waiting:  # cannot happen with READS pointing backwards only; said rather than hidden
+    if ok and waiting:  # cannot happen with steps in_reading_order; said rather than hidden
         raise StudyError("notebooks never became ready: " + ", ".join(s[0].stem for s in waiting))
     return ok
 
