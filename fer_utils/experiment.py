@@ -3,6 +3,7 @@
     run/models/<name>.keras         the kept model
     run/metrics/<name>.json         PrivateTest metrics with provenance
     run/predictions/<name>.npz      PrivateTest ids, true and predicted labels, probabilities
+    run/metrics/peers/fer_package.json   the ``fer`` package's model scored on the same faces (notebook 06)
 """
 
 from __future__ import annotations
@@ -362,6 +363,11 @@ def export_shipped(run: str | os.PathLike, table: pd.DataFrame, dest_dir: str | 
     return lines
 
 
+def _or_dash(value, scale: float, fmt: str) -> str:
+    """``fmt`` of ``value * scale``, or a dash where the metrics file has no such figure."""
+    return "–" if value is None or pd.isna(value) else fmt.format(value * scale)
+
+
 def markdown_summary(table: pd.DataFrame) -> str:
     """:func:`summary_table`'s result as the Markdown table of the README's Results section.
 
@@ -379,8 +385,8 @@ def markdown_summary(table: pd.DataFrame) -> str:
         lines.append(
             f"| {EXPERIMENTS.get(name, name)} | {row.accuracy:.3f} ({row.ci95_low:.3f}–{row.ci95_high:.3f}) "
             f"| {row.macro_f1:.3f} | {row.balanced_accuracy:.3f} | {'–' if pd.isna(p) else f'{p:.2g}'} "
-            f"| {int(row.epochs)} ({int(row.best_epoch)}) | {precision} | {row.train_seconds / 60:.0f} min "
-            f"| {row.images_per_second:.0f} | {report} |")
+            f"| {int(row.epochs)} ({int(row.best_epoch)}) | {precision} | {_or_dash(row.train_seconds, 1 / 60, '{:.0f} min')} "
+            f"| {_or_dash(row.images_per_second, 1, '{:.0f}')} | {report} |")
     return "\n".join(lines)
 
 
@@ -492,4 +498,60 @@ def describe_against_peer(table: pd.DataFrame, peer: dict) -> str:
     caveat = peer.get("peer", {}).get("caveat")
     if caveat:
         lines.append(f"Caveat: {caveat}.")
+    return "\n".join(lines)
+
+
+#: Where notebook 06 keeps the ``fer`` package's PrivateTest metrics in a run (and fer-publish in results/).
+PEER_METRICS = Path("metrics") / "peers" / "fer_package.json"
+
+
+def save_peer(run: str | os.PathLike, peer: dict) -> Path:
+    """Write a peer model's PrivateTest metrics (:func:`fer_utils.peers.score_fer_package`) into the
+    run directory, whole or not at all, so that the published results can cite them."""
+    path = Path(run) / PEER_METRICS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(peer, indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_peer(run: str | os.PathLike) -> dict | None:
+    """The peer metrics :func:`save_peer` wrote into ``run``, or None where none were (the ``fer``
+    package was not installed when notebook 06 ran)."""
+    path = Path(run) / PEER_METRICS
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` as hours to one decimal from an hour on, else as whole minutes."""
+    return f"{seconds / 3600:.1f} hours" if seconds >= 3600 else f"{seconds / 60:.0f} minutes"
+
+
+def readme_results(results: str | os.PathLike, manifest: dict) -> str:
+    """The README's results for a published run, computed from its files: which run and machine and
+    how long it took (``manifest``: ``results/published.json``), :func:`markdown_summary`, and the
+    sentences of :func:`describe_against_report` and, where notebook 06 scored it,
+    :func:`describe_against_peer`. ``fer-publish`` writes it into the README, and a test checks the
+    README still holds it, so no number there can drift from its metrics file."""
+    table = summary_table(results)
+    hardware = manifest.get("hardware", {})
+    machine = f"{hardware.get('cpu', 'an unrecorded CPU')}, {hardware.get('cpu_count', '?')} cores"
+    accelerators = hardware.get("accelerators") or []
+    if accelerators:
+        names = [a.get("name", "?") if isinstance(a, dict) else str(a) for a in accelerators]
+        machine += f", {', '.join(names)}"
+    notebooks = manifest.get("notebooks", {})
+    train = _duration(sum(n.get("train_seconds") or 0 for n in notebooks.values()))
+    wall = _duration(sum(n.get("executed_in_s") or 0 for n in notebooks.values()))
+    lines = [f"The `{manifest['profile']}` run, finished {manifest['run_finished_utc']} on {machine}: "
+             f"{train} of training (the epochs' times, summed across interruptions), and "
+             f"{wall} for the notebooks' kept executions. Computed by `fer-publish` from "
+             f"`results/{manifest['profile']}/`; the run's notebooks say more.", "", markdown_summary(table),
+             "", "Against the source report:", ""]
+    lines += [f"- {line}" for line in describe_against_report(table).splitlines()]
+    peer = read_peer(results)
+    if peer is not None:
+        lines += ["", "Against a peer readers will try:", ""]
+        lines += [f"- {line}" for line in describe_against_peer(table, peer).splitlines()]
     return "\n".join(lines)

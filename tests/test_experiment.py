@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -268,3 +270,19 @@ def test_scaling_markdown_table(tmp_path):
     assert "| pixels / 255 (the report's) | 0.500 (" in text and "| 3 of 3 | " in text
     assert "0.300, 0.400, 0.575" in text  # the standardisation run's curve
     assert text.endswith("Choice: **per-image standardisation**.")
+
+
+def test_peer_metrics_are_kept_in_the_run(tmp_path):
+    from fer_utils.experiment import PEER_METRICS, read_peer, save_peer
+
+    assert read_peer(tmp_path) is None  # notebook 06 ran without the fer package
+    y = np.array([0, 1, 2, 3, 3, 3])
+    peer = classification_metrics(y, np.array([0, 1, 2, 3, 3, 0]))
+    peer["peer"] = {"name": "fer package", "params": 58423}
+    path = save_peer(tmp_path, peer)
+    assert path == tmp_path / PEER_METRICS and not list(path.parent.glob(".*.tmp"))
+    assert read_peer(tmp_path) == json.loads(json.dumps(peer))
+    assert read_peer(tmp_path)["accuracy"] == pytest.approx(5 / 6)
+    with pytest.raises(ValueError):  # not JSON-safe: refused, and the file written before stays whole
+        save_peer(tmp_path, {**peer, "accuracy": float("nan")})
+    assert read_peer(tmp_path)["accuracy"] == pytest.approx(5 / 6)

@@ -10,7 +10,7 @@ import pytest
 
 from fer_utils.machinery import publish as pub
 from fer_utils.evaluate import classification_metrics, write_metrics
-from fer_utils.experiment import EXPERIMENTS
+from fer_utils.experiment import EXPERIMENTS, readme_results, save_peer
 
 
 def source_notebook(path: Path) -> None:
@@ -45,7 +45,8 @@ def finished_run(tmp_path: Path) -> tuple[Path, Path, Path]:
                        "hardware": {"cpu": "Test CPU", "cpu_count": 2, "accelerators": []},
                        "versions": {"keras": "3"}, "data_counts": {}})
         (run / "predictions").mkdir(parents=True, exist_ok=True)
-        np.savez(run / "predictions" / f"{name}.npz", y_true=y, y_pred=pred)
+        np.savez(run / "predictions" / f"{name}.npz", ids=np.array([f"PrivateTest_{i}" for i in range(200)]),
+                 y_true=y, y_pred=pred)
         (run / name).mkdir()
         (run / name / "history.csv").write_text(f"epoch,accuracy\n0,0.{i}\n")
     (run / "shipped").mkdir()
@@ -59,19 +60,26 @@ def finished_run(tmp_path: Path) -> tuple[Path, Path, Path]:
     (root / "figures" / "logo.png").write_bytes(b"kept")          # not a run's figure: left alone
     (root / "models").mkdir()
     (root / "models" / "oversample.keras").write_bytes(b"an older run's best model")
+    peer = classification_metrics(y, np.where(rng.random(200) < 0.6, y, 3))
+    peer["peer"] = {"name": "a peer", "caveat": "it saw these faces"}
+    save_peer(run, peer)
+    (root / "README.md").write_text(f"# Study\n\n## Results\n\n{pub.README_BEGIN}\nold numbers\n{pub.README_END}\n\n"
+                                    "## Next\n")
     return run, root, nbdir
 
 
 def test_publish_copies_a_finished_run_and_writes_the_manifest(tmp_path):
     run, root, nbdir = finished_run(tmp_path)
     assert pub.check_run(run, nbdir) == ("reference", [])
+    (root / "results" / "reference" / "metrics" / "peers").mkdir(parents=True)
+    (root / "results" / "reference" / "metrics" / "peers" / "older.json").write_text("{}")  # an older run's
     manifest = pub.publish(run, root, nbdir)
 
     assert json.loads((nbdir / "03_b.ipynb").read_text())["metadata"]["papermill"]["duration"] == 61.25
     assert sorted(p.name for p in (root / "figures").iterdir()) == ["00_new.png", "01_curves.png", "logo.png"]
     assert manifest["figures_removed"] == ["01_old_only.png"]
     results = root / "results" / "reference"
-    assert sorted(p.name for p in (results / "metrics").iterdir()) == sorted(f"{n}.json" for n in EXPERIMENTS)
+    assert sorted(p.name for p in (results / "metrics").glob("*.json")) == sorted(f"{n}.json" for n in EXPERIMENTS)
     assert (results / "class_weights_history.csv").read_text() == "epoch,accuracy\n0,0.3\n"
     assert (root / "models" / "baseline.keras").read_bytes() == b"model bytes"
     assert sorted(p.name for p in (root / "models").glob("*.keras")) == ["augment_face.keras", "baseline.keras"]
@@ -91,6 +99,19 @@ def test_publish_copies_a_finished_run_and_writes_the_manifest(tmp_path):
     assert f"{accuracy:.3f}" in readme and manifest["models"]["baseline"]["sha256"][:16] in readme
     assert "`reference` run" in readme and "Test CPU, 2 cores" in readme
     assert "the baseline and the run's most accurate model (augment_face)" in readme
+
+    # the README's results are computed from what was just published, and nothing else there changes
+    top = (root / "README.md").read_text()
+    assert top.startswith("# Study\n\n## Results\n\n") and top.endswith(f"{pub.README_END}\n\n## Next\n")
+    block = pub.readme_results_block(top)
+    assert block == readme_results(results, manifest) and "old numbers" not in block
+    assert block.startswith("The `reference` run, finished 2026-11-28 12:00 UTC on Test CPU, 2 cores: 8 minutes of "
+                            "training (the epochs' times, summed across interruptions), and 2 minutes for the "
+                            "notebooks' kept executions.")
+    assert f"| baseline CNN (01) | {accuracy:.3f} (" in block
+    assert "Against the source report:\n\n- baseline CNN (01): ours" in block
+    assert "Against a peer readers will try:\n\n- a peer: accuracy" in block and "- Caveat: it saw these faces." in block
+    assert sorted(p.name for p in (results / "metrics" / "peers").iterdir()) == ["fer_package.json"]
 
 
 def test_the_no_outputs_note_becomes_the_line_naming_the_run(tmp_path):
@@ -196,19 +217,33 @@ def test_the_committed_results_are_one_published_run():
         assert (root / entry["file"]).stat().st_size == pytest.approx(entry["mib"] * 2**20, rel=0.01), name
 
 
-def test_the_readme_table_is_computed_from_the_published_metrics():
+def test_the_readme_results_are_computed_from_the_published_metrics():
     from fer_utils.data import repo_root
     from fer_utils.experiment import markdown_summary, summary_table
 
     root = repo_root()
     manifest = pub.read_manifest(root)
-    table = summary_table(root / "results" / manifest["profile"])
+    results = root / "results" / manifest["profile"]
     readme = (root / "README.md").read_text()
+    block = pub.readme_results_block(readme)
+    assert block is not None, "README.md lacks fer-publish's results markers"
     if manifest.get("withdrawn"):  # its numbers must not be presented as results
-        assert markdown_summary(table) not in readme
-        assert "withdrawn" in readme.lower() and manifest["withdrawn"]["date"] in readme
+        assert block == pub.withdrawn_results(manifest)
+        assert markdown_summary(summary_table(results)) not in readme
     else:
-        assert markdown_summary(table) in readme
+        assert block == readme_results(results, manifest)
+
+
+def test_readme_results_need_both_markers(tmp_path):
+    assert not pub.write_readme_results(tmp_path, "x")  # no README: nothing written, no error
+    (tmp_path / "README.md").write_text(f"intro\n{pub.README_BEGIN}\nno end marker\n")
+    assert not pub.write_readme_results(tmp_path, "x")
+    assert (tmp_path / "README.md").read_text() == f"intro\n{pub.README_BEGIN}\nno end marker\n"
+    (tmp_path / "README.md").write_text(f"{pub.README_END}\nintro\n{pub.README_BEGIN}\nold\n{pub.README_END}\nend\n")
+    assert pub.write_readme_results(tmp_path, "new\nlines")
+    assert (tmp_path / "README.md").read_text() == (f"{pub.README_END}\nintro\n{pub.README_BEGIN}\nnew\nlines\n"
+                                                    f"{pub.README_END}\nend\n")
+    assert pub.readme_results_block((tmp_path / "README.md").read_text()) == "new\nlines"
 
 
 def test_withdraw_marks_the_manifest_and_the_models_readme(tmp_path):
@@ -221,6 +256,11 @@ def test_withdraw_marks_the_manifest_and_the_models_readme(tmp_path):
     assert pub.read_manifest(tmp_path)["withdrawn"] == {"date": "2026-11-29", "reason": "Computed on a blurred copy."}
     text = (tmp_path / "models" / "README.md").read_text()
     assert "**Withdrawn results (2026-11-29).** Computed on a blurred copy." in text
+    (tmp_path / "README.md").write_text(f"{pub.README_BEGIN}\n| a table |\n{pub.README_END}\n")
+    pub.withdraw("Computed on a blurred copy", "2026-11-29", root=tmp_path)
+    assert pub.readme_results_block((tmp_path / "README.md").read_text()) == (
+        "No results are published. The `reference` run published last was withdrawn on 2026-11-29. "
+        "Computed on a blurred copy. Its files stay in `results/reference/` as a record.")
 
 
 def test_same_model_ignores_when_a_model_was_saved(tmp_path):

@@ -15,10 +15,12 @@ notebook 06 exported the shipped models. Then, each file written whole or not at
     run/metrics/<name>.json          -> results/<profile>/metrics/
     run/predictions/<name>.npz       -> results/<profile>/predictions/
     run/<name>/history.csv           -> results/<profile>/<name>_history.csv
+    run/metrics/peers/*.json         -> results/<profile>/metrics/peers/  (the fer package's scores, if any)
     run/shipped/*.keras              -> models/               (with a generated models/README.md;
                                                                a re-export of the same weights is not copied,
                                                                models the run does not ship are removed)
     a manifest                       -> results/published.json
+    the results, computed            -> README.md, between README_BEGIN and README_END
 
 The manifest says which run the repository's results come from (profile, each notebook's
 parameters and papermill wall time, each experiment's accuracy and training time, each
@@ -42,10 +44,13 @@ from pathlib import Path
 
 from ..data import repo_root
 from ..evaluate import read_metrics
-from ..experiment import EXPERIMENTS, TRAINED_IN
+from ..experiment import EXPERIMENTS, PEER_METRICS, TRAINED_IN, readme_results
 from .study import notebooks, papermill_record, resolve, shown
 
 MANIFEST = Path("results") / "published.json"
+#: The README's results lie between these lines; fer-publish writes them (:func:`write_readme_results`).
+README_BEGIN = "<!-- results: written by fer-publish from results/published.json and its metrics; do not edit -->"
+README_END = "<!-- end of the results written by fer-publish -->"
 #: How a notebook's first cell says that it has no committed outputs (a blockquote opening with this).
 PENDING_NOTE = "> **No committed outputs yet.**"
 #: What a published notebook says in its place.
@@ -295,6 +300,10 @@ def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
         _copy(run / "predictions" / f"{name}.npz", results / "predictions" / f"{name}.npz")
         _copy(run / name / "history.csv", results / f"{name}_history.csv")
         experiments[name] = _experiment_entry(results / "metrics" / f"{name}.json")
+    for old in sorted((results / PEER_METRICS.parent).glob("*.json")):
+        old.unlink()  # an older run's peer scores, which this run may not have
+    for peer in sorted((run / PEER_METRICS.parent).glob("*.json")):
+        _copy(peer, results / PEER_METRICS.parent / peer.name)
 
     models = {}
     shipped = sorted((run / "shipped").glob("*.keras"))
@@ -330,7 +339,30 @@ def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
     }
     _write_text(root / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     _write_text(root / "models" / "README.md", models_readme(manifest))
+    write_readme_results(root, readme_results(results, manifest))
     return manifest
+
+
+def readme_results_block(readme: str) -> str | None:
+    """The text between :data:`README_BEGIN` and :data:`README_END` in ``readme`` (None without both)."""
+    if README_BEGIN not in readme or README_END not in readme.split(README_BEGIN, 1)[1]:
+        return None
+    return readme.split(README_BEGIN, 1)[1].split(README_END, 1)[0].strip("\n")
+
+
+def write_readme_results(root: Path, text: str) -> bool:
+    """Put ``text`` between the README's result markers, whole or not at all; False (nothing
+    written) where the README or its markers are missing."""
+    path = Path(root) / "README.md"
+    if not path.exists():
+        return False
+    readme = path.read_text()
+    if readme_results_block(readme) is None:
+        return False
+    before, rest = readme.split(README_BEGIN, 1)
+    after = rest.split(README_END, 1)[1]
+    _write_text(path, f"{before}{README_BEGIN}\n{text}\n{README_END}{after}")
+    return True
 
 
 def withdraw(reason: str, date: str, root: str | os.PathLike | None = None) -> dict:
@@ -342,7 +374,17 @@ def withdraw(reason: str, date: str, root: str | os.PathLike | None = None) -> d
     manifest["withdrawn"] = {"date": date, "reason": reason}
     _write_text(root / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     _write_text(root / "models" / "README.md", models_readme(manifest))
+    write_readme_results(root, withdrawn_results(manifest))
     return manifest
+
+
+def withdrawn_results(manifest: dict) -> str:
+    """What the README's results say while the published run is withdrawn: no number of it."""
+    w = manifest["withdrawn"]
+    reason = w["reason"].strip()
+    reason = reason if reason.endswith(".") else reason + "."
+    return (f"No results are published. The `{manifest['profile']}` run published last was withdrawn on "
+            f"{w['date']}. {reason} Its files stay in `results/{manifest['profile']}/` as a record.")
 
 
 def read_manifest(root: str | os.PathLike | None = None) -> dict:
