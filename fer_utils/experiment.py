@@ -507,20 +507,20 @@ PEER_METRICS = Path("metrics") / "peers" / "fer_package.json"
 
 def save_peer(run: str | os.PathLike, peer: dict) -> Path:
     """Write a peer model's PrivateTest metrics (:func:`fer_utils.peers.score_fer_package`) into the
-    run directory, whole or not at all, so that the published results can cite them."""
-    path = Path(run) / PEER_METRICS
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(peer, indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    run directory as a metrics file (:func:`fer_utils.evaluate.write_metrics`: whole or not at all),
+    its ``peer`` facts as the provenance, so that the published results can cite them."""
+    metrics = {key: value for key, value in peer.items() if key != "peer"}
+    return write_metrics(Path(run) / PEER_METRICS, metrics, {"peer": peer.get("peer", {})})
 
 
 def read_peer(run: str | os.PathLike) -> dict | None:
     """The peer metrics :func:`save_peer` wrote into ``run``, or None where none were (the ``fer``
     package was not installed when notebook 06 ran)."""
     path = Path(run) / PEER_METRICS
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    payload = read_metrics(path)
+    return {**payload["metrics"], "peer": payload["provenance"]["peer"]}
 
 
 def _duration(seconds: float) -> str:
