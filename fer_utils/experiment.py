@@ -265,6 +265,97 @@ EXPERIMENTS: dict[str, str] = {
 #: The notebook that trains each experiment (the number in its :data:`EXPERIMENTS` label).
 TRAINED_IN: dict[str, str] = {name: label.rsplit("(", 1)[1].rstrip(")") for name, label in EXPERIMENTS.items()}
 
+#: A run's training folders that are not experiments of their own, and the notebook that trains each:
+#: an exercise's model (02) and notebook 08's steps before its final model.
+OTHER_TRAININGS: dict[str, str] = {
+    "exercise_undersample_twice": "02",
+    "beyond_vgg": "08", "beyond_sgd": "08", "beyond_strong": "08", "beyond_smooth": "08",
+}
+
+#: The time each part of the reference run may take, in hours of this project's 2-core machine:
+#: the report's study (notebooks 00-07; issue 14) and the final model of notebook 08 (issue 17).
+TIME_BUDGET_HOURS: dict[str, float] = {"study": 8.0, "final model of 08": 6.0}
+
+
+def training_time(run: str | os.PathLike) -> pd.DataFrame:
+    """Every training of a run, read from its histories: ``<name>/history.csv`` in a run directory,
+    ``<name>_history.csv`` in published results (``results/<profile>/``).
+
+    One row per training, in notebook order: ``notebook`` (which trains it; "?" for a folder this
+    module does not know), ``epochs``, ``fastest_epoch_seconds``, ``hours`` (the epochs' times summed,
+    across every session of a resumed training) and ``hours_at_fastest`` (``epochs`` times the fastest
+    epoch: what the training would have taken had every epoch run as fast as its fastest, an estimate
+    of its time with the machine to itself where some epochs shared it; an epoch that includes a
+    compilation or a slower machine only makes the estimate longer)."""
+    from .train import read_history
+
+    run = Path(run)
+    found = {p.parent.name: p for p in run.glob("*/history.csv")}
+    found.update({p.name[: -len("_history.csv")]: p for p in run.glob("*_history.csv")})
+    rows = []
+    for name, path in found.items():
+        seconds = np.asarray(read_history(path).get("epoch_seconds", []), dtype=float)
+        seconds = seconds[np.isfinite(seconds)]
+        if not len(seconds):
+            continue
+        rows.append({"training": name, "notebook": TRAINED_IN.get(name) or OTHER_TRAININGS.get(name, "?"),
+                     "epochs": len(seconds), "fastest_epoch_seconds": float(seconds.min()),
+                     "hours": float(seconds.sum()) / 3600, "hours_at_fastest": float(len(seconds) * seconds.min()) / 3600})
+    columns = ["notebook", "epochs", "fastest_epoch_seconds", "hours", "hours_at_fastest"]
+    if not rows:
+        return pd.DataFrame(columns=columns, index=pd.Index([], name="training"))
+    order = {name: k for k, name in enumerate([*EXPERIMENTS, *OTHER_TRAININGS])}
+    table = pd.DataFrame(rows).set_index("training")
+    return table.loc[sorted(table.index, key=lambda n: (table.loc[n, "notebook"], order.get(n, len(order)), n)), columns]
+
+
+def describe_training_time(times: pd.DataFrame, budgets: dict[str, float] | None = None) -> str:
+    """Sentences on how long a run trained (``times``: :func:`training_time`): the study's notebooks
+    (01-04) and notebook 08, each as measured and at its trainings' fastest epochs, against
+    ``budgets`` (hours; default :data:`TIME_BUDGET_HOURS`)."""
+    budgets = TIME_BUDGET_HOURS if budgets is None else budgets
+    if times.empty:
+        return "No training of this run has a history with epoch times."
+
+    def hours(value: float) -> str:
+        return f"{value:.1f} h" if value >= 1 else f"{value * 60:.0f} min"
+
+    def verdict(measured: float, fastest: float, budget: float | None, whose: str, what: str) -> str:
+        if budget is None:
+            return ""
+        budget_text = f"{whose} budget of {budget:g} h" + (f" for {what}" if what else "")
+        if measured <= budget:
+            return f", within {budget_text}"
+        if fastest <= budget:
+            return (f": over {budget_text} as measured but within it at the fastest epochs, so the excess is "
+                    "time the epochs lost to sharing the machine")
+        return f": over {budget_text} even at the fastest epochs"
+
+    lines = []
+    study = times[times["notebook"] < "05"]
+    if len(study):
+        measured, fastest = study["hours"].sum(), study["hours_at_fastest"].sum()
+        missing = sorted({"01", "02", "03", "04"} - set(study["notebook"]))
+        within = (f" so far; notebook {', '.join(missing)} has not trained yet" if missing
+                  else verdict(measured, fastest, budgets.get("study"), "the study's", "notebooks 00-07"))
+        lines.append(f"Notebooks {study['notebook'].min()}-{study['notebook'].max()} trained {len(study)} models in "
+                     f"{hours(measured)} (their epochs' times, summed; {hours(fastest)} at each training's fastest "
+                     f"epoch){within}.")
+    beyond = times[times["notebook"] == "08"]
+    if len(beyond):
+        measured, fastest = beyond["hours"].sum(), beyond["hours_at_fastest"].sum()
+        line = f"Notebook 08 trained {len(beyond)} models in {hours(measured)} ({hours(fastest)} at the fastest epochs)"
+        if "beyond" in beyond.index:
+            final = beyond.loc["beyond"]
+            within = verdict(final.hours, final.hours_at_fastest, budgets.get("final model of 08"), "its", "")
+            line += f"; its final model took {hours(final.hours)} ({hours(final.hours_at_fastest)}){within}"
+        lines.append(line + ".")
+    unknown = times[times["notebook"] == "?"]
+    if len(unknown):
+        lines.append(f"Trainings of no known notebook: {', '.join(unknown.index)} ({hours(unknown['hours'].sum())}).")
+    return "\n".join(lines)
+
+
 #: The source report's test accuracies (its text gives these, rounded; it has no intervals).
 #: Class weights and the face recipe were not in the report.
 REPORT_ACCURACY: dict[str, float] = {
@@ -548,7 +639,9 @@ def readme_results(results: str | os.PathLike, manifest: dict) -> str:
              f"{train} of training (the epochs' times, summed across interruptions), and "
              f"{wall} for the notebooks' kept executions. Computed by `fer-publish` from "
              f"`results/{manifest['profile']}/`; the run's notebooks say more.", "", markdown_summary(table),
-             "", "Against the source report:", ""]
+             "", "What it cost:", ""]
+    lines += [f"- {line}" for line in describe_training_time(training_time(results)).splitlines()]
+    lines += ["", "Against the source report:", ""]
     lines += [f"- {line}" for line in describe_against_report(table).splitlines()]
     peer = read_peer(results)
     if peer is not None:

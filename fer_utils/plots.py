@@ -312,6 +312,32 @@ def accuracy_vs_report(table) -> plt.Figure:
     return fig
 
 
+def training_time_bars(times) -> plt.Figure:
+    """Hours of training per model of a run, coloured by the notebook that trains it: the measured time
+    (the epochs' times summed) as a bar, and the time at the training's fastest epoch as a black tick
+    inside it, so that time lost to a shared machine shows as the bar beyond the tick.
+
+    ``times`` is :func:`fer_utils.experiment.training_time`'s result.
+    """
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(times) + 1.6))
+    y = np.arange(len(times))[::-1]
+    notebooks = list(dict.fromkeys(times["notebook"]))
+    colours = [f"C{notebooks.index(nb) % 10}" for nb in times["notebook"]]
+    measured = times["hours"].to_numpy(dtype=float)
+    fastest = times["hours_at_fastest"].to_numpy(dtype=float)
+    ax.barh(y, measured, color=colours, alpha=0.8)
+    ax.scatter(fastest, y, marker="|", s=250, color="black", zorder=3, label="at the training's fastest epoch")
+    for yi, h, epochs in zip(y, measured, times["epochs"]):
+        ax.text(h + measured.max() * 0.01, yi, f"{h:.2f} h, {int(epochs)} epochs", va="center", fontsize=8)
+    ax.set_yticks(y, [f"{name} ({nb})" for name, nb in zip(times.index, times["notebook"])])
+    ax.set_xlim(0, measured.max() * 1.3 if len(times) else 1)
+    ax.set_xlabel("hours of training (epochs' times summed)")
+    ax.set_title(f"Where the training time went: {measured.sum():.1f} h in all")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
 def accuracy_vs_cost(table, split: str = "PublicTest", landmarks: dict[str, float] | None = None) -> plt.Figure:
     """Each step of notebook 08 as a point: accuracy (95 % interval) against the cumulative machine
     time spent to reach it, joined in order, with horizontal lines at ``landmarks`` (name -> accuracy,

@@ -184,6 +184,82 @@ def test_each_experiment_names_the_notebook_that_trains_it():
     assert set(TRAINED_IN) == set(EXPERIMENTS)
 
 
+def test_every_training_folder_of_the_notebooks_names_its_notebook():
+    """training_time attributes a run's histories to notebooks by folder name: each folder a notebook
+    trains into must be known, with that notebook's number."""
+    import re
+
+    from fer_utils.data import repo_root
+    from fer_utils.experiment import OTHER_TRAININGS, TRAINED_IN
+
+    known = {**TRAINED_IN, **OTHER_TRAININGS}
+    not_trainings = {"figures", "predictions", "shipped", "metrics", "predict"}
+    seen = {}
+    for path in sorted((repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        for name in re.findall(r'run / \\"([a-z_]+)\\"', path.read_text()):
+            if name not in not_trainings:
+                seen[name] = path.name[:2]
+    assert seen == {name: known.get(name) for name in seen}
+    assert set(seen) == set(known)
+
+
+def write_history(folder, epoch_seconds, name="history.csv"):
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [f"{i},0.5,{s}" for i, s in enumerate(epoch_seconds)]
+    (folder / name).write_text("epoch,val_accuracy,epoch_seconds\n" + "\n".join(rows) + "\n")
+
+
+def test_training_time_reads_every_history_of_a_run(tmp_path):
+    from fer_utils.experiment import training_time
+
+    write_history(tmp_path / "baseline", [400, 300, 360])            # one epoch shared the machine
+    write_history(tmp_path / "exercise_undersample_twice", [20, 20])
+    write_history(tmp_path / "undersample", [30, 30, 30, 30])
+    write_history(tmp_path / "beyond_vgg", [100])
+    write_history(tmp_path / "mystery", [10])
+    (tmp_path / "figures").mkdir()                                    # no history: not a training
+    times = training_time(tmp_path)
+    assert list(times.index) == ["baseline", "undersample", "exercise_undersample_twice", "beyond_vgg", "mystery"]
+    assert list(times["notebook"]) == ["01", "02", "02", "08", "?"]
+    assert times.loc["baseline", "epochs"] == 3
+    assert times.loc["baseline", "hours"] == pytest.approx(1060 / 3600)
+    assert times.loc["baseline", "fastest_epoch_seconds"] == 300
+    assert times.loc["baseline", "hours_at_fastest"] == pytest.approx(900 / 3600)
+    # published results keep the same histories flat, as <training>_history.csv
+    flat = tmp_path / "published"
+    write_history(flat, [400, 300, 360], name="baseline_history.csv")
+    write_history(flat, [100], name="beyond_vgg_history.csv")
+    assert training_time(flat)[["epochs", "hours"]].to_dict() == times.loc[["baseline", "beyond_vgg"], ["epochs", "hours"]].to_dict()
+    assert training_time(tmp_path / "empty").empty
+
+
+def test_describe_training_time_against_the_budgets(tmp_path):
+    from fer_utils.experiment import describe_training_time, training_time
+
+    for name, seconds in {"baseline": [3600, 1800], "undersample": [1800], "oversample": [3600],
+                          "class_weights": [1800], "augment_report": [3600], "augment_face": [3600, 3600]}.items():
+        write_history(tmp_path / name, seconds)
+    times = training_time(tmp_path)
+    assert describe_training_time(times) == (
+        "Notebooks 01-04 trained 6 models in 6.5 h (their epochs' times, summed; 6.0 h at each training's fastest "
+        "epoch), within the study's budget of 8 h for notebooks 00-07.")
+    assert describe_training_time(times, {"study": 6.2}).endswith(
+        ": over the study's budget of 6.2 h for notebooks 00-07 as measured but within it at the fastest epochs, so "
+        "the excess is time the epochs lost to sharing the machine.")
+    assert describe_training_time(times, {"study": 5}).endswith("over the study's budget of 5 h for notebooks 00-07 "
+                                                                 "even at the fastest epochs.")
+    assert describe_training_time(times.drop(index=["augment_report", "augment_face"])).endswith(
+        "so far; notebook 04 has not trained yet.")
+    write_history(tmp_path / "beyond_vgg", [1800])
+    write_history(tmp_path / "beyond", [7200, 9000, 7200])
+    assert describe_training_time(training_time(tmp_path)).splitlines()[1] == (
+        "Notebook 08 trained 2 models in 7.0 h (6.5 h at the fastest epochs); its final model took 6.5 h (6.0 h): "
+        "over its budget of 6 h as measured but within it at the fastest epochs, so the excess is time the epochs "
+        "lost to sharing the machine.")
+    assert describe_training_time(training_time(tmp_path / "empty")) == (
+        "No training of this run has a history with epoch times.")
+
+
 def test_compare_shows_the_training_time_of_every_session_not_the_last_one(tmp_path):
     """A run resumed after an interruption, or found finished, writes its metrics in a short last
     session: the table must show the training's summed epoch times, not that session's wall time."""

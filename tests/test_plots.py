@@ -121,3 +121,21 @@ def test_accuracy_vs_report(tmp_path):
     markers = ax.collections[-1].get_offsets()
     assert len(markers) == 1 and markers[0][0] == pytest.approx(0.65)  # no marker where the report has none
     saved_png(fig, tmp_path / "acc.png")
+
+
+def test_training_time_bars_show_measured_hours_and_the_fastest_epoch_tick(tmp_path):
+    import pandas as pd
+
+    times = pd.DataFrame({"notebook": ["01", "03", "03"], "epochs": [30, 16, 16],
+                          "hours": [3.25, 1.8, 0.9], "hours_at_fastest": [2.2, 1.6, 0.8]},
+                         index=pd.Index(["baseline", "oversample", "class_weights"], name="training"))
+    fig = plots.training_time_bars(times)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["baseline (01)", "oversample (03)", "class_weights (03)"]
+    assert sorted(p.get_width() for p in ax.patches) == pytest.approx([0.9, 1.8, 3.25])
+    colours = {p.get_width(): p.get_facecolor() for p in ax.patches}
+    assert colours[1.8] == colours[0.9] != colours[3.25]  # one colour per notebook
+    ticks = ax.collections[0].get_offsets()
+    assert sorted(ticks[:, 0]) == pytest.approx([0.8, 1.6, 2.2])
+    assert ax.get_title() == "Where the training time went: 6.0 h in all"
+    saved_png(fig, tmp_path / "time.png")

@@ -48,7 +48,9 @@ def finished_run(tmp_path: Path) -> tuple[Path, Path, Path]:
         np.savez(run / "predictions" / f"{name}.npz", ids=np.array([f"PrivateTest_{i}" for i in range(200)]),
                  y_true=y, y_pred=pred)
         (run / name).mkdir()
-        (run / name / "history.csv").write_text(f"epoch,accuracy\n0,0.{i}\n")
+        (run / name / "history.csv").write_text(f"epoch,accuracy,epoch_seconds\n0,0.{i},{100.0 * i}\n")
+    (run / "beyond_vgg").mkdir()  # a step of notebook 08: not an experiment, but its time counts
+    (run / "beyond_vgg" / "history.csv").write_text("epoch,accuracy,epoch_seconds\n0,0.2,1200.0\n")
     (run / "shipped").mkdir()
     (run / "shipped" / "baseline.keras").write_bytes(b"model bytes")
     (run / "shipped" / "augment_face.keras").write_bytes(b"best model bytes")
@@ -73,6 +75,7 @@ def test_publish_copies_a_finished_run_and_writes_the_manifest(tmp_path):
     assert pub.check_run(run, nbdir) == ("reference", [])
     (root / "results" / "reference" / "metrics" / "peers").mkdir(parents=True)
     (root / "results" / "reference" / "metrics" / "peers" / "older.json").write_text("{}")  # an older run's
+    (root / "results" / "reference" / "beyond_old_history.csv").write_text("epoch,epoch_seconds\n0,1\n")
     manifest = pub.publish(run, root, nbdir)
 
     assert json.loads((nbdir / "03_b.ipynb").read_text())["metadata"]["papermill"]["duration"] == 61.25
@@ -80,7 +83,9 @@ def test_publish_copies_a_finished_run_and_writes_the_manifest(tmp_path):
     assert manifest["figures_removed"] == ["01_old_only.png"]
     results = root / "results" / "reference"
     assert sorted(p.name for p in (results / "metrics").glob("*.json")) == sorted(f"{n}.json" for n in EXPERIMENTS)
-    assert (results / "class_weights_history.csv").read_text() == "epoch,accuracy\n0,0.3\n"
+    assert (results / "class_weights_history.csv").read_text() == "epoch,accuracy,epoch_seconds\n0,0.3,300.0\n"
+    assert sorted(p.name for p in results.glob("*_history.csv")) == sorted(
+        f"{n}_history.csv" for n in [*EXPERIMENTS, "beyond_vgg"])  # the older run's step is gone
     assert (root / "models" / "baseline.keras").read_bytes() == b"model bytes"
     assert sorted(p.name for p in (root / "models").glob("*.keras")) == ["augment_face.keras", "baseline.keras"]
     assert manifest["models_removed"] == ["oversample.keras"]
@@ -109,7 +114,10 @@ def test_publish_copies_a_finished_run_and_writes_the_manifest(tmp_path):
                             "training (the epochs' times, summed across interruptions), and 2 minutes for the "
                             "notebooks' kept executions.")
     assert f"| baseline CNN (01) | {accuracy:.3f} (" in block
-    assert "Against the source report:\n\n- baseline CNN (01): ours" in block
+    assert ("What it cost:\n\n- Notebooks 01-04 trained 6 models in 25 min (their epochs' times, summed; 25 min at "
+            "each training's fastest epoch), within the study's budget of 8 h for notebooks 00-07.\n"
+            "- Notebook 08 trained 2 models in 30 min (30 min at the fastest epochs); its final model took 10 min (10 min), "
+            "within its budget of 6 h.\n\nAgainst the source report:\n\n- baseline CNN (01): ours") in block
     assert "Against a peer readers will try:\n\n- a peer: accuracy" in block and "- Caveat: it saw these faces." in block
     assert sorted(p.name for p in (results / "metrics" / "peers").iterdir()) == ["fer_package.json"]
 

@@ -235,7 +235,7 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monke
                 "03_oversample_confusion", "03_per_class_recall", "04_augmented_examples",
                 "04_per_class_recall", "05_gradcam_per_emotion", "05_gradcam_class_average",
                 "05_gradcam_class_average_by_layer",
-                "06_accuracy_vs_report", "06_per_class_recall", "07_grace_hopper", "07_coffee",
+                "06_accuracy_vs_report", "06_per_class_recall", "06_training_time", "07_grace_hopper", "07_coffee",
                 "08_strong_augmentation", "08_final_curves", "08_accuracy_vs_cost", "08_beyond_confusion",
                 "08_gradcam"):
         assert (run_dir / "figures" / f"{fig}.png").exists()
@@ -245,6 +245,8 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monke
     assert ("experiments with results in this run: baseline, undersample, oversample, class_weights, "
             "augment_report, augment_face, beyond\n") in summary  # 06 ran after 08
     assert "report 0.65" in summary  # the baseline's gap to the report is computed
+    # what the run cost, from every training's history (08's steps and 02's exercise included)
+    assert "Notebooks 01-04 trained 7 models in " in summary and "Notebook 08 trained 5 models in " in summary
     # scripts/setup.sh installs the fer package: 06 scores it and keeps its metrics for the README
     peer = read_peer(run_dir)
     assert (run_dir / "metrics" / "peers" / "fer_package.json").exists()

@@ -14,7 +14,9 @@ notebook 06 exported the shipped models. Then, each file written whole or not at
     run/figures/*.png                -> figures/              (numbered figures of older runs removed)
     run/metrics/<name>.json          -> results/<profile>/metrics/
     run/predictions/<name>.npz       -> results/<profile>/predictions/
-    run/<name>/history.csv           -> results/<profile>/<name>_history.csv
+    run/<training>/history.csv       -> results/<profile>/<training>_history.csv  (every training's:
+                                                               the experiments', notebook 08's steps' and
+                                                               the exercises'; older runs' removed)
     run/metrics/peers/*.json         -> results/<profile>/metrics/peers/  (the fer package's scores, if any)
     run/shipped/*.keras              -> models/               (with a generated models/README.md;
                                                                a re-export of the same weights is not copied,
@@ -27,8 +29,8 @@ parameters and papermill wall time, each experiment's accuracy and training time
 shipped model's sha256); the tests read it to check the shipped models against their metrics.
 A notebook's ``executed_in_s`` is the wall time of the execution that was kept: a notebook that
 resumed an interrupted training, or ran again after it, took less than its training did, which
-is why each notebook's ``train_seconds`` (the sum of the epoch times of the experiments it trains,
-across interruptions) is there too.
+is why each notebook's ``train_seconds`` (the sum of the epoch times of every model it trains,
+across interruptions: :func:`fer_utils.experiment.training_time`) is there too.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from pathlib import Path
 
 from ..data import repo_root
 from ..evaluate import read_metrics
-from ..experiment import EXPERIMENTS, PEER_METRICS, TRAINED_IN, readme_results
+from ..experiment import EXPERIMENTS, PEER_METRICS, readme_results, training_time
 from .study import notebooks, papermill_record, resolve, shown
 
 MANIFEST = Path("results") / "published.json"
@@ -298,8 +300,14 @@ def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
     for name in EXPERIMENTS:
         _copy(run / "metrics" / f"{name}.json", results / "metrics" / f"{name}.json")
         _copy(run / "predictions" / f"{name}.npz", results / "predictions" / f"{name}.npz")
-        _copy(run / name / "history.csv", results / f"{name}_history.csv")
         experiments[name] = _experiment_entry(results / "metrics" / f"{name}.json")
+    histories = {path.parent.name for path in run.glob("*/history.csv")}
+    for old in sorted(results.glob("*_history.csv")):
+        if old.name[: -len("_history.csv")] not in histories:
+            old.unlink()  # a training of an older run that this run did not do
+    for name in sorted(histories):  # every training's, the steps and exercises included: what the run cost
+        _copy(run / name / "history.csv", results / f"{name}_history.csv")
+    times = training_time(results)
     for old in sorted((results / PEER_METRICS.parent).glob("*.json")):
         old.unlink()  # an older run's peer scores, which this run may not have
     for peer in sorted((run / PEER_METRICS.parent).glob("*.json")):
@@ -329,8 +337,7 @@ def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
         "versions": baseline.get("versions", {}),
         "notebooks": {name: {"parameters": info["parameters"],
                              "executed_in_s": round(info["duration_s"] or 0, 1),
-                             "train_seconds": round(sum(e["train_seconds"] or 0 for n, e in experiments.items()
-                                                        if TRAINED_IN[n] == name[:2]), 1),
+                             "train_seconds": round(3600 * times.loc[times["notebook"] == name[:2], "hours"].sum(), 1),
                              "end_time": info["end_time"]} for name, info in executed.items()},
         "experiments": experiments,
         "models": models,
