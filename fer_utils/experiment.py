@@ -336,7 +336,9 @@ def describe_training_time(times: pd.DataFrame, budgets: dict[str, float] | None
     if len(study):
         measured, fastest = study["hours"].sum(), study["hours_at_fastest"].sum()
         missing = sorted({"01", "02", "03", "04"} - set(study["notebook"]))
-        within = (f" so far; notebook {', '.join(missing)} has not trained yet" if missing
+        not_yet = (f"notebook {missing[0]} has" if len(missing) == 1
+                   else f"notebooks {', '.join(missing)} have") + " not trained yet"
+        within = (f" so far; {not_yet}" if missing
                   else verdict(measured, fastest, budgets.get("study"), "the study's", "notebooks 00-07"))
         lines.append(f"Notebooks {study['notebook'].min()}-{study['notebook'].max()} trained {len(study)} models in "
                      f"{hours(measured)} (their epochs' times, summed; {hours(fastest)} at each training's fastest "

@@ -181,7 +181,7 @@ def test_finished_already_needs_a_clean_finish(tmp_path):
 @pytest.mark.slow
 @pytest.mark.realdata
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
-def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monkeypatch, backend, request):
+def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monkeypatch, backend, request, capsys):
     import importlib.util
     import os
 
@@ -193,6 +193,10 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monke
     started = time.perf_counter()
     run_dir = study.run("smoke", tmp_path / "smoke")
     total = time.perf_counter() - started
+    printed = capsys.readouterr().out  # the runner's own output: a line per epoch of every training
+    for line in ("    baseline: epoch 1 of at most ", "    oversample: epoch 1 of at most ",
+                 "    beyond: epoch 1 of at most "):
+        assert line in printed
     request.config.stash[SMOKE_TIMES][backend] = {"total": total, "notebooks": {
         nb.stem[:2]: nbformat.read(run_dir / "notebooks" / nb.name, as_version=4).metadata["papermill"]["duration"]
         for nb in NOTEBOOKS}}

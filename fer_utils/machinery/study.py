@@ -5,6 +5,7 @@ The order is the notebooks' numbers, except that a notebook runs after those who
 
     python -m fer_utils.machinery.study                       # default profile (reference), into runs/reference
     python -m fer_utils.machinery.study --skip-finished       # continue it after an interruption
+    python -m fer_utils.machinery.study --status              # where it stands (runs nothing)
     python -m fer_utils.machinery.study --profile smoke       # CI's profile, into runs/smoke
     python -m fer_utils.machinery.study --profile full --run-dir runs/gpu -p epochs=60 --only 01
     python -m fer_utils.machinery.study --profile gpu --backend jax --jobs 4   # a GPU machine
@@ -12,8 +13,9 @@ The order is the notebooks' numbers, except that a notebook runs after those who
 Each notebook is executed into ``<run dir>/notebooks/``; metrics, figures and
 models land in the run directory. Parameter names are checked against each
 notebook's ``parameters`` cell before anything runs: an unknown name is an error.
-On a failure the runner stops and prints the path of the executed notebook
-that holds the error. With ``--jobs N``, up to N notebooks run at once, each as
+While a notebook runs, the runner prints a line for every epoch a training finishes, with the
+time its cap still allows (:mod:`fer_utils.machinery.progress`). On a failure the runner stops and
+prints the path of the executed notebook that holds the error. With ``--jobs N``, up to N notebooks run at once, each as
 soon as the notebooks whose results it reads (:data:`READS`) have finished.
 """
 
@@ -386,18 +388,21 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | os.PathLike | None = None
                   "cells, not run again", flush=True)
             skip.add(nb.stem)
     started = time.perf_counter()
-    if jobs > 1:
-        ok = _run_parallel(steps, jobs, timeout_per_cell, skip)
-    else:
-        ok = True
-        for i, (nb, out, params) in enumerate(steps, start=1):
-            if nb.stem in skip:
-                continue
-            shown_params = ", ".join(f"{k}={v!r}" for k, v in params.items())
-            print(f"[{i}/{len(steps)}] {nb.stem} ({shown_params}) ...", flush=True)
-            if not _report(f"[{i}/{len(steps)}]", nb, out, *_execute(nb, out, params, timeout_per_cell)):
-                ok = False
-                break
+    from .progress import EpochWatcher, epoch_caps
+
+    with EpochWatcher(run_path, epoch_caps(steps)):  # a line per epoch: a training cell runs for hours
+        if jobs > 1:
+            ok = _run_parallel(steps, jobs, timeout_per_cell, skip)
+        else:
+            ok = True
+            for i, (nb, out, params) in enumerate(steps, start=1):
+                if nb.stem in skip:
+                    continue
+                shown_params = ", ".join(f"{k}={v!r}" for k, v in params.items())
+                print(f"[{i}/{len(steps)}] {nb.stem} ({shown_params}) ...", flush=True)
+                if not _report(f"[{i}/{len(steps)}]", nb, out, *_execute(nb, out, params, timeout_per_cell)):
+                    ok = False
+                    break
     if not ok:
         raise SystemExit(1)
     print(f"profile {profile}: {len(steps) - len(skip)} notebook(s) run in "
@@ -451,6 +456,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="notebooks run at once, each in its own kernel, each once the notebooks whose "
                              "results it reads have finished (default 1: in order); for a GPU machine")
     parser.add_argument("--list", action="store_true", help="list profiles and notebooks, then exit")
+    parser.add_argument("--status", action="store_true",
+                        help="say where the run directory stands (each notebook, each training's latest epoch "
+                             "and the time it may still take), then exit; runs nothing, so it can be asked "
+                             "from another shell while the run goes on")
     args = parser.parse_args(argv)
     try:
         if args.list:
@@ -458,6 +467,17 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: {spec.get('description', '')}")
             for nb in notebooks():
                 print(f"{nb.name}: parameters {', '.join(parameter_names(nb))}")
+            return 0
+        if args.status:
+            from .progress import run_status
+
+            backend = args.backend or os.environ.get("KERAS_BACKEND") or "tensorflow"
+            run_dir = resolve(args.run_dir or (f"runs/{args.profile}" if backend == "tensorflow"
+                                               else f"runs/{args.profile}-{backend}"))
+            overrides = dict(parse_override(p) for p in args.param)
+            only = [o.strip() for o in args.only.split(",")] if args.only else None
+            print(f"{shown(run_dir)} (profile {args.profile}):")
+            print(run_status(run_dir, plan(args.profile, run_dir, overrides, only)))
             return 0
         if args.strict_data:  # the kernels inherit the environment; load_fer2013 reads it
             from ..verify import VERIFY_ENV

@@ -1,0 +1,201 @@
+"""Where a long run stands: one line per finished epoch while it runs, and a status of a run directory.
+
+A training notebook of the reference run trains for up to two hours inside one papermill cell, so the
+runner's own log would say nothing between "03_oversampling ..." and "done". :class:`EpochWatcher`
+reads the training folders' ``history.csv`` (written by :func:`fer_utils.train.train_model` after every
+epoch) while a notebook runs and prints each new epoch as it lands, with the time the training may
+still take. :func:`run_status` (``fer-study --status``) describes a run directory at any time, from
+another shell while the run goes on in the background, or after it was interrupted.
+
+Both only read files; neither touches a kernel, the data or TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from ..experiment import OTHER_TRAININGS, TRAINED_IN
+
+#: The notebook parameter that caps each training folder's epochs (a number: a fixed count).
+EPOCHS_PARAMETER: dict[str, str | int] = {
+    "baseline": "epochs", "undersample": "epochs", "exercise_undersample_twice": 3,
+    "oversample": "epochs_oversample", "class_weights": "epochs_class_weights",
+    "augment_report": "epochs_report", "augment_face": "epochs_face",
+    "beyond_vgg": "epochs_step", "beyond_sgd": "epochs_step", "beyond_strong": "epochs_step",
+    "beyond_smooth": "epochs_step", "beyond": "epochs_final",
+}
+
+
+def epoch_caps(steps: list[tuple[Path, Path, dict]]) -> dict[str, int]:
+    """For each training folder, its epoch cap under the parameters of the run's ``steps``
+    (:func:`fer_utils.machinery.study.plan`; a parameter the profile does not set keeps the notebook's
+    own value); folders whose notebook is not in the run are left out."""
+    from .study import parameter_names
+
+    by_notebook = {nb.stem[:2]: {**parameter_names(nb), **params} for nb, _, params in steps}
+    caps = {}
+    for folder, parameter in EPOCHS_PARAMETER.items():
+        notebook = TRAINED_IN.get(folder) or OTHER_TRAININGS.get(folder)
+        if notebook not in by_notebook:
+            continue
+        value = parameter if isinstance(parameter, int) else by_notebook[notebook].get(parameter)
+        if isinstance(value, int) and value > 0:
+            caps[folder] = value
+    return caps
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a ``history.csv`` (a row being written is left out: only complete lines count)."""
+    import csv
+    import io
+
+    try:
+        text = path.read_text()
+    except OSError:
+        return []
+    complete = text[: text.rfind("\n") + 1]
+    return list(csv.DictReader(io.StringIO(complete)))
+
+
+def _number(row: dict[str, str], key: str) -> float:
+    try:
+        return float(row.get(key) or "nan")
+    except ValueError:
+        return math.nan
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def describe_epochs(name: str, rows: list[dict[str, str]], cap: int | None = None) -> str:
+    """One line on a training after its latest epoch: the epoch and its cap, PublicTest accuracy and
+    the best so far, the learning rate, the epoch's time, and the time the cap still allows (at the
+    median epoch time; early stopping may end it sooner)."""
+    if not rows:
+        return f"{name}: no epoch finished yet"
+    last = rows[-1]
+    accuracies = [_number(r, "val_accuracy") for r in rows]
+    best = max(range(len(rows)), key=lambda i: -math.inf if math.isnan(accuracies[i]) else accuracies[i])
+    seconds = sorted(s for s in (_number(r, "epoch_seconds") for r in rows) if not math.isnan(s))
+    epochs = len(rows)
+    text = f"{name}: epoch {epochs}" + (f" of at most {cap}" if cap else "")
+    if not math.isnan(accuracies[-1]):
+        text += f" · PublicTest {accuracies[-1]:.3f} (best {accuracies[best]:.3f} at epoch {best + 1})"
+    rate = _number(last, "learning_rate")
+    if not math.isnan(rate):
+        text += f" · learning rate {rate:.0e}"
+    if seconds:
+        text += f" · {_duration(_number(last, 'epoch_seconds'))} this epoch"
+        if cap and cap > epochs:
+            median = seconds[len(seconds) // 2]
+            text += f" · at most {_duration(median * (cap - epochs))} left"
+    return text
+
+
+class EpochWatcher:
+    """Print a line (:func:`describe_epochs`) for every epoch that lands in ``run/*/history.csv``
+    while it runs, checking every ``interval`` seconds; epochs already there when it starts (a resumed
+    training) are summed up in one line when their training moves on.
+
+    Use as a context manager around the notebooks' execution; the last check runs on exit."""
+
+    def __init__(self, run: str | os.PathLike, caps: dict[str, int] | None = None, interval: float = 15.0,
+                 emit: Callable[[str], None] | None = None):
+        self.run, self.caps, self.interval = Path(run), caps or {}, interval
+        self.emit = emit or (lambda line: print(f"    {line}", flush=True))
+        self._seen = {path.parent.name: len(_rows(path)) for path in self.run.glob("*/history.csv")}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="epoch-watcher", daemon=True)
+
+    def check(self) -> None:
+        """Print the epochs that landed since the last check."""
+        for path in sorted(self.run.glob("*/history.csv")):
+            name = path.parent.name
+            rows = _rows(path)
+            seen = self._seen.get(name, 0)
+            if len(rows) < seen:  # the training started again from scratch (other settings)
+                seen = 0
+            for k in range(seen + 1, len(rows) + 1):
+                self.emit(describe_epochs(name, rows[:k], self.caps.get(name)))
+            self._seen[name] = len(rows)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.check()
+            except Exception as exc:  # noqa: BLE001 - progress lines must never stop a run
+                self.emit(f"(progress not shown: {type(exc).__name__}: {exc})")
+                return
+
+    def __enter__(self) -> "EpochWatcher":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.check()
+
+
+def notebook_state(executed: Path) -> str:
+    """``finished``, ``failed``, ``running or interrupted``, ``not run`` or ``unreadable`` for an
+    executed notebook path, from papermill's metadata in it."""
+    if not executed.exists():
+        return "not run"
+    try:
+        meta = json.loads(executed.read_text()).get("metadata", {}).get("papermill", {})
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return "unreadable"
+    if meta.get("exception"):
+        return "failed"
+    if meta.get("end_time"):
+        return "finished"
+    return "running or interrupted"
+
+
+def run_status(run: str | os.PathLike, steps: list[tuple[Path, Path, dict]], now: float | None = None) -> str:
+    """What a run directory holds, for ``fer-study --status``: each notebook of ``steps`` (finished,
+    failed, running or interrupted, not run), each training (:func:`describe_epochs`, ``finished``
+    where its ``done.json`` exists, and how long ago its last epoch landed), and the training time
+    so far."""
+    from ..experiment import describe_training_time, training_time
+
+    run = Path(run)
+    now = time.time() if now is None else now
+    if not run.is_dir():
+        return f"{run.name}: no such run directory yet (nothing has run)"
+    caps = epoch_caps(steps)
+    lines = ["notebooks:"]
+    for nb, out, _ in steps:
+        state = notebook_state(out)
+        if state == "finished":
+            meta = json.loads(out.read_text())["metadata"]["papermill"]
+            state += f" ({_duration(meta.get('duration') or 0)}, ended {str(meta['end_time'])[:16].replace('T', ' ')} UTC)"
+        lines.append(f"  {nb.stem}: {state}")
+    order = {name: k for k, name in enumerate([*TRAINED_IN, *OTHER_TRAININGS])}
+    histories = sorted(run.glob("*/history.csv"), key=lambda p: (
+        TRAINED_IN.get(p.parent.name) or OTHER_TRAININGS.get(p.parent.name, "?"),
+        order.get(p.parent.name, len(order)), p.parent.name))
+    if histories:
+        lines.append("trainings:")
+    for path in histories:
+        name = path.parent.name
+        rows = _rows(path)
+        line = describe_epochs(name, rows, caps.get(name))
+        if (path.parent / "done.json").exists():
+            line = line.split(" · at most ")[0] + " · finished"
+        else:
+            ago = _duration(max(0.0, now - path.stat().st_mtime))
+            line += f" · last epoch {ago} ago" if rows else f" · started {ago} ago"
+        lines.append(f"  {line}")
+    lines.append(describe_training_time(training_time(run)))
+    return "\n".join(lines)
