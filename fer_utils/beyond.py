@@ -140,16 +140,21 @@ def ensemble_probabilities(probabilities: list[np.ndarray], weights: list[float]
 
 
 def step_row(step: str, y_true: np.ndarray, probabilities: np.ndarray, *, cpu_minutes: float,
-             params: int, epochs: int | None = None) -> dict:
+             params: int, epochs: int | None = None, predict_minutes: float = 0.0,
+             images_per_second: float | None = None) -> dict:
     """One row of notebook 08's table: a step's PublicTest accuracy (with its 95 % interval) and
     macro-F1 from its class probabilities, what it cost in CPU-minutes (training and the extra
-    predictions; for a step that trains nothing, the predictions only) and its parameter count."""
+    predictions; for a step that trains nothing, the predictions only), the part of that cost spent
+    predicting (``predict_minutes``), the training's images per second where the step trains, and
+    its parameter count."""
     y_true = np.asarray(y_true)
     predicted = np.asarray(probabilities).argmax(axis=1)
     m = classification_metrics(y_true, predicted)
     lo, hi = accuracy_interval(int((predicted == y_true).sum()), len(y_true))
     return {"step": step, "accuracy": m["accuracy"], "ci95_low": lo, "ci95_high": hi,
             "macro_f1": m["macro_f1"], "epochs": epochs, "cpu_minutes": float(cpu_minutes),
+            "predict_minutes": float(predict_minutes),
+            "images_per_second": float(images_per_second) if images_per_second else np.nan,
             "params": int(params)}
 
 
@@ -181,6 +186,30 @@ def describe_steps(table: pd.DataFrame, split: str = "PublicTest") -> str:
     return "\n".join(lines)
 
 
+def describe_cost(table: pd.DataFrame) -> str:
+    """Where the machine time of notebook 08's steps (``table``: :func:`steps_table`) went: training
+    against predicting, the costliest training, and the training speeds."""
+    total = table["cpu_minutes"].sum()
+    if not total:
+        return "The steps cost no measured time."
+    predict = table["predict_minutes"].sum() if "predict_minutes" in table else 0.0
+    train = total - predict
+    costliest = (table["cpu_minutes"] - table.get("predict_minutes", 0.0)).idxmax()
+    costliest_minutes = table.loc[costliest, "cpu_minutes"] - table.loc[costliest].get("predict_minutes", 0.0)
+
+    def amount(minutes: float) -> str:
+        return f"{minutes / 60:.1f} CPU-hours" if minutes >= 60 else f"{minutes:.1f} CPU-minutes"
+
+    lines = [f"All steps: {amount(total)}. Training {amount(train)} ({train / total:.0%}), of which "
+             f"{costliest} alone {amount(costliest_minutes)} ({costliest_minutes / total:.0%} of all); "
+             f"predicting {amount(predict)} ({predict / total:.0%}), the ten views of each face included."]
+    speeds = table["images_per_second"].dropna() if "images_per_second" in table else pd.Series(dtype=float)
+    if len(speeds):
+        lines.append("Training speed (images of one epoch a second, PublicTest's scoring after each epoch "
+                     "included): " + ", ".join(f"{step} {speed:.0f}" for step, speed in speeds.items()) + ".")
+    return "\n".join(lines)
+
+
 def evaluate_step(step: str, result, images: np.ndarray, labels: np.ndarray, *, tta: bool = False,
                   extra_seconds: float = 0.0) -> tuple[dict, np.ndarray]:
     """Score a trained step on the validation split (PublicTest): its :func:`step_row` and its class
@@ -202,6 +231,8 @@ def evaluate_step(step: str, result, images: np.ndarray, labels: np.ndarray, *, 
     else:
         probs = np.asarray(result.model.predict(images, batch_size=256, verbose=0), dtype=np.float32)
     predict_seconds = time.perf_counter() - started
+    predict_minutes = (predict_seconds if tta else 0.0) / 60
     row = step_row(step, labels, probs, params=int(result.model.count_params()), epochs=result.epochs_run,
-                   cpu_minutes=((predict_seconds if tta else 0.0) + extra_seconds) / 60)
+                   cpu_minutes=predict_minutes + extra_seconds / 60, predict_minutes=predict_minutes,
+                   images_per_second=result.images_per_second if extra_seconds else None)
     return row, probs

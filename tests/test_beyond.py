@@ -204,6 +204,26 @@ def test_ensemble_and_the_table_of_steps():
     assert "(the intervals overlap)" in describe_steps(close)
 
 
+def test_describe_cost_says_where_the_time_went():
+    from fer_utils.beyond import describe_cost
+
+    y = np.array([0] * 50 + [1] * 50)
+    probs = np.eye(7)[y]
+    table = steps_table([
+        step_row("0 baseline", y, probs, cpu_minutes=120, params=1, images_per_second=73.5),
+        step_row("5 ten-crop", y, probs, cpu_minutes=6, predict_minutes=6, params=1),
+        step_row("6 longer", y, probs, cpu_minutes=300, predict_minutes=6, params=1, images_per_second=212.4),
+    ])
+    assert np.isnan(table.loc["5 ten-crop", "images_per_second"])
+    assert describe_cost(table).splitlines() == [
+        "All steps: 7.1 CPU-hours. Training 6.9 CPU-hours (97%), of which 6 longer alone 4.9 CPU-hours (69% of all); "
+        "predicting 12.0 CPU-minutes (3%), the ten views of each face included.",
+        "Training speed (images of one epoch a second, PublicTest's scoring after each epoch included): "
+        "0 baseline 74, 6 longer 212.",
+    ]
+    assert describe_cost(table.assign(cpu_minutes=0.0, predict_minutes=0.0)) == "The steps cost no measured time."
+
+
 def test_gradcam_of_a_cropping_model_stays_inside_the_crop():
     model = build_vgg(width=4, convs_per_stage=1, stages=2)
     x = np.random.default_rng(2).integers(0, 256, (3, 48, 48, 1)).astype(np.uint8)
@@ -225,6 +245,8 @@ def test_evaluate_step_scores_a_trained_model_and_counts_its_cost(tmp_path, arra
     assert probs.shape == (42, 7) and row["step"] == "1 tiny" and row["epochs"] == 2
     assert row["accuracy"] == pytest.approx((probs.argmax(1) == y).mean())
     assert row["cpu_minutes"] == pytest.approx(2.0) and row["params"] == model.count_params()
+    assert row["predict_minutes"] == 0 and row["images_per_second"] == pytest.approx(result.images_per_second)
     tta_row, tta_probs = evaluate_step("1 tiny, ten views", result, x, y, tta=True)
     np.testing.assert_allclose(tta_probs, tta_probabilities(result.model, x), atol=1e-6)
     assert 0 < tta_row["cpu_minutes"] < 1  # the ten predictions only
+    assert tta_row["predict_minutes"] == tta_row["cpu_minutes"] and np.isnan(tta_row["images_per_second"])
