@@ -336,7 +336,7 @@ def test_backend_option_sets_the_kernels_backend_and_run_dir(monkeypatch, capsys
         run_dir=run_dir, env=os.environ["KERAS_BACKEND"]))
     monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
     assert study.main(["--profile", "smoke"]) == 0
-    assert seen == {"run_dir": None, "env": "tensorflow"}  # runs/smoke, as before
+    assert seen == {"run_dir": "runs/smoke", "env": "tensorflow"}
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: object() if name == "jax" else real_find_spec(name, *a))

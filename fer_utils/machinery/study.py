@@ -14,9 +14,10 @@ Each notebook is executed into ``<run dir>/notebooks/``; metrics, figures and
 models land in the run directory. Parameter names are checked against each
 notebook's ``parameters`` cell before anything runs: an unknown name is an error.
 While a notebook runs, the runner prints a line for every epoch a training finishes, with the
-time its cap still allows (:mod:`fer_utils.machinery.progress`). On a failure the runner stops and
-prints the path of the executed notebook that holds the error. With ``--jobs N``, up to N notebooks run at once, each as
-soon as the notebooks whose results it reads (:data:`READS`) have finished.
+time its cap still allows (:mod:`fer_utils.machinery.progress`). On a failure the runner stops
+and prints the path of the executed notebook that holds the error. With ``--jobs N``, up to N
+notebooks run at once, each as soon as the notebooks whose results it reads (:data:`READS`) have
+finished.
 """
 
 from __future__ import annotations
@@ -410,6 +411,12 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | os.PathLike | None = None
     return run_path
 
 
+def default_run_dir(profile: str, backend: str = "tensorflow") -> str:
+    """Where a run goes without ``--run-dir``: ``runs/<profile>``, or ``runs/<profile>-<backend>`` on a
+    Keras backend other than TensorFlow (so that runs on two backends never mix)."""
+    return f"runs/{profile}" if backend == "tensorflow" else f"runs/{profile}-{backend}"
+
+
 def use_backend(name: str | None) -> str:
     """Choose the Keras backend of the notebooks' kernels (they inherit ``KERAS_BACKEND``).
 
@@ -468,14 +475,13 @@ def main(argv: list[str] | None = None) -> int:
             for nb in notebooks():
                 print(f"{nb.name}: parameters {', '.join(parameter_names(nb))}")
             return 0
+        overrides = dict(parse_override(p) for p in args.param)
+        only = [o.strip() for o in args.only.split(",")] if args.only else None
         if args.status:
             from .progress import run_status
 
             backend = args.backend or os.environ.get("KERAS_BACKEND") or "tensorflow"
-            run_dir = resolve(args.run_dir or (f"runs/{args.profile}" if backend == "tensorflow"
-                                               else f"runs/{args.profile}-{backend}"))
-            overrides = dict(parse_override(p) for p in args.param)
-            only = [o.strip() for o in args.only.split(",")] if args.only else None
+            run_dir = resolve(args.run_dir or default_run_dir(args.profile, backend))
             print(f"{shown(run_dir)} (profile {args.profile}):")
             print(run_status(run_dir, plan(args.profile, run_dir, overrides, only)))
             return 0
@@ -484,9 +490,7 @@ def main(argv: list[str] | None = None) -> int:
 
             os.environ[VERIFY_ENV] = "strict"
         backend = use_backend(args.backend)
-        run_dir = args.run_dir or (None if backend == "tensorflow" else f"runs/{args.profile}-{backend}")
-        overrides = dict(parse_override(p) for p in args.param)
-        only = [o.strip() for o in args.only.split(",")] if args.only else None
+        run_dir = args.run_dir or default_run_dir(args.profile, backend)
         run(args.profile, run_dir, overrides, only, args.timeout, skip_finished=args.skip_finished,
             jobs=args.jobs)
     except StudyError as exc:
