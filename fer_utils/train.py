@@ -219,6 +219,10 @@ def train_model(
 ) -> TrainResult:
     """Train a compiled model, checkpointing every epoch; resume or skip when already run.
 
+    A run that finished at its epoch cap with its best epoch last goes on when called again with a
+    larger ``epochs`` and otherwise the same settings (its checkpoint is its last epoch's state);
+    any other change of settings starts afresh.
+
     Args:
         model: a compiled Keras model (its weights are replaced when resuming).
         train: ``(images, labels)`` to fit on.
@@ -297,12 +301,17 @@ def train_model(
         settings["precision"] = policy
     mode = "min" if "loss" in monitor else "max"
 
+    previous = read_history(history_csv)
+    extending = False
     if done_path.exists() and best_path.exists():
         done = json.loads(done_path.read_text())
         if done.get("settings") == settings:
             return _result(folder, done, resumed_from=int(done["epochs_run"]))
-    previous = read_history(history_csv)
-    resuming = history_csv.exists() and not done_path.exists() and (
+        extending = _extendable(done, settings, previous)
+    if extending:  # a finished run given more epochs: go on from its last epoch, as after an interruption
+        shutil.rmtree(backup_dir, ignore_errors=True)
+        _restore_state(model, best_path)
+    resuming = extending or history_csv.exists() and not done_path.exists() and (
         backup_dir.exists()
         or (best_path.exists() and _finished(previous, monitor, mode, epochs, early_stopping_patience)))
     if not resuming:  # a fresh run: nothing of an older, different run may leak in
@@ -335,6 +344,8 @@ def train_model(
     if early_stopping_patience is not None:
         callbacks.append(_ResumableEarlyStopping(
             previous.get(monitor, []), monitor=monitor, mode=mode, patience=early_stopping_patience))
+    if extending:  # the old done.json goes once the first new epoch is in the backup and the history
+        callbacks.append(_RemoveAfterFirstEpoch(done_path))
     callbacks.extend(extra_callbacks)
 
     if resumed_from and _finished(previous, monitor, mode, epochs, early_stopping_patience):
@@ -345,6 +356,7 @@ def train_model(
             x_train, y_train,
             batch_size=batch_size, epochs=epochs, validation_data=val, shuffle=True,
             class_weight=class_weight, callbacks=callbacks, verbose=verbose,
+            initial_epoch=resumed_from if extending else 0,  # otherwise BackupAndRestore sets it
         )
     history = read_history(history_csv)
     scores = np.asarray(history[monitor])
@@ -360,6 +372,42 @@ def train_model(
     }
     _write_json_atomic(done_path, done)
     return _result(folder, done, resumed_from=resumed_from)
+
+
+def _extendable(done: dict, settings: dict, history: dict[str, list[float]]) -> bool:
+    """Whether a finished run (``done``) can go on to the larger epoch cap of ``settings``: every
+    other setting is the same, it ran to its old cap (early stopping did not end it), its history
+    holds those epochs, and its best epoch was the last, so that its checkpoint is the state the
+    last epoch left (weights, batch-norm statistics and optimizer), the state an interrupted run
+    resumes from. Otherwise the last epoch's state is gone and the run must start afresh."""
+    old = done.get("settings") or {}
+    epochs_run = int(done.get("epochs_run", -1))
+    return ({k: v for k, v in old.items() if k != "epochs"} == {k: v for k, v in settings.items() if k != "epochs"}
+            and int(old.get("epochs", 0)) < settings["epochs"]
+            and epochs_run == int(old.get("epochs", 0)) == len(history.get("epoch", []))
+            and int(done.get("best_epoch", -1)) == epochs_run)
+
+
+def _restore_state(model: keras.Model, checkpoint: Path) -> None:
+    """Load a checkpoint's weights and optimizer state (its step count and moments) into ``model``."""
+    saved = keras.saving.load_model(checkpoint)
+    model.set_weights(saved.get_weights())
+    model.optimizer.build(model.trainable_variables)
+    if len(model.optimizer.variables) != len(saved.optimizer.variables):
+        raise ValueError(f"{checkpoint.name}: its optimizer state does not fit this model's optimizer")
+    for mine, theirs in zip(model.optimizer.variables, saved.optimizer.variables):
+        mine.assign(theirs)
+
+
+class _RemoveAfterFirstEpoch(keras.callbacks.Callback):
+    """Deletes a file at the end of the first epoch of a fit (after the checkpointing callbacks)."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.path.unlink(missing_ok=True)
 
 
 def _finished(history: dict[str, list[float]], monitor: str, mode: str, epochs: int,

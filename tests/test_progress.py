@@ -79,7 +79,7 @@ def test_the_watcher_runs_beside_the_work_and_checks_once_more_at_the_end(tmp_pa
 
 def test_epoch_caps_follow_the_profiles_and_the_notebooks_parameters(tmp_path):
     caps = progress.epoch_caps(study.plan("reference", tmp_path, {}))
-    assert caps == {"baseline": 30, "undersample": 100, "exercise_undersample_twice": 3, "oversample": 16,
+    assert caps == {"baseline": 30, "undersample": 100, "exercise_undersample_twice": 3, "oversample": 24,
                     "class_weights": 16, "augment_report": 20, "augment_face": 20, "beyond_vgg": 8,
                     "beyond_sgd": 8, "beyond_strong": 8, "beyond_smooth": 8, "beyond": 130}
     assert progress.epoch_caps(study.plan("reference", tmp_path, {"epochs_oversample": 4}, only=["03"])) == {
@@ -99,7 +99,7 @@ def executed(path: Path, end_time: str | None, exception: bool = False, duration
 
 def test_run_status_describes_notebooks_and_trainings(tmp_path):
     run = tmp_path / "run"
-    steps = study.plan("reference", run, {}, only=["00", "01", "02", "03"])
+    steps = study.plan("reference", run, {"epochs_oversample": 16}, only=["00", "01", "02", "03"])
     executed(run / "notebooks" / "00_data_exploration.ipynb", "2026-11-30T03:14:05+00:00", duration=20)
     executed(run / "notebooks" / "01_baseline_cnn.ipynb", "2026-11-30T07:00:00+00:00")
     executed(run / "notebooks" / "02_undersampling.ipynb", None, exception=True)

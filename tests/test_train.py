@@ -97,6 +97,74 @@ def test_finished_run_is_not_trained_again(tmp_path, arrays):
     assert fresh.resumed_from == 0 and fresh.history["epoch"] == [1]
 
 
+class StartProbe(keras.callbacks.Callback):
+    """Records the optimizer's step count and the first layer's weights when a fit begins."""
+
+    def on_train_begin(self, logs=None):
+        self.steps = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self.kernel = keras.ops.convert_to_numpy(self.model.get_layer("conv1").kernel).copy()
+
+
+def finished_with_best_last(folder, arrays, epochs: int):
+    """A finished run of ``epochs`` whose kept checkpoint is its last epoch (as when a curve still
+    rises at its cap): trained, then its best.keras and done.json made the last epoch's."""
+    every = folder.parent / f"{folder.name}_last.keras"
+    train_model(tiny_model(), arrays, arrays, folder, epochs=epochs, batch_size=16, seed=1,
+                callbacks=[keras.callbacks.ModelCheckpoint(every, save_best_only=False)])
+    every.replace(folder / "best.keras")
+    done = json.loads((folder / "done.json").read_text())
+    (folder / "done.json").write_text(json.dumps({**done, "best_epoch": epochs}))
+    return keras.ops.convert_to_numpy(keras.saving.load_model(folder / "best.keras").get_layer("conv1").kernel)
+
+
+def test_a_finished_run_still_rising_at_its_cap_goes_on_with_a_larger_cap(tmp_path, arrays):
+    folder = tmp_path / "exp"
+    last_kernel = finished_with_best_last(folder, arrays, epochs=3)
+    first_rows = read_history(folder / "history.csv")
+    probe = StartProbe()
+    longer = train_model(tiny_model(), arrays, arrays, folder, epochs=5, batch_size=16, seed=1, callbacks=[probe])
+    assert longer.resumed_from == 3 and longer.epochs_run == 5 and longer.history["epoch"] == [1, 2, 3, 4, 5]
+    assert longer.history["val_loss"][:3] == first_rows["val_loss"]  # the first epochs are kept, not re-run
+    assert probe.steps == 3 * 3  # the optimizer goes on from its last step (42 images, batch 16: 3 a epoch)
+    np.testing.assert_array_equal(probe.kernel, last_kernel)  # from the last epoch's weights
+    done = json.loads((folder / "done.json").read_text())
+    assert done["settings"]["epochs"] == 5 and done["epochs_run"] == 5
+    assert not (folder / "backup").exists()
+
+
+def test_an_extension_interrupted_resumes_and_one_interrupted_before_its_first_epoch_extends_again(tmp_path, arrays):
+    folder = tmp_path / "exp"
+    finished_with_best_last(folder, arrays, epochs=3)
+    with pytest.raises(Killed):  # killed during the first new epoch, before its end: the old state stays whole
+        train_model(tiny_model(), arrays, arrays, folder, epochs=6, batch_size=16, seed=1,
+                    callbacks=[KillAtStart()])
+    assert (folder / "done.json").exists() and len(read_history(folder / "history.csv")["epoch"]) == 3
+    with pytest.raises(Killed):  # killed after new epoch 4: the old done.json is gone, the backup holds epoch 4
+        train_model(tiny_model(), arrays, arrays, folder, epochs=6, batch_size=16, seed=1,
+                    callbacks=[Interrupt(after_epoch=4)])
+    assert not (folder / "done.json").exists() and (folder / "backup").exists()
+    result = train_model(tiny_model(), arrays, arrays, folder, epochs=6, batch_size=16, seed=1)
+    assert result.resumed_from == 4 and result.history["epoch"] == [1, 2, 3, 4, 5, 6]
+
+
+class KillAtStart(keras.callbacks.Callback):
+    def on_train_batch_begin(self, batch, logs=None):
+        raise Killed
+
+
+def test_a_finished_run_whose_best_epoch_was_not_its_last_starts_afresh_with_a_larger_cap(tmp_path, arrays):
+    folder = tmp_path / "exp"
+    finished_with_best_last(folder, arrays, epochs=3)
+    done = json.loads((folder / "done.json").read_text())
+    (folder / "done.json").write_text(json.dumps({**done, "best_epoch": 2}))  # its last state is gone
+    fresh = train_model(tiny_model(), arrays, arrays, folder, epochs=4, batch_size=16, seed=1)
+    assert fresh.resumed_from == 0 and fresh.history["epoch"] == [1, 2, 3, 4]
+    # and a change of any other setting starts afresh too, whatever the best epoch
+    finished_with_best_last(tmp_path / "b", arrays, epochs=3)
+    other = train_model(tiny_model(), arrays, arrays, tmp_path / "b", epochs=4, batch_size=8, seed=1)
+    assert other.resumed_from == 0
+
+
 def test_early_stopping(tmp_path, arrays):
     x, _ = arrays
     noise = np.random.default_rng(5).integers(0, 7, len(x))  # nothing to learn: stops early
