@@ -192,10 +192,10 @@ def describe_cost(table: pd.DataFrame) -> str:
     total = table["cpu_minutes"].sum()
     if not total:
         return "The steps cost no measured time."
-    predict = table["predict_minutes"].sum() if "predict_minutes" in table else 0.0
-    train = total - predict
-    costliest = (table["cpu_minutes"] - table.get("predict_minutes", 0.0)).idxmax()
-    costliest_minutes = table.loc[costliest, "cpu_minutes"] - table.loc[costliest].get("predict_minutes", 0.0)
+    training = table["cpu_minutes"] - table["predict_minutes"]
+    predict, train = table["predict_minutes"].sum(), training.sum()
+    costliest = training.idxmax()
+    costliest_minutes = training[costliest]
 
     def amount(minutes: float) -> str:
         return f"{minutes / 60:.1f} CPU-hours" if minutes >= 60 else f"{minutes:.1f} CPU-minutes"
@@ -203,7 +203,7 @@ def describe_cost(table: pd.DataFrame) -> str:
     lines = [f"All steps: {amount(total)}. Training {amount(train)} ({train / total:.0%}), of which "
              f"{costliest} alone {amount(costliest_minutes)} ({costliest_minutes / total:.0%} of all); "
              f"predicting {amount(predict)} ({predict / total:.0%}), the ten views of each face included."]
-    speeds = table["images_per_second"].dropna() if "images_per_second" in table else pd.Series(dtype=float)
+    speeds = table["images_per_second"].dropna()
     if len(speeds):
         lines.append("Training speed (images of one epoch a second, PublicTest's scoring after each epoch "
                      "included): " + ", ".join(f"{step} {speed:.0f}" for step, speed in speeds.items()) + ".")

@@ -272,6 +272,18 @@ OTHER_TRAININGS: dict[str, str] = {
     "beyond_vgg": "08", "beyond_sgd": "08", "beyond_strong": "08", "beyond_smooth": "08",
 }
 
+def training_notebook(folder: str) -> str:
+    """The notebook (its number) that trains into a run's training folder ``folder``; "?" for a folder
+    of no known notebook (:data:`TRAINED_IN`, :data:`OTHER_TRAININGS`)."""
+    return TRAINED_IN.get(folder) or OTHER_TRAININGS.get(folder, "?")
+
+
+def training_order(folder: str) -> tuple:
+    """Sort key for a run's training folders: by notebook, then in the study's order within it."""
+    known = [*EXPERIMENTS, *OTHER_TRAININGS]
+    return (training_notebook(folder), known.index(folder) if folder in known else len(known), folder)
+
+
 #: The time each part of the reference run may take, in hours of this project's 2-core machine:
 #: the report's study (notebooks 00-07; issue 14) and the final model of notebook 08 (issue 17).
 TIME_BUDGET_HOURS: dict[str, float] = {"study": 8.0, "final model of 08": 6.0}
@@ -298,15 +310,14 @@ def training_time(run: str | os.PathLike) -> pd.DataFrame:
         seconds = seconds[np.isfinite(seconds)]
         if not len(seconds):
             continue
-        rows.append({"training": name, "notebook": TRAINED_IN.get(name) or OTHER_TRAININGS.get(name, "?"),
+        rows.append({"training": name, "notebook": training_notebook(name),
                      "epochs": len(seconds), "fastest_epoch_seconds": float(seconds.min()),
                      "hours": float(seconds.sum()) / 3600, "hours_at_fastest": float(len(seconds) * seconds.min()) / 3600})
     columns = ["notebook", "epochs", "fastest_epoch_seconds", "hours", "hours_at_fastest"]
     if not rows:
         return pd.DataFrame(columns=columns, index=pd.Index([], name="training"))
-    order = {name: k for k, name in enumerate([*EXPERIMENTS, *OTHER_TRAININGS])}
     table = pd.DataFrame(rows).set_index("training")
-    return table.loc[sorted(table.index, key=lambda n: (table.loc[n, "notebook"], order.get(n, len(order)), n)), columns]
+    return table.loc[sorted(table.index, key=training_order), columns]
 
 
 def describe_training_time(times: pd.DataFrame, budgets: dict[str, float] | None = None) -> str:

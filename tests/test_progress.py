@@ -87,7 +87,7 @@ def test_epoch_caps_follow_the_profiles_and_the_notebooks_parameters(tmp_path):
     # every folder's parameter is declared by the notebook that trains it
     declared = {nb.stem[:2]: study.parameter_names(nb) for nb in study.notebooks()}
     for folder, parameter in progress.EPOCHS_PARAMETER.items():
-        notebook = progress.TRAINED_IN.get(folder) or progress.OTHER_TRAININGS[folder]
+        notebook = progress.training_notebook(folder)
         assert isinstance(parameter, int) or parameter in declared[notebook], folder
 
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ..experiment import OTHER_TRAININGS, TRAINED_IN
+from ..experiment import training_notebook, training_order
 
 #: The notebook parameter that caps each training folder's epochs (a number: a fixed count).
 EPOCHS_PARAMETER: dict[str, str | int] = {
@@ -41,7 +41,7 @@ def epoch_caps(steps: list[tuple[Path, Path, dict]]) -> dict[str, int]:
     by_notebook = {nb.stem[:2]: {**parameter_names(nb), **params} for nb, _, params in steps}
     caps = {}
     for folder, parameter in EPOCHS_PARAMETER.items():
-        notebook = TRAINED_IN.get(folder) or OTHER_TRAININGS.get(folder)
+        notebook = training_notebook(folder)
         if notebook not in by_notebook:
             continue
         value = parameter if isinstance(parameter, int) else by_notebook[notebook].get(parameter)
@@ -104,7 +104,7 @@ def describe_epochs(name: str, rows: list[dict[str, str]], cap: int | None = Non
 class EpochWatcher:
     """Print a line (:func:`describe_epochs`) for every epoch that lands in ``run/*/history.csv``
     while it runs, checking every ``interval`` seconds; epochs already there when it starts (a resumed
-    training) are summed up in one line when their training moves on.
+    training) are not printed again, though each new line counts them (epoch number, best so far).
 
     Use as a context manager around the notebooks' execution; the last check runs on exit."""
 
@@ -147,18 +147,21 @@ class EpochWatcher:
 
 
 def notebook_state(executed: Path) -> str:
-    """``finished``, ``failed``, ``running or interrupted``, ``not run`` or ``unreadable`` for an
-    executed notebook path, from papermill's metadata in it."""
+    """``finished`` (with its papermill duration and end time), ``failed``, ``running or interrupted``,
+    ``not run`` or ``unreadable`` for an executed notebook path, from papermill's metadata in it."""
+    from .study import papermill_record
+
     if not executed.exists():
         return "not run"
     try:
-        meta = json.loads(executed.read_text()).get("metadata", {}).get("papermill", {})
+        meta = papermill_record(json.loads(executed.read_text()))
     except (json.JSONDecodeError, UnicodeDecodeError):
         return "unreadable"
     if meta.get("exception"):
         return "failed"
     if meta.get("end_time"):
-        return "finished"
+        return (f"finished ({_duration(meta.get('duration') or 0)}, "
+                f"ended {str(meta['end_time'])[:16].replace('T', ' ')} UTC)")
     return "running or interrupted"
 
 
@@ -176,15 +179,8 @@ def run_status(run: str | os.PathLike, steps: list[tuple[Path, Path, dict]], now
     caps = epoch_caps(steps)
     lines = ["notebooks:"]
     for nb, out, _ in steps:
-        state = notebook_state(out)
-        if state == "finished":
-            meta = json.loads(out.read_text())["metadata"]["papermill"]
-            state += f" ({_duration(meta.get('duration') or 0)}, ended {str(meta['end_time'])[:16].replace('T', ' ')} UTC)"
-        lines.append(f"  {nb.stem}: {state}")
-    order = {name: k for k, name in enumerate([*TRAINED_IN, *OTHER_TRAININGS])}
-    histories = sorted(run.glob("*/history.csv"), key=lambda p: (
-        TRAINED_IN.get(p.parent.name) or OTHER_TRAININGS.get(p.parent.name, "?"),
-        order.get(p.parent.name, len(order)), p.parent.name))
+        lines.append(f"  {nb.stem}: {notebook_state(out)}")
+    histories = sorted(run.glob("*/history.csv"), key=lambda p: training_order(p.parent.name))
     if histories:
         lines.append("trainings:")
     for path in histories:
