@@ -32,7 +32,52 @@ STRONG_SHIFT_PIXELS = 4
 
 
 def augmentation_layers(recipe: str, seed: int | None = None) -> list[layers.Layer]:
-    """The preprocessing layers of a recipe, named ``aug_*`` (float32 under any precision policy)."""
+    """The preprocessing layers of a recipe, named ``aug_*`` (float32 under any precision policy),
+    marked compilable under the JAX backend (:func:`compilable`)."""
+    recipe_layers = _recipe_layers(recipe, seed)
+    if keras.backend.backend() == "jax":
+        for layer in recipe_layers:
+            layer.supports_jit = True
+    return recipe_layers
+
+
+def compilable(model: keras.Model) -> keras.Model:
+    """Under the JAX backend, let Keras compile ``model``'s steps although it holds this module's
+    augmentation layers (``aug_*``); the model is changed in place and returned. Elsewhere a no-op.
+
+    Keras marks its rotation, zoom and translation layers as not compilable (TensorFlow's XLA lacks
+    their image transform), and one such layer keeps Keras from compiling a model's training and
+    prediction steps. Under JAX every operation then runs one at a time: on an H200 a training step
+    of notebook 08's augmented model took 3.6 s instead of 2.5 ms. JAX compiles these layers. The
+    layers :func:`augmentation_layers` makes are marked already; a model loaded from a file gets
+    Keras' own layers back and needs this call.
+    """
+    if keras.backend.backend() != "jax":
+        return model
+    for layer in model._flatten_layers():  # every layer, nested ones too
+        if layer.name.startswith("aug_"):
+            layer.supports_jit = True
+    if model.compiled:  # compiling chose already: choose again, now that the layers allow it
+        model.jit_compile = True
+    return model
+
+
+def load_model(path, *, compile: bool = True) -> keras.Model:
+    """``keras.saving.load_model`` followed by :func:`compilable`.
+
+    A model saved under JAX records that its steps were compiled; loading it compiles it again
+    before :func:`compilable` can mark its layers, and Keras warns that it cannot compile it. That
+    warning, and only that one, is silenced here, since :func:`compilable` then compiles it after all.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Model doesn't support `jit_compile=True`")
+        model = keras.saving.load_model(path, compile=compile)
+    return compilable(model)
+
+
+def _recipe_layers(recipe: str, seed: int | None) -> list[layers.Layer]:
     if recipe == "report":
         return [
             layers.RandomFlip("horizontal_and_vertical", seed=seed, name="aug_flip", dtype="float32"),

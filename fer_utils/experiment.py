@@ -248,7 +248,9 @@ def _load_saved_model(run: str | os.PathLike, name: str):
         raise FileNotFoundError(
             f"{path.name} not found in {Path(run).name}/models: run the notebook that trains "
             f"'{name}' (01 for the baseline) with this run directory first")
-    return keras.saving.load_model(path)
+    from .augment import load_model
+
+    return load_model(path)
 
 
 #: The study's experiments in reading order (notebooks 01-04 and 08), with a label for tables and charts.

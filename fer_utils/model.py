@@ -266,6 +266,9 @@ def compile_model(
             Adam and SGD).
         momentum: SGD's momentum.
         label_smoothing: 0 for the plain cross-entropy, else :class:`SmoothedSparseCrossentropy`.
+
+    Keras compiles the training step (XLA) when every layer says it can be compiled; the
+    augmentation layers of :mod:`fer_utils.augment` say so under JAX, where they can.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {sorted(OPTIMIZERS)}")

@@ -220,6 +220,7 @@ def load_model(path: str | os.PathLike | None):
     import keras
 
     from . import model as _registers_custom_layers  # noqa: F401
+    from .augment import load_model as load_keras_model
 
     if path is None:
         raise PredictError(f"no model: pass --model PATH or set {MODEL_ENV} (run notebook 01 to train one)")
@@ -229,7 +230,7 @@ def load_model(path: str | os.PathLike | None):
     if path.suffix != ".keras":
         raise PredictError(f"model {path.name}: expected a .keras file")
     try:
-        model = keras.saving.load_model(path, compile=False)
+        model = load_keras_model(path, compile=False)
     except Exception as exc:  # noqa: BLE001 - any failure here means "not a model"
         reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise PredictError(f"model {path.name}: not a Keras model ({reason})") from None

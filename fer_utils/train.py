@@ -30,6 +30,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from .augment import load_model
+
 #: Keras' progress output: 1 = progress bar (interactive), 2 = one line per epoch (logs, papermill).
 DEFAULT_VERBOSE = 2
 
@@ -390,7 +392,7 @@ def _extendable(done: dict, settings: dict, history: dict[str, list[float]]) -> 
 
 def _restore_state(model: keras.Model, checkpoint: Path) -> None:
     """Load a checkpoint's weights and optimizer state (its step count and moments) into ``model``."""
-    saved = keras.saving.load_model(checkpoint)
+    saved = load_model(checkpoint)
     model.set_weights(saved.get_weights())
     model.optimizer.build(model.trainable_variables)
     if len(model.optimizer.variables) != len(saved.optimizer.variables):
@@ -421,7 +423,7 @@ def _finished(history: dict[str, list[float]], monitor: str, mode: str, epochs: 
 
 def _result(folder: Path, done: dict, resumed_from: int) -> TrainResult:
     return TrainResult(
-        model=keras.saving.load_model(folder / "best.keras"),
+        model=load_model(folder / "best.keras"),
         history=read_history(folder / "history.csv"),
         best_epoch=int(done["best_epoch"]),
         epochs_run=int(done["epochs_run"]),

@@ -13,9 +13,13 @@
 #   FER2013_DIR=../shared/fer2013 scripts/gpu_device_run.sh prepare   # here: build .whl/ and .gpu/
 #   scripts/gpu_device_run.sh stage   # first call there: keep part a in /tmp, print the machine
 #   scripts/gpu_device_run.sh run     # second call there: join the data, install, run the gpu profile
+#   scripts/gpu_device_run.sh recipe  # or instead: notebook 08's headline recipe, time-boxed
+#                                     # (fer_utils.machinery.timebox; RECIPE_SECONDS, default 420)
 #
-# Writes to $OUT: env.txt (machine and versions), study.log, and run.tgz (the run directory
-# without model files, refreshed every 30 s so a run cut short still returns what it finished).
+# Writes to $OUT: env.txt (machine and versions), study.log or recipe.log, and run.tgz (the run
+# directory without model files, refreshed every 30 s so a run cut short still returns what it
+# finished); after a recipe run, also its float32 model in parts of 15 MiB (beyond_gpu.keras.part_*:
+# one file back is limited to 16 MiB; cat them to rejoin).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 STAGE=/tmp/fer_stage
@@ -48,7 +52,13 @@ if [ "${1:-}" = stage ]; then
     { nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv
       python3 -c "import sys, jax; print(sys.version.split()[0], 'jax', jax.__version__, jax.devices())"
       python3 -m pip list 2>/dev/null | grep -iE '^(numpy|scipy|scikit-learn|scikit-image|pandas|matplotlib|seaborn|pillow|opencv-python-headless|h5py|ml-dtypes|jax|jaxlib) '
-      nproc; } > "$OUT/env_stage.txt" 2>&1
+      nproc
+      # the ceiling to state speeds against: a large bf16 matrix product, in TFLOP/s
+      python3 -c "
+import time, jax, jax.numpy as jnp
+n = 8192; a = jnp.ones((n, n), jnp.bfloat16); f = jax.jit(lambda a: a @ a); f(a).block_until_ready()
+t = time.perf_counter(); [f(a) for _ in range(20)][-1].block_until_ready(); s = (time.perf_counter() - t) / 20
+print(f'bf16 matmul {n}^3: {2 * n ** 3 / s / 1e12:.0f} TFLOP/s')"; } > "$OUT/env_stage.txt" 2>&1
     cat "$OUT/env_stage.txt"
     exit 0
 fi
@@ -61,13 +71,23 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH=/tmp/site:$PWD FER2013_DIR=/tmp/fer2013 PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 { nvidia-smi; python3 -m pip list 2>/dev/null; PYTHONPATH=/tmp/site python3 -m pip list --path /tmp/site 2>/dev/null; } > "$OUT/env.txt" 2>&1
 
-snapshot() { mkdir -p "$RUN_DIR" && tar czf "$OUT/.run.tgz" --exclude='*.keras' "$RUN_DIR" && mv "$OUT/.run.tgz" "$OUT/run.tgz"; }
+snapshot() { mkdir -p "$RUN_DIR" && tar czf "$OUT/.run.tgz" --exclude='*.keras' --exclude='backup' "$RUN_DIR" && mv "$OUT/.run.tgz" "$OUT/run.tgz"; }
 ( while sleep 30; do snapshot; done ) &
 SNAPSHOTS=$!
-timeout "${STUDY_SECONDS:-520}" python3 -m fer_utils.machinery.study --profile gpu --backend jax \
-    --jobs "${JOBS:-4}" --run-dir "$RUN_DIR" 2>&1 | grep -v "Kernel is running over TCP" | tee "$OUT/study.log"
-status=${PIPESTATUS[0]}
+if [ "${1:-}" = recipe ]; then
+    RECIPE_SECONDS=${RECIPE_SECONDS:-420}
+    KERAS_BACKEND=jax timeout $((RECIPE_SECONDS + 60)) python3 -m fer_utils.machinery.timebox \
+        --run-dir "$RUN_DIR" --seconds "$RECIPE_SECONDS" --width "${WIDTH:-64}" --epochs "${EPOCHS:-300}" 2>&1 \
+        | tee "$OUT/recipe.log"
+    status=${PIPESTATUS[0]}
+    shipped="$RUN_DIR/shipped/beyond_gpu.keras"
+    [ -f "$shipped" ] && split -b 15M -d -a 1 "$shipped" "$OUT/beyond_gpu.keras.part_"
+else
+    timeout "${STUDY_SECONDS:-520}" python3 -m fer_utils.machinery.study --profile gpu --backend jax \
+        --jobs "${JOBS:-4}" --run-dir "$RUN_DIR" 2>&1 | grep -v "Kernel is running over TCP" | tee "$OUT/study.log"
+    status=${PIPESTATUS[0]}
+fi
 kill $SNAPSHOTS 2>/dev/null
 snapshot
-echo "study exit status $status"
+echo "exit status $status"
 exit "$status"

@@ -143,3 +143,31 @@ def test_gradcam_known_answers_on_every_installed_backend():
             timeout=600)
         assert done.returncode == 0, f"on {other}:\n{done.stdout[-3000:]}"
         assert " passed" in done.stdout and "skipped" not in done.stdout
+
+
+def test_augmented_models_compile_where_the_backend_can(tmp_path):
+    """Under JAX the augmented VGG-style model's steps are compiled, also once loaded from a file
+    (through fer_utils.augment.compilable); under TensorFlow Keras' own choice stands (not compiled:
+    its image transform has no XLA kernel)."""
+    import warnings
+
+    from fer_utils.augment import compilable, load_model
+    from fer_utils.model import build_vgg, compile_model
+
+    jax = keras.backend.backend() == "jax"
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 255, (8, 48, 48, 1)).astype("uint8"), rng.integers(0, 7, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # Keras warns when it cannot compile as asked
+        model = compile_model(build_vgg(width=8, augmentation="strong", seed=0))
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+        assert model.jit_compile is jax
+        model.save(tmp_path / "vgg.keras")
+    with warnings.catch_warnings(record=True):  # under JAX, Keras warns it cannot compile as saved
+        loaded = keras.saving.load_model(tmp_path / "vgg.keras")
+    assert loaded.jit_compile is False  # Keras' own layers again
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert compilable(loaded).jit_compile is jax
+        assert load_model(tmp_path / "vgg.keras").jit_compile is jax  # what the study's loaders call
+        np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
