@@ -236,3 +236,85 @@ def evaluate_step(step: str, result, images: np.ndarray, labels: np.ndarray, *, 
                    cpu_minutes=predict_minutes + extra_seconds / 60, predict_minutes=predict_minutes,
                    images_per_second=result.images_per_second if extra_seconds else None)
     return row, probs
+
+
+def where_trained(provenance: dict) -> str:
+    """A metrics file's machine in a few words: its GPU, or its CPU and cores; backend and precision."""
+    hardware = provenance.get("hardware", {})
+    gpu = hardware.get("gpu") or {}
+    machine = gpu.get("name") or f"{hardware.get('cpu', 'unknown CPU')}, {hardware.get('cpu_count', '?')} cores"
+    backend = hardware.get("keras_backend")
+    return ", ".join(part for part in (machine, backend, provenance.get("precision")) if part)
+
+
+def read_model_run(folder, name: str) -> tuple[dict, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A reported model of a run or published results folder: its metrics payload and its
+    PrivateTest predictions ``(ids, y_true, y_pred)`` (``metrics/<name>.json``, ``predictions/<name>.npz``)."""
+    from pathlib import Path
+
+    from .evaluate import read_metrics
+
+    folder = Path(folder)
+    payload = read_metrics(folder / "metrics" / f"{name}.json")
+    with np.load(folder / "predictions" / f"{name}.npz") as npz:
+        return payload, (npz["ids"], npz["y_true"], npz["y_pred"])
+
+
+def compare_runs(runs: dict[str, dict], predictions: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
+                 ) -> pd.DataFrame:
+    """One row per model of other runs: PrivateTest accuracy (95 % CI), without the faces seen in
+    Training, macro-F1, epochs, training minutes and images/s, and where it trained. ``runs`` maps
+    a label to a metrics payload (:func:`read_model_run`, :func:`fer_utils.evaluate.read_metrics`).
+
+    With ``predictions`` (label -> ``(ids, y_true, y_pred)``, for every label), ``same_faces`` says
+    whether each model was reported on the same faces as the first (a smoke run reports on a
+    sample), and for those, ``mcnemar_p_vs_first`` tests the difference on the same faces.
+    """
+    if not runs:
+        raise ValueError("no runs to compare")
+    rows = []
+    for label, payload in runs.items():
+        m, p = payload["metrics"], payload["provenance"]
+        lo, hi = m["accuracy_ci95"]
+        rows.append({"model": label, "accuracy": m["accuracy"], "ci95_low": lo, "ci95_high": hi,
+                     "accuracy_unseen": (m.get("without_seen_in_training") or {}).get("accuracy", np.nan),
+                     "macro_f1": m["macro_f1"], "epochs": p.get("epochs"),
+                     "train_minutes": (p.get("train_seconds") or np.nan) / 60,
+                     "images_per_second": p.get("images_per_second", np.nan), "trained_on": where_trained(p)})
+    table = pd.DataFrame(rows).set_index("model")
+    if predictions:
+        from .evaluate import mcnemar
+
+        ids, y_true, y_pred = predictions[next(iter(runs))]
+        same, pvalues = {}, {}
+        for i, label in enumerate(runs):
+            other_ids, _, other_pred = predictions[label]
+            same[label] = bool(np.array_equal(other_ids, ids))
+            pvalues[label] = mcnemar(y_true, y_pred, other_pred)["p_value"] if i and same[label] else np.nan
+        table["same_faces"] = pd.Series(same)
+        table["mcnemar_p_vs_first"] = pd.Series(pvalues)
+    return table
+
+
+def describe_runs(table: pd.DataFrame) -> str:
+    """What :func:`compare_runs`' table says: each model against the first, in accuracy (and
+    whether the difference is more than chance, where the table has McNemar's p-value) and in
+    training time."""
+    first, base = table.index[0], table.iloc[0]
+    lines = [f"{first}: {base['accuracy']:.3f} on PrivateTest (95 % CI {base['ci95_low']:.3f}-{base['ci95_high']:.3f}), "
+             f"macro-F1 {base['macro_f1']:.3f}, {base['epochs']} epochs in {base['train_minutes']:.1f} minutes of "
+             f"training ({base['trained_on']})"]
+    for label, row in table.iloc[1:].iterrows():
+        same = row.get("same_faces", True)
+        gain = f"{(row['accuracy'] - base['accuracy']) * 100:+.1f} points, " if same else ""
+        line = (f"{label}: {row['accuracy']:.3f} (95 % CI {row['ci95_low']:.3f}-{row['ci95_high']:.3f}), "
+                f"{gain}macro-F1 {row['macro_f1']:.3f}, {row['epochs']} epochs in "
+                f"{row['train_minutes']:.1f} minutes of training ({row['trained_on']})")
+        p = row.get("mcnemar_p_vs_first", np.nan)
+        if not same:
+            line += f"; reported on other faces than {first}, so the two accuracies do not compare"
+        elif not np.isnan(p):
+            line += (f"; McNemar p = {p:.2g}: " + ("more than chance" if p < 0.05 else
+                                                   "within what chance gives on one test split"))
+        lines.append(line)
+    return "\n".join(lines)

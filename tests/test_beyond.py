@@ -250,3 +250,60 @@ def test_evaluate_step_scores_a_trained_model_and_counts_its_cost(tmp_path, arra
     np.testing.assert_allclose(tta_probs, tta_probabilities(result.model, x), atol=1e-6)
     assert 0 < tta_row["cpu_minutes"] < 1  # the ten predictions only
     assert tta_row["predict_minutes"] == tta_row["cpu_minutes"] and np.isnan(tta_row["images_per_second"])
+
+
+def _payload(accuracy, *, gpu=None, epochs=10, seconds=600.0):
+    hardware = {"cpu": "Intel(R) Xeon(R) Processor", "cpu_count": 2, "keras_backend": "tensorflow"}
+    if gpu:
+        hardware.update(gpu={"name": gpu}, keras_backend="jax")
+    return {"metrics": {"accuracy": accuracy, "accuracy_ci95": [accuracy - 0.02, accuracy + 0.02], "macro_f1": accuracy - 0.03,
+                        "without_seen_in_training": {"accuracy": accuracy - 0.01}},
+            "provenance": {"epochs": epochs, "train_seconds": seconds, "images_per_second": 100.0,
+                           "precision": "mixed_bfloat16", "hardware": hardware}}
+
+
+def test_compare_runs_and_describe():
+    from fer_utils.beyond import compare_runs, describe_runs, where_trained
+
+    ids, y_true = np.arange(100), np.zeros(100, int)
+    here_pred, there_pred = np.where(ids < 60, 0, 1), np.where(ids < 75, 0, 1)  # 60 and 75 right
+    runs = {"CPU run": _payload(0.60, epochs=130, seconds=6 * 3600),
+            "H200 run": _payload(0.75, gpu="NVIDIA H200", epochs=135, seconds=150)}
+    table = compare_runs(runs, {"CPU run": (ids, y_true, here_pred), "H200 run": (ids, y_true, there_pred)})
+    assert list(table.index) == ["CPU run", "H200 run"]
+    assert table.loc["H200 run", "train_minutes"] == pytest.approx(2.5)
+    assert table.loc["H200 run", "trained_on"] == "NVIDIA H200, jax, mixed_bfloat16"
+    assert table.loc["CPU run", "trained_on"] == "Intel(R) Xeon(R) Processor, 2 cores, tensorflow, mixed_bfloat16"
+    assert np.isnan(table.loc["CPU run", "mcnemar_p_vs_first"])
+    assert table.loc["H200 run", "mcnemar_p_vs_first"] == pytest.approx(2 * 0.5 ** 15)  # 15 discordant, all one way
+    text = describe_runs(table).splitlines()
+    assert text[0].startswith("CPU run: 0.600 on PrivateTest (95 % CI 0.580-0.620), macro-F1 0.570, 130 epochs in 360.0 minutes")
+    assert "H200 run: 0.750 (95 % CI 0.730-0.770), +15.0 points" in text[1] and "more than chance" in text[1]
+    assert where_trained({"hardware": {}}) == "unknown CPU, ? cores"
+
+
+def test_compare_runs_on_other_faces_and_of_nothing(tmp_path):
+    from fer_utils.beyond import compare_runs, describe_runs
+
+    runs = {"a": _payload(0.6), "b": _payload(0.7)}
+    y = np.zeros(3, int)
+    table = compare_runs(runs, {"a": (np.arange(3), y, y), "b": (np.arange(1, 4), y, y)})  # a smoke run's sample
+    assert not table.loc["b", "same_faces"] and np.isnan(table.loc["b", "mcnemar_p_vs_first"])
+    assert describe_runs(table).endswith("reported on other faces than a, so the two accuracies do not compare")
+    assert "points" not in describe_runs(table).splitlines()[1]
+    with pytest.raises(ValueError, match="no runs to compare"):
+        compare_runs({})
+    assert "mcnemar_p_vs_first" not in compare_runs(runs).columns
+    assert "McNemar" not in describe_runs(compare_runs(runs))
+
+
+def test_read_model_run(tmp_path):
+    from fer_utils.beyond import read_model_run
+    from fer_utils.evaluate import write_metrics
+
+    payload = _payload(0.7)
+    write_metrics(tmp_path / "metrics" / "m.json", payload["metrics"], payload["provenance"])
+    (tmp_path / "predictions").mkdir()
+    np.savez(tmp_path / "predictions" / "m.npz", ids=np.arange(3), y_true=np.zeros(3, int), y_pred=np.ones(3, int))
+    read, (ids, y_true, y_pred) = read_model_run(tmp_path, "m")
+    assert read["metrics"]["accuracy"] == 0.7 and ids.tolist() == [0, 1, 2] and y_pred.tolist() == [1, 1, 1]

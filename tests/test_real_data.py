@@ -116,3 +116,24 @@ def test_shipped_models_load_offline_and_score_their_recorded_accuracy(real_data
         with np.load(root / entry["metrics"].replace("/metrics/", "/predictions/").replace(".json", ".npz")) as saved:
             assert saved["ids"].tolist() == private.ids.tolist()
             assert np.mean(saved["y_pred"] == predicted) > agreement
+
+
+def test_published_gpu_run_matches_its_predictions(real_data):
+    """results/gpu-h200-recipe: its metrics are those of its saved predictions on this PrivateTest,
+    and it records the canonical data, the H200 and the time box it ran in."""
+    from fer_utils.data import repo_root
+    from fer_utils.evaluate import classification_metrics, read_metrics
+
+    folder = repo_root() / "results" / "gpu-h200-recipe"
+    payload = read_metrics(folder / "metrics" / "beyond_gpu.json")
+    private = real_data.split("PrivateTest")
+    with np.load(folder / "predictions" / "beyond_gpu.npz") as saved:
+        assert saved["ids"].tolist() == private.ids.tolist()
+        assert saved["y_true"].tolist() == private.labels.tolist()
+        recomputed = classification_metrics(private.labels, saved["y_pred"])
+    assert recomputed["accuracy"] == payload["metrics"]["accuracy"]
+    assert recomputed["macro_f1"] == pytest.approx(payload["metrics"]["macro_f1"])
+    prov = payload["provenance"]
+    assert prov["data_counts"]["verification"]["canonical"] and prov["data_counts"]["train_images"] == 28_709
+    assert prov["hardware"]["gpu"]["name"] == "NVIDIA H200" and prov["hardware"]["keras_backend"] == "jax"
+    assert prov["time_box"]["epochs_planned"] == prov["epochs"] == 135

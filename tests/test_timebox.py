@@ -25,7 +25,7 @@ def test_epochs_within():
     ((100, 10, {"cap": 0}), "cap must be at least 1"),
     ((100, 10, {"margin": 0.9}), "margin must be at least 1"),
     ((9, 10), "9 s leave no room for one epoch of about 11 s"),
-    ((-107, 10), "leave no room"),
+    ((-107, 10), "no time is left for training \\(the time box was used up 107 s before it could start\\)"),
 ])
 def test_epochs_within_errors(args, message):
     kwargs = {"cap": 300, **(args[2] if len(args) > 2 else {})}

@@ -39,6 +39,9 @@ def epochs_within(seconds: float, seconds_per_epoch: float, *, cap: int, margin:
         raise ValueError(f"cap must be at least 1, got {cap}")
     if margin < 1:
         raise ValueError(f"margin must be at least 1, got {margin}")
+    if seconds <= 0:
+        raise ValueError(f"no time is left for training (the time box was used up {-seconds:.0f} s before it "
+                         "could start): give the run more time")
     fit = math.floor(seconds / (seconds_per_epoch * margin))
     if fit < 1:
         raise ValueError(f"{seconds:.0f} s leave no room for one epoch of about "
