@@ -117,3 +117,15 @@ def test_main_says_when_not_one_epoch_fits(tree, tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert code == 2 and "not trained:" in out and "give the run more time" in out
     assert not (run / "metrics").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seconds", "0"], "--seconds must be positive"),
+    (["--seconds", "60", "--epochs", "1"], "--epochs must be at least 2"),
+    (["--seconds", "60", "--width", "0"], "--width and --batch-size must be at least 1"),
+])
+def test_main_refuses_bad_arguments(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        timebox.main(["--run-dir", str(tmp_path / "run"), *argv])
+    assert stopped.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

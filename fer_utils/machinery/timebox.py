@@ -125,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds kept for the ten-crop report and the files after training (default 60)")
     parser.add_argument("--precision", default="auto")
     args = parser.parse_args(argv)
+    if args.seconds <= 0:
+        parser.error(f"--seconds must be positive, got {args.seconds:g}")
+    if args.epochs < 2:
+        parser.error(f"--epochs must be at least 2 (one warm-up epoch and one of the cosine), got {args.epochs}")
+    if args.width < 1 or args.batch_size < 1:
+        parser.error("--width and --batch-size must be at least 1")
 
     started, clock_started = time.perf_counter(), time.monotonic()
     from ..beyond import cosine_schedule, steps_per_epoch, tta_predictor
@@ -153,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             learning_rate=cosine_schedule(sgd_rate, epochs=epochs, steps_per_epoch=per_epoch,
                                           warmup_epochs=min(warmup, epochs - 1)))
 
-    timing = calibrate(lambda: build(max(args.epochs, 2)), (train.images, train.labels),
+    timing = calibrate(lambda: build(args.epochs), (train.images, train.labels),
                        (public.images, public.labels), batch_size=args.batch_size)
     print(f"calibration: {timing['step_seconds'] * 1000:.1f} ms per step of {args.batch_size}, "
           f"{timing['validation_seconds']:.1f} s per PublicTest pass, {timing['save_seconds']:.2f} s per checkpoint, "
@@ -162,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     deadline = clock_started + args.seconds - args.reserve
     left = deadline - time.monotonic() - timing["first_call_seconds"]  # the real model compiles again
     try:
-        epochs = epochs_within(left, timing["seconds_per_epoch"], cap=max(args.epochs, 2))
+        epochs = epochs_within(left, timing["seconds_per_epoch"], cap=args.epochs)
     except ValueError as error:
         print(f"not trained: {error}")
         return 2
