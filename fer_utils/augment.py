@@ -57,8 +57,7 @@ def compilable(model: keras.Model) -> keras.Model:
     for layer in model._flatten_layers():  # every layer, nested ones too
         if layer.name.startswith("aug_"):
             layer.supports_jit = True
-    if model.compiled:  # compiling chose already: choose again, now that the layers allow it
-        model.jit_compile = True
+    model.jit_compile = True  # loading chose already (not to compile): choose again, now that the layers allow it
     return model
 
 

@@ -217,10 +217,8 @@ def default_model_path() -> Path | None:
 
 def load_model(path: str | os.PathLike | None):
     """Load a ``.keras`` model (in float32), or raise PredictError saying what is wrong with the file."""
-    import keras
-
     from . import model as _registers_custom_layers  # noqa: F401
-    from .augment import load_model as load_keras_model
+    from .augment import compilable, load_model as load_keras_model
 
     if path is None:
         raise PredictError(f"no model: pass --model PATH or set {MODEL_ENV} (run notebook 01 to train one)")
@@ -240,7 +238,7 @@ def load_model(path: str | os.PathLike | None):
                            f"expected (48, 48, 1) and {len(EMOTIONS)}")
     from .machinery.speed import float32_copy
 
-    return float32_copy(model)  # a model trained in mixed precision predicts in float32 here
+    return compilable(float32_copy(model))  # a model trained in mixed precision predicts in float32 here
 
 
 class Predictor:

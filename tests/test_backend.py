@@ -170,4 +170,5 @@ def test_augmented_models_compile_where_the_backend_can(tmp_path):
         warnings.simplefilter("error", UserWarning)
         assert compilable(loaded).jit_compile is jax
         assert load_model(tmp_path / "vgg.keras").jit_compile is jax  # what the study's loaders call
+        assert load_model(tmp_path / "vgg.keras", compile=False).jit_compile is jax  # fer-predict's
         np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
