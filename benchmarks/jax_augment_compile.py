@@ -44,7 +44,7 @@ def time_steps(build, x, y, *, batch_size: int, steps: int, passes: int) -> dict
         model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
         times.append((time.perf_counter() - began) / steps)
     return {"compiled": bool(model.jit_compile), "first_fit_s": round(first, 2),
-            "best_step_s": min(times), "median_step_s": statistics.median(times), "model": model}
+            "best_step_s": min(times), "median_step_s": statistics.median(times)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +90,6 @@ def main(argv: list[str] | None = None) -> int:
                 return compile_model(model)
 
             row = time_steps(build, x, y, batch_size=batch, steps=args.steps, passes=args.passes)
-            row.pop("model")
             gflops = flops * batch / row["best_step_s"] / 1e9
             row.update(images_per_s=round(batch / row["best_step_s"], 1), gflops=round(gflops, 1),
                        share_of_ceiling=round(gflops / ceiling, 4))

@@ -247,24 +247,11 @@ def where_trained(provenance: dict) -> str:
     return ", ".join(part for part in (machine, backend, provenance.get("precision")) if part)
 
 
-def read_model_run(folder, name: str) -> tuple[dict, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """A reported model of a run or published results folder: its metrics payload and its
-    PrivateTest predictions ``(ids, y_true, y_pred)`` (``metrics/<name>.json``, ``predictions/<name>.npz``)."""
-    from pathlib import Path
-
-    from .evaluate import read_metrics
-
-    folder = Path(folder)
-    payload = read_metrics(folder / "metrics" / f"{name}.json")
-    with np.load(folder / "predictions" / f"{name}.npz") as npz:
-        return payload, (npz["ids"], npz["y_true"], npz["y_pred"])
-
-
 def compare_runs(runs: dict[str, dict], predictions: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
                  ) -> pd.DataFrame:
     """One row per model of other runs: PrivateTest accuracy (95 % CI), without the faces seen in
     Training, macro-F1, epochs, training minutes and images/s, and where it trained. ``runs`` maps
-    a label to a metrics payload (:func:`read_model_run`, :func:`fer_utils.evaluate.read_metrics`).
+    a label to a metrics payload (:func:`fer_utils.experiment.read_model_run`).
 
     With ``predictions`` (label -> ``(ids, y_true, y_pred)``, for every label), ``same_faces`` says
     whether each model was reported on the same faces as the first (a smoke run reports on a

@@ -96,18 +96,25 @@ def save_experiment(
     return metrics
 
 
+def read_model_run(folder: str | os.PathLike, name: str) -> tuple[dict, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A reported model of a run or published results folder, as :func:`save_experiment` wrote it:
+    its metrics payload and its PrivateTest predictions ``(ids, y_true, y_pred)``
+    (``metrics/<name>.json``, ``predictions/<name>.npz``)."""
+    folder = Path(folder)
+    payload = read_metrics(folder / "metrics" / f"{name}.json")
+    with np.load(folder / "predictions" / f"{name}.npz") as npz:
+        return payload, (npz["ids"], npz["y_true"], npz["y_pred"])
+
+
 def _read_experiments(run: Path, names: list[str]) -> tuple[list[dict], dict, dict]:
     """Each listed experiment that has a metrics file: its table row, its provenance and its
     PrivateTest predictions ``(ids, y_true, y_pred)``; every file is read once."""
     rows, provs, preds = [], {}, {}
     for name in names:
-        path = run / "metrics" / f"{name}.json"
-        if not path.exists():
+        if not (run / "metrics" / f"{name}.json").exists():
             continue
-        payload = read_metrics(path)
+        payload, preds[name] = read_model_run(run, name)
         m, p = payload["metrics"], payload["provenance"]
-        with np.load(run / "predictions" / f"{name}.npz") as npz:
-            preds[name] = (npz["ids"], npz["y_true"], npz["y_pred"])
         provs[name] = p
         lo, hi = m["accuracy_ci95"]
         unseen = m.get("without_seen_in_training") or {}
