@@ -645,7 +645,8 @@ def readme_results(results: str | os.PathLike, manifest: dict) -> str:
     """The README's results for a published run, computed from its files: which run and machine and
     how long it took (``manifest``: ``results/published.json``), :func:`markdown_summary`, and the
     sentences of :func:`describe_against_report` and, where notebook 06 scored it,
-    :func:`describe_against_peer`. ``fer-publish`` writes it into the README, and a test checks the
+    :func:`describe_against_peer`; a notebook the manifest lists as pending (still running when the run
+    was published) is named as missing. ``fer-publish`` writes it into the README, and a test checks the
     README still holds it, so no number there can drift from its metrics file."""
     table = summary_table(results)
     hardware = manifest.get("hardware", {})
@@ -657,11 +658,19 @@ def readme_results(results: str | os.PathLike, manifest: dict) -> str:
     notebooks = manifest.get("notebooks", {})
     train = _duration(sum(n.get("train_seconds") or 0 for n in notebooks.values()))
     wall = _duration(sum(n.get("executed_in_s") or 0 for n in notebooks.values()))
-    lines = [f"The `{manifest['profile']}` run, finished {manifest['run_finished_utc']} on {machine}: "
+    pending = manifest.get("pending") or []
+    finished = "its published notebooks finished by" if pending else "finished"
+    lines = [f"The `{manifest['profile']}` run, {finished} {manifest['run_finished_utc']} on {machine}: "
              f"{train} of training (the epochs' times, summed across interruptions), and "
              f"{wall} for the notebooks' kept executions. Computed by `fer-publish` from "
              f"`results/{manifest['profile']}/`; the run's notebooks say more.", "", markdown_summary(table),
              "", "What it cost:", ""]
+    if pending:
+        names = ", ".join(f"`notebooks/{name}`" for name in pending)
+        lines[1:1] = ["", f"Not in it yet: {names}, still running in this run when it was published (so "
+                      f"{'its' if len(pending) == 1 else 'their'} committed copy has no outputs, and "
+                      f"{'its' if len(pending) == 1 else 'their'} experiments are neither in the table nor in "
+                      "the costs); the run is published again once it finishes."]
     lines += [f"- {line}" for line in describe_training_time(training_time(results)).splitlines()]
     lines += ["", "Against the source report:", ""]
     lines += [f"- {line}" for line in describe_against_report(table).splitlines()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +81,7 @@ def test_publish_copies_a_finished_run_and_writes_the_manifest(tmp_path):
 
     assert json.loads((nbdir / "03_b.ipynb").read_text())["metadata"]["papermill"]["duration"] == 61.25
     assert sorted(p.name for p in (root / "figures").iterdir()) == ["00_new.png", "01_curves.png", "logo.png"]
-    assert manifest["figures_removed"] == ["01_old_only.png"]
+    assert manifest["figures_removed"] == ["01_old_only.png"] and manifest["pending"] == []
     results = root / "results" / "reference"
     assert sorted(p.name for p in (results / "metrics").glob("*.json")) == sorted(f"{n}.json" for n in EXPERIMENTS)
     assert (results / "class_weights_history.csv").read_text() == "epoch,accuracy,epoch_seconds\n0,0.3,300.0\n"
@@ -122,6 +123,86 @@ def test_publish_copies_a_finished_run_and_writes_the_manifest(tmp_path):
     assert sorted(p.name for p in (results / "metrics" / "peers").iterdir()) == ["fer_package.json"]
 
 
+def running_beyond(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A finished run (:func:`finished_run`) whose notebook 08 is still training: it has started (its
+    executed copy has no end time, a step's history and a figure exist) but has no final metrics."""
+    run, root, nbdir = finished_run(tmp_path)
+    source = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": f"# 08\n\n{pub.PENDING_NOTE} Run it."},
+                        {"cell_type": "code", "metadata": {}, "source": "x = 1", "outputs": [],
+                         "execution_count": None}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (nbdir / "08_c.ipynb").write_text(json.dumps(source))
+    executed_notebook(run / "notebooks" / "08_c.ipynb", end_time=None)
+    for part in ("metrics/beyond.json", "predictions/beyond.npz", "beyond/history.csv"):
+        (run / part).unlink()
+    (run / "figures" / "08_steps.png").write_bytes(b"a figure of the running notebook")
+    older = root / "results" / "reference"
+    (older / "metrics").mkdir(parents=True)
+    (older / "metrics" / "beyond.json").write_text("{}")     # an older run's final model of 08
+    (older / "beyond_history.csv").write_text("epoch,epoch_seconds\n0,1\n")
+    return run, root, nbdir
+
+
+def test_a_notebook_still_running_can_be_left_out(tmp_path):
+    run, root, nbdir = running_beyond(tmp_path)
+    committed = (nbdir / "08_c.ipynb").read_bytes()
+    with pytest.raises(pub.PublishError) as refused:  # without --pending: the whole run or nothing
+        pub.publish(run, root, nbdir)
+    assert "notebooks/08_c.ipynb: not finished" in str(refused.value)
+    assert "metrics/beyond.json: missing" in str(refused.value)
+    assert pub.check_run(run, nbdir, pending=("08",)) == ("reference", [])
+
+    manifest = pub.publish(run, root, nbdir, pending=("08",))
+    assert manifest["pending"] == ["08_c.ipynb"]
+    assert sorted(manifest["notebooks"]) == ["00_a.ipynb", "03_b.ipynb"]
+    assert sorted(manifest["experiments"]) == sorted(n for n in EXPERIMENTS if n != "beyond")
+    assert (nbdir / "08_c.ipynb").read_bytes() == committed  # left as it was: no outputs, its note kept
+    assert sorted(p.name for p in (root / "figures").iterdir()) == ["00_new.png", "01_curves.png", "logo.png"]
+    results = root / "results" / "reference"
+    assert not (results / "metrics" / "beyond.json").exists()  # the older run's number is gone
+    assert sorted(p.name for p in results.glob("*_history.csv")) == sorted(
+        f"{n}_history.csv" for n in EXPERIMENTS if n != "beyond")  # 08's step beyond_vgg is not copied
+    assert manifest["notebooks"]["03_b.ipynb"]["train_seconds"] == 500.0
+    block = pub.readme_results_block((root / "README.md").read_text())
+    assert block == readme_results(results, manifest)
+    assert block.startswith("The `reference` run, its published notebooks finished by 2026-11-28 12:00 UTC on ")
+    assert ("Not in it yet: `notebooks/08_c.ipynb`, still running in this run when it was published (so its "
+            "committed copy has no outputs") in block
+    assert "Notebook 08" not in block and "beyond the report" not in block
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda run, nbdir: executed_notebook(run / "notebooks" / "08_c.ipynb"),
+     "notebooks/08_c.ipynb: finished in this run, so it is not pending: publish it with the rest "
+     "(leave out --pending 08)"),
+    (lambda run, nbdir: (nbdir / "08_c.ipynb").write_text((nbdir / "08_c.ipynb").read_text().replace(
+        '"outputs": []', '"outputs": [{"output_type": "stream", "name": "stdout", "text": "old"}]')),
+     "notebooks/08_c.ipynb: pending, but the committed copy has outputs of an earlier run"),
+    (lambda run, nbdir: (run / "shipped" / "beyond.keras").write_bytes(b"?"),
+     "shipped/beyond.keras: not a model of the experiments published (notebook 08 pending)"),
+])
+def test_a_pending_notebook_must_be_pending(tmp_path, change, expected):
+    run, root, nbdir = running_beyond(tmp_path)
+    change(run, nbdir)
+    with pytest.raises(pub.PublishError, match=re.escape(expected)):
+        pub.publish(run, root, nbdir, pending=("08",))
+    assert not (root / "models" / "baseline.keras").exists()
+    assert (root / "results" / "reference" / "metrics" / "beyond.json").exists()
+
+
+def test_pending_on_the_command_line(tmp_path, capsys, monkeypatch):
+    run, root, nbdir = running_beyond(tmp_path)
+    listed = pub.notebooks
+    monkeypatch.setattr(pub, "notebooks", lambda directory=None: listed(directory or nbdir))
+    assert pub.main([str(run), "--check", "--pending", "8"]) == 0  # "8" is notebook 08
+    assert "ready to publish" in capsys.readouterr().out
+    assert pub.main([str(run), "--check", "--pending", "09"]) == 1
+    assert "--pending 09: no notebook has that number" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as bad:
+        pub.main([str(run), "--pending", "beyond"])
+    assert bad.value.code == 2
+    assert "give notebook numbers such as 08" in capsys.readouterr().err
+
+
 def test_the_no_outputs_note_becomes_the_line_naming_the_run(tmp_path):
     run, root, nbdir = finished_run(tmp_path)
     executed = json.loads((run / "notebooks" / "03_b.ipynb").read_text())
@@ -154,7 +235,7 @@ def test_the_no_outputs_note_becomes_the_line_naming_the_run(tmp_path):
      "different profiles: reference, smoke"),
     (lambda run: [m.unlink() for m in (run / "shipped").glob("*.keras")], "shipped/*.keras: no exported model"),
     (lambda run: (run / "shipped" / "mystery.keras").write_bytes(b"?"),
-     "shipped/mystery.keras: not a model of the study's experiments"),
+     "shipped/mystery.keras: not a model of the experiments published"),
     (lambda run: (run / "notebooks" / "03_b.ipynb").write_text('{"cells": [{"cell_'),
      "notebooks/03_b.ipynb: not a readable notebook"),
     (lambda run: (run / "metrics" / "undersample.json").write_text(
@@ -199,8 +280,9 @@ def test_the_committed_results_are_one_published_run():
     root = repo_root()
     manifest = pub.read_manifest(root)
     committed = notebooks(root / "notebooks")
+    pending = manifest.get("pending", [])
     if not manifest.get("withdrawn"):
-        assert sorted(manifest["notebooks"]) == sorted(nb.name for nb in committed)
+        assert sorted([*manifest["notebooks"], *pending]) == sorted(nb.name for nb in committed)
     else:  # notebooks added since the withdrawn run are not in its manifest; none of its notebooks is lost
         assert set(manifest["notebooks"]) <= {nb.name for nb in committed}
     if manifest.get("withdrawn"):
@@ -212,7 +294,12 @@ def test_the_committed_results_are_one_published_run():
             if outputs:
                 first = "".join(outputs[0].get("text", ""))
                 assert first.startswith("data verified: canonical FER-2013"), nb.name
+    for nb in committed:  # a notebook still running when the run was published has no outputs yet
+        if nb.name in pending:
+            assert pub.PENDING_NOTE in nb.read_text() and not pub._has_outputs(nb), nb.name
     for nb in committed if not manifest.get("withdrawn") else []:
+        if nb.name in pending:
+            continue
         assert pub.PENDING_NOTE not in nb.read_text(), f"{nb.name} still says it has no outputs"
         papermill = json.loads(nb.read_text())["metadata"].get("papermill", {})
         assert papermill.get("parameters") == manifest["notebooks"][nb.name]["parameters"], nb.name

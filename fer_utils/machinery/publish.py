@@ -2,11 +2,17 @@
 
     python -m fer_utils.machinery.publish runs/reference            # check, then copy
     python -m fer_utils.machinery.publish runs/reference --check    # only say what is missing
+    python -m fer_utils.machinery.publish runs/reference --pending 08  # all but 08, still training
 
 A run directory (written by ``fer-study``) is published only when it is complete: every
 numbered notebook executed without an error under one profile, every experiment of
 :data:`fer_utils.experiment.EXPERIMENTS` has its metrics, predictions and history, and
-notebook 06 exported the shipped models. Then, each file written whole or not at all:
+notebook 06 exported the shipped models. A notebook named with ``--pending`` (one whose training is
+still running, such as notebook 08's six hours) is left out instead: it must not have finished in the
+run, its committed copy stays as it is (without outputs), and neither the experiments it trains nor
+its trainings' histories are required or copied; the manifest lists it, and the README's results say
+it is not in them. Publishing the run again once it has finished puts it in. Then, each file written
+whole or not at all:
 
     run/notebooks/NN_*.ipynb         -> notebooks/            (the executed notebooks, with outputs; a
                                                                "No committed outputs yet" note becomes a
@@ -46,7 +52,7 @@ from pathlib import Path
 
 from ..data import repo_root
 from ..evaluate import read_metrics
-from ..experiment import EXPERIMENTS, PEER_METRICS, readme_results, training_time
+from ..experiment import EXPERIMENTS, PEER_METRICS, TRAINED_IN, readme_results, training_notebook, training_time
 from .study import notebooks, papermill_record, resolve, shown
 
 MANIFEST = Path("results") / "published.json"
@@ -71,19 +77,49 @@ def _notebook_run_info(path: Path) -> dict:
             "end_time": meta.get("end_time"), "exception": meta.get("exception")}
 
 
+def _has_outputs(notebook: Path) -> bool:
+    """Whether a notebook file holds any code cell output."""
+    cells = json.loads(notebook.read_text()).get("cells", [])
+    return any(cell.get("outputs") for cell in cells if cell.get("cell_type") == "code")
+
+
+def published_experiments(pending: tuple[str, ...] = ()) -> list[str]:
+    """The experiments of :data:`EXPERIMENTS` that a publication includes: all but those trained in a
+    ``pending`` notebook (two-digit numbers)."""
+    return [name for name in EXPERIMENTS if TRAINED_IN[name] not in pending]
+
+
 def check_run(run: Path, notebook_dir: Path | None = None,
-              experiments: list[str] | None = None) -> tuple[str, list[str]]:
+              experiments: list[str] | None = None, pending: tuple[str, ...] = ()) -> tuple[str, list[str]]:
     """The run's profile, and every reason it cannot be published (empty when it can).
 
+    ``pending``: numbers ("08") of notebooks left out of the publication (see the module's doc).
     Raises PublishError when ``run`` is not a directory at all."""
     run = Path(run)
     if not run.is_dir():
         raise PublishError(f"{shown(run)}: no such run directory")
-    experiments = list(EXPERIMENTS) if experiments is None else experiments
+    pending = tuple(pending)
+    experiments = published_experiments(pending) if experiments is None else experiments
     problems: list[str] = []
     profiles: set[str] = set()
-    for nb in notebooks(notebook_dir):
+    listed = notebooks(notebook_dir)
+    for number in pending:
+        if not any(nb.name.startswith(number) for nb in listed):
+            problems.append(f"--pending {number}: no notebook has that number")
+    for nb in listed:
         executed = run / "notebooks" / nb.name
+        if nb.stem[:2] in pending:
+            try:
+                finished = executed.exists() and bool(_notebook_run_info(executed)["end_time"])
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                finished = False  # being written: still running
+            if finished:
+                problems.append(f"notebooks/{nb.name}: finished in this run, so it is not pending: "
+                                f"publish it with the rest (leave out --pending {nb.stem[:2]})")
+            if _has_outputs(nb):
+                problems.append(f"notebooks/{nb.name}: pending, but the committed copy has outputs of an "
+                                "earlier run, which would then stand beside this one's")
+            continue
         if not executed.exists():
             problems.append(f"notebooks/{nb.name}: not executed in this run")
             continue
@@ -115,7 +151,8 @@ def check_run(run: Path, notebook_dir: Path | None = None,
         problems.append("shipped/*.keras: no exported model (notebook 06 writes them)")
     for model in shipped:
         if model.stem not in experiments:
-            problems.append(f"shipped/{model.name}: not a model of the study's experiments")
+            problems.append(f"shipped/{model.name}: not a model of the experiments published"
+                            + (f" (notebook {', '.join(pending)} pending)" if pending else ""))
     if not sorted((run / "figures").glob("*.png")):
         problems.append("figures/*.png: no figures")
     profile = profiles.pop() if len(profiles) == 1 else ""
@@ -270,23 +307,27 @@ def models_readme(manifest: dict) -> str:
 
 
 def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
-            notebook_dir: str | os.PathLike | None = None) -> dict:
+            notebook_dir: str | os.PathLike | None = None, pending: tuple[str, ...] = ()) -> dict:
     """Check ``run`` and copy it into the repository at ``root``; returns the manifest written.
 
+    ``pending``: numbers ("08") of notebooks left out, still running (see the module's doc).
     Raises PublishError (listing every problem) before anything is copied when the run is incomplete.
     """
     run = Path(run)
     root = Path(root) if root is not None else repo_root()
     notebook_dir = Path(notebook_dir) if notebook_dir is not None else root / "notebooks"
-    profile, problems = check_run(run, notebook_dir)
+    pending = tuple(pending)
+    profile, problems = check_run(run, notebook_dir, pending=pending)
     if problems:
         raise PublishError(f"{shown(run)} is not ready to publish:\n" + "\n".join(f"  {p}" for p in problems))
 
-    executed = {nb.name: _notebook_run_info(run / "notebooks" / nb.name) for nb in notebooks(notebook_dir)}
+    listed = notebooks(notebook_dir)
+    executed = {nb.name: _notebook_run_info(run / "notebooks" / nb.name) for nb in listed
+                if nb.stem[:2] not in pending}
     for name in executed:
         _copy_notebook(run / "notebooks" / name, notebook_dir / name)
 
-    figures = sorted((run / "figures").glob("*.png"))
+    figures = [f for f in sorted((run / "figures").glob("*.png")) if f.name[:2] not in pending]
     new_names = {f.name for f in figures}
     removed = [old.name for old in sorted((root / "figures").glob("[0-9][0-9]_*.png"))
                if old.name not in new_names]
@@ -298,10 +339,15 @@ def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
     results = root / "results" / profile
     experiments = {}
     for name in EXPERIMENTS:
+        if name not in published_experiments(pending):  # an older run's numbers must not stand beside these
+            for old in (results / "metrics" / f"{name}.json", results / "predictions" / f"{name}.npz"):
+                old.unlink(missing_ok=True)
+            continue
         _copy(run / "metrics" / f"{name}.json", results / "metrics" / f"{name}.json")
         _copy(run / "predictions" / f"{name}.npz", results / "predictions" / f"{name}.npz")
         experiments[name] = _experiment_entry(results / "metrics" / f"{name}.json")
-    histories = {path.parent.name for path in run.glob("*/history.csv")}
+    histories = {path.parent.name for path in run.glob("*/history.csv")
+                 if training_notebook(path.parent.name) not in pending}
     for old in sorted(results.glob("*_history.csv")):
         if old.name[: -len("_history.csv")] not in histories:
             old.unlink()  # a training of an older run that this run did not do
@@ -341,6 +387,7 @@ def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
                              "end_time": info["end_time"]} for name, info in executed.items()},
         "experiments": experiments,
         "models": models,
+        "pending": [nb.name for nb in listed if nb.stem[:2] in pending],
         "figures_removed": removed,
         "models_removed": models_removed,
     }
@@ -408,17 +455,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fer-publish", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="the run directory, e.g. runs/reference (relative: to the repository)")
     parser.add_argument("--check", action="store_true", help="only list what keeps the run from being published")
+    parser.add_argument("--pending", default="", metavar="NN[,NN]",
+                        help="notebooks (numbers, comma-separated) left out because they are still running, "
+                             "e.g. 08: publish the rest now, and the whole run again once they finish")
     args = parser.parse_args(argv)
     run = resolve(args.run_dir)
+    pending = tuple(part.strip().zfill(2) for part in args.pending.split(",") if part.strip())
+    if any(not number.isdigit() or len(number) != 2 for number in pending):
+        parser.error(f"--pending {args.pending}: give notebook numbers such as 08, comma-separated")
     try:
         if args.check:
-            profile, problems = check_run(run)
+            profile, problems = check_run(run, pending=pending)
             for p in problems:
                 print(p)
             print(f"{shown(run)} ({profile or 'profile unknown'}): "
                   + ("ready to publish" if not problems else f"{len(problems)} problem(s)"))
             return 0 if not problems else 1
-        manifest = publish(run)
+        manifest = publish(run, pending=pending)
     except PublishError as exc:
         print(f"fer-publish: {exc}", file=sys.stderr)
         return 2
@@ -426,7 +479,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(manifest['notebooks'])} notebooks, {len(manifest['experiments'])} experiments "
           f"into results/{manifest['profile']}/, models {', '.join(manifest['models'])}; "
           f"{len(manifest['figures_removed'])} figure(s) and {len(manifest['models_removed'])} model(s) "
-          "of older runs removed")
+          "of older runs removed"
+          + (f"; pending: {', '.join(manifest['pending'])}" if manifest["pending"] else ""))
     return 0
 
 
