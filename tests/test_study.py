@@ -378,6 +378,51 @@ def test_notebooks_run_after_what_they_read_the_summary_last():
             study.in_reading_order(only_some)
 
 
+def test_defer_runs_a_long_notebook_last_and_its_readers_before_and_after_it():
+    names = ("00_data", "01_base", "02_under", "03_over", "04_aug", "05_cam", "06_sum", "07_predict", "08_beyond")
+    steps = [(Path(f"{name}.ipynb"), Path("out"), {}) for name in names]
+    order = [nb.stem[:2] for nb, _, _ in study.deferred_order(steps, {"08"})]
+    assert order == ["00", "01", "02", "03", "04", "05", "06", "07", "08", "06"]
+    # a notebook READS does not list reads every lower-numbered one, the deferred one included
+    order = [nb.stem[:2] for nb, _, _ in study.deferred_order(steps + [(Path("09_new.ipynb"), Path("o"), {})], {"08"})]
+    assert order == ["00", "01", "02", "03", "04", "05", "06", "07", "09", "08", "06", "09"]
+    assert study.reads_any("06_sum", {"08"}) and not study.reads_any("07_predict", {"08"})
+
+
+def test_defer_runs_the_summary_again_after_the_deferred_notebook_and_resumes(tmp_path, capsys):
+    names = ("00_a.ipynb", "06_sum.ipynb", "08_long.ipynb")
+    folder, profiles = tiny_study(tmp_path, names,
+                                  "import pathlib\npathlib.Path('order.txt').open('a').write(me + '\\n')", '\nme = ""')
+    for name in names:  # each notebook appends its own name to order.txt as it runs
+        nb = nbformat.read(folder / name, as_version=4)
+        nb.cells[0].source = nb.cells[0].source.replace('me = ""', f'me = "{name[:-6]}"')
+        nbformat.write(nb, folder / name)
+    executed = tmp_path / "run" / "notebooks"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(study, "load_profiles", lambda path=None: study.tomllib.loads(profiles.read_text()))
+        study.run("x", tmp_path / "run", notebook_dir=folder, defer=["08"])
+        assert (folder / "order.txt").read_text().split() == ["00_a", "06_sum", "08_long", "06_sum"]
+        out = capsys.readouterr().out
+        assert "), again now that the deferred notebooks have run ..." in out.split("[4/4] 06_sum (profile='x'")[1]
+
+        study.run("x", tmp_path / "run", notebook_dir=folder, defer=["08"], skip_finished=True)
+        out = capsys.readouterr().out
+        assert out.count("not run again") == 4 and "06_sum: finished in" in out
+        assert "after the deferred notebooks, not run again" in out
+        assert len((folder / "order.txt").read_text().split()) == 4  # nothing ran
+
+        (executed / "08_long.ipynb").unlink()  # 08 interrupted: it runs, and the summary once more after it
+        study.run("x", tmp_path / "run", notebook_dir=folder, defer=["08"], skip_finished=True)
+        assert (folder / "order.txt").read_text().split()[4:] == ["08_long", "06_sum"]
+
+        with pytest.raises(StudyError, match="leave out --jobs"):
+            study.run("x", tmp_path / "run", notebook_dir=folder, defer=["08"], jobs=2)
+        with pytest.raises(StudyError, match="--defer 07: no notebook of this run has that number"):
+            study.run("x", tmp_path / "run", notebook_dir=folder, defer=["07"])
+    assert study.main(["--defer", "beyond", "--profile", "smoke"]) == 2
+    assert "give notebook numbers such as 08" in capsys.readouterr().err
+
+
 def test_the_real_study_plans_the_summary_after_notebook_08(tmp_path):
     stems = [nb.stem[:2] for nb, _, _ in study.plan("smoke", tmp_path, {})]
     assert stems.index("06") == len(stems) - 1 and stems.index("08") < stems.index("06")

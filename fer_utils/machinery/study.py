@@ -2,10 +2,12 @@
 
 The order is the notebooks' numbers, except that a notebook runs after those whose results it reads
 (:data:`READS`): the results summary, 06, runs after notebook 08, so that its table holds every model.
+With ``--defer 08``, notebook 08 runs last instead, and 06 both before it and after it.
 
     python -m fer_utils.machinery.study                       # default profile (reference), into runs/reference
     python -m fer_utils.machinery.study --skip-finished       # continue it after an interruption
     python -m fer_utils.machinery.study --status              # where it stands (runs nothing)
+    python -m fer_utils.machinery.study --defer 08            # 08 last: 06 runs before it and again after
     python -m fer_utils.machinery.study --profile smoke       # CI's profile, into runs/smoke
     python -m fer_utils.machinery.study --profile full --run-dir runs/gpu -p epochs=60 --only 01
     python -m fer_utils.machinery.study --profile gpu --backend jax --jobs 4   # a GPU machine
@@ -137,14 +139,18 @@ def parse_override(text: str) -> tuple[str, object]:
 
 
 def plan(profile: str, run_dir: Path, overrides: dict[str, object], only: list[str] | None = None,
-         notebook_dir: str | os.PathLike | None = None) -> list[tuple[Path, Path, dict]]:
+         notebook_dir: str | os.PathLike | None = None,
+         defer: list[str] | None = None) -> list[tuple[Path, Path, dict]]:
     """Check everything before running: ``[(notebook, executed copy, parameters), ...]`` in the order
-    they run (:func:`in_reading_order`)."""
+    they run (:func:`in_reading_order`, or :func:`deferred_order` with ``defer``: notebook numbers)."""
     chosen = notebooks(notebook_dir)
     if only:
         chosen = [nb for nb in chosen if any(nb.name.startswith(o) for o in only)]
         if not chosen:
             raise StudyError(f"--only {','.join(only)} matches no notebook")
+    for number in defer or []:
+        if not any(nb.name.startswith(number) for nb in chosen):
+            raise StudyError(f"--defer {number}: no notebook of this run has that number")
     declared_anywhere: set[str] = set()
     steps = []
     for nb in chosen:
@@ -157,7 +163,7 @@ def plan(profile: str, run_dir: Path, overrides: dict[str, object], only: list[s
     unknown = sorted(set(overrides) - declared_anywhere)
     if unknown:
         raise StudyError(f"-p {', '.join(unknown)}: no notebook of this run declares that parameter")
-    return in_reading_order(steps)
+    return deferred_order(steps, set(defer)) if defer else in_reading_order(steps)
 
 
 def _relative_paths_in_metadata(notebook: Path) -> None:
@@ -195,6 +201,14 @@ def _cells(nb: dict) -> list[tuple[str, str]]:
     """(type, source) of every cell but the one papermill injects the parameters into."""
     return [(c["cell_type"], "".join(c["source"])) for c in nb["cells"]
             if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+
+
+def _ended(executed: Path) -> str:
+    """When an executed notebook finished (papermill's ISO ``end_time``), or "" when it has not."""
+    try:
+        return str(papermill_record(json.loads(executed.read_text())).get("end_time") or "")
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return ""
 
 
 def papermill_record(notebook: dict) -> dict:
@@ -252,6 +266,25 @@ def in_reading_order(steps: list[tuple[Path, Path, dict]]) -> list[tuple[Path, P
         ordered.append(step)
         placed.add(step[0].stem[:2])
     return ordered
+
+
+def reads_any(stem: str, numbers: set[str]) -> bool:
+    """Whether the notebook ``stem`` reads the results of a notebook numbered in ``numbers``
+    (:data:`READS`; a notebook not listed there reads every lower-numbered one)."""
+    reads = READS.get(stem[:2])
+    return bool(set(reads) & numbers) if reads is not None else any(n < stem[:2] for n in numbers)
+
+
+def deferred_order(steps: list[tuple[Path, Path, dict]], defer: set[str]) -> list[tuple[Path, Path, dict]]:
+    """``steps`` with the notebooks numbered in ``defer`` run last, for a long notebook (08: six hours
+    on a CPU) whose readers should not wait for it: every other step first, in reading order, those
+    that read a deferred notebook (the summary, 06) reading what is there; then the deferred ones; then
+    again each step that reads one of them, so that it ends up reading everything. A step can
+    therefore appear twice."""
+    rest = [step for step in steps if step[0].stem[:2] not in defer]
+    first = in_reading_order(rest)
+    later = in_reading_order([step for step in steps if step[0].stem[:2] in defer])
+    return first + later + [step for step in first if reads_any(step[0].stem, defer)]
 
 
 def prerequisites(steps: list[tuple[Path, Path, dict]]) -> dict[str, set[str]]:
@@ -352,7 +385,7 @@ def _run_parallel(steps: list[tuple[Path, Path, dict]], jobs: int, timeout_per_c
 def run(profile: str = DEFAULT_PROFILE, run_dir: str | os.PathLike | None = None,
         overrides: dict[str, object] | None = None, only: list[str] | None = None,
         timeout_per_cell: int | None = None, notebook_dir: str | os.PathLike | None = None,
-        skip_finished: bool = False, jobs: int = 1) -> Path:
+        skip_finished: bool = False, jobs: int = 1, defer: list[str] | None = None) -> Path:
     """Execute the notebooks (in order, or ``jobs`` at a time); returns the run directory.
 
     With ``skip_finished``, a notebook that already finished in this run directory, unchanged and
@@ -364,11 +397,19 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | os.PathLike | None = None
     at once, each in its own kernel, and each starts once the notebooks it reads (:data:`READS`) have
     finished. The outcome is the same as in order; only the wall time changes.
 
+    With ``defer`` (notebook numbers, e.g. ``["08"]``), those notebooks run last, and a notebook that
+    reads one of them (the summary, 06) runs before them and once more after them
+    (:func:`deferred_order`): the summary of everything else comes hours earlier. With
+    ``skip_finished``, that second run is skipped only when it already ended after the deferred
+    notebooks did. In order only (not with ``jobs``).
+
     Raises StudyError on bad input, and SystemExit(1) after printing the failing
     notebook's path when a notebook fails.
     """
     if jobs < 1:
         raise StudyError(f"--jobs must be at least 1, got {jobs}")
+    if defer and jobs > 1:
+        raise StudyError("--defer runs the notebooks in order: leave out --jobs")
     run_path = resolve(run_dir or f"runs/{profile}")
     if os.environ.get("KERAS_BACKEND") == "jax":
         # every notebook's kernel compiles the same model again: XLA keeps its compilations on disk
@@ -378,29 +419,38 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | os.PathLike | None = None
     if os.environ.get(DATA_ENV) and not Path(os.environ[DATA_ENV]).is_absolute():
         # The kernels run in notebooks/: a relative data path means relative to where we were called.
         os.environ[DATA_ENV] = str(Path(os.environ[DATA_ENV]).resolve())
-    steps = plan(profile, run_path, overrides or {}, only, notebook_dir)
+    steps = plan(profile, run_path, overrides or {}, only, notebook_dir, defer)
     (run_path / "notebooks").mkdir(parents=True, exist_ok=True)
     at_once = f", up to {jobs} at once" if jobs > 1 else ""
     print(f"profile {profile}: {len(steps)} notebook(s) into {shown(run_path)}{at_once}", flush=True)
-    skip = set()
+    skip, seen = set(), set()
+    deferred = [out for nb, out, _ in steps if nb.stem[:2] in set(defer or [])]
     for i, (nb, out, params) in enumerate(steps, start=1):
-        if skip_finished and finished_already(nb, out, params):
-            print(f"[{i}/{len(steps)}] {nb.stem}: finished in {shown(out)} with these parameters and "
-                  "cells, not run again", flush=True)
-            skip.add(nb.stem)
+        again = nb.stem in seen  # a reader of a deferred notebook, its second time
+        seen.add(nb.stem)
+        if not (skip_finished and finished_already(nb, out, params)):
+            continue
+        if again and not all(_ended(d) and _ended(d) <= _ended(out) for d in deferred):
+            continue  # it ran before the deferred notebooks ended: its second run reads them
+        print(f"[{i}/{len(steps)}] {nb.stem}: finished in {shown(out)} with these parameters and "
+              "cells" + (", after the deferred notebooks" if again else "") + ", not run again", flush=True)
+        skip.add(i)
     started = time.perf_counter()
     from .progress import EpochWatcher, epoch_caps
 
     with EpochWatcher(run_path, epoch_caps(steps)):  # a line per epoch: a training cell runs for hours
         if jobs > 1:
-            ok = _run_parallel(steps, jobs, timeout_per_cell, skip)
+            ok = _run_parallel(steps, jobs, timeout_per_cell, {steps[i - 1][0].stem for i in skip})
         else:
-            ok = True
+            ok, seen = True, set()
             for i, (nb, out, params) in enumerate(steps, start=1):
-                if nb.stem in skip:
+                again = nb.stem in seen
+                seen.add(nb.stem)
+                if i in skip:
                     continue
                 shown_params = ", ".join(f"{k}={v!r}" for k, v in params.items())
-                print(f"[{i}/{len(steps)}] {nb.stem} ({shown_params}) ...", flush=True)
+                note = ", again now that the deferred notebooks have run" if again else ""
+                print(f"[{i}/{len(steps)}] {nb.stem} ({shown_params}){note} ...", flush=True)
                 if not _report(f"[{i}/{len(steps)}]", nb, out, *_execute(nb, out, params, timeout_per_cell)):
                     ok = False
                     break
@@ -451,6 +501,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                         help="override a parameter (repeatable); must exist in the notebooks")
     parser.add_argument("--only", help="comma-separated notebook number prefixes, e.g. 00,01")
+    parser.add_argument("--defer", metavar="NN[,NN]",
+                        help="run these notebooks (numbers) last, and the notebooks that read them (the "
+                             "summary, 06) both before and after them: e.g. --defer 08, whose six CPU hours "
+                             "would otherwise hold back the summary of the rest")
     parser.add_argument("--skip-finished", action="store_true",
                         help="do not run again a notebook that finished in the run directory, unchanged "
                              "and with the same parameters (to continue an interrupted run; the data and "
@@ -491,8 +545,11 @@ def main(argv: list[str] | None = None) -> int:
             os.environ[VERIFY_ENV] = "strict"
         backend = use_backend(args.backend)
         run_dir = args.run_dir or default_run_dir(args.profile, backend)
+        defer = [d.strip().zfill(2) for d in args.defer.split(",") if d.strip()] if args.defer else None
+        if defer and any(not d.isdigit() or len(d) != 2 for d in defer):
+            raise StudyError(f"--defer {args.defer}: give notebook numbers such as 08, comma-separated")
         run(args.profile, run_dir, overrides, only, args.timeout, skip_finished=args.skip_finished,
-            jobs=args.jobs)
+            jobs=args.jobs, defer=defer)
     except StudyError as exc:
         print(f"fer-study: {exc}", file=sys.stderr)
         return 2
