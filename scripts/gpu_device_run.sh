@@ -11,6 +11,8 @@
 #                xz-compressed tar split in two parts, since one transfer is limited to 64 MiB
 #
 #   FER2013_DIR=../shared/fer2013 scripts/gpu_device_run.sh prepare   # here: build .whl/ and .gpu/
+#   scripts/gpu_device_run.sh check   # here: does each call fit the 64 MiB a call may carry? (the
+#                                     # working tree travels with every call; published models grow it)
 #   scripts/gpu_device_run.sh stage   # first call there: keep part a in /tmp, print the machine
 #   scripts/gpu_device_run.sh run     # second call there: join the data, install, run the gpu profile
 #   scripts/gpu_device_run.sh recipe  # or instead: notebook 08's headline recipe, time-boxed
@@ -24,6 +26,26 @@ set -uo pipefail
 OUT=${OUT:-/tmp/out}
 STAGE=/tmp/fer_stage
 RUN_DIR=${RUN_DIR:-runs/gpu-h200}
+
+fits() {  # what each of the two calls would carry, against the device's 64 MiB a call
+    local limit=$((64 * 1024 * 1024)) tree a b w status=0
+    tree=$( { git ls-files -z; git ls-files -z --others --exclude-standard; } | xargs -0 -r du -cb -- 2>/dev/null \
+            | awk '$2 == "total" {s += $1} END {print s + 0}')
+    a=$(du -cb .gpu/a 2>/dev/null | awk 'END {print $1 + 0}')
+    b=$(du -cb .gpu/b 2>/dev/null | awk 'END {print $1 + 0}')
+    w=$(du -cb .whl 2>/dev/null | awk 'END {print $1 + 0}')
+    for call in "stage (tree + .gpu/a):$((tree + a))" "run (tree + .gpu/b + .whl):$((tree + b + w))"; do
+        bytes=${call##*:}
+        awk -v what="${call%:*}" -v b="$bytes" 'BEGIN {printf "%-32s %6.1f MiB of 64", what, b / 1048576}'
+        if [ "$bytes" -gt "$limit" ]; then echo "  TOO LARGE"; status=5; else echo; fi
+    done
+    [ "$status" = 0 ] || echo "split the data into more parts (and stage each), or carry less: the working tree alone is $((tree / 1048576)) MiB"
+    return $status
+}
+if [ "${1:-}" = check ]; then
+    fits
+    exit $?
+fi
 
 if [ "${1:-}" = prepare ]; then
     # Packages the machine already has (its image's list) are left out; keep one version of each.
@@ -43,7 +65,8 @@ if [ "${1:-}" = prepare ]; then
     split -b 34000000 -d -a 1 .gpu/fer2013.tar.xz .gpu/part_ && mv .gpu/part_0 .gpu/a/ && mv .gpu/part_1 .gpu/b/
     rm .gpu/fer2013.tar.xz
     du -sh .whl .gpu/a .gpu/b
-    exit 0
+    fits
+    exit $?
 fi
 mkdir -p "$OUT" "$STAGE"
 
