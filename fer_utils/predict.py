@@ -5,7 +5,7 @@ frontal, tightly cropped and grayscale. To use it on a photograph, find each fac
 it the same way, and read its answers with those limits in mind.
 
     fer-predict PHOTO [PHOTO or FOLDER ...] [--model models/baseline.keras]
-                [--json] [--annotate OUT_DIR] [--gradcam conv3]
+                [--json] [--annotate OUT_DIR] [--gradcam conv3] [--tta]
 
 Faces are found with the frontal-face Haar cascade that ships inside the
 ``opencv-python-headless`` wheel (nothing is downloaded), cropped square with a
@@ -19,6 +19,11 @@ gets one line on stderr and the other files are still processed; a photo
 without a face is a normal answer ("no face found"). The exit status is 0
 when every file was read, 1 when some could not be, 2 for a bad model or
 usage. Annotated images are written whole or not at all.
+
+With ``--tta`` every face is classified as the study scores a model with test-time augmentation
+(:func:`fer_utils.beyond.tta_probabilities`): the average over the face and its mirror image, and for
+a model that looks at a central crop (notebook 08's VGG-style network, 40x40) over the centre and
+four corner crops and their mirror images, the ten-crop its PrivateTest accuracy was measured with.
 """
 
 from __future__ import annotations
@@ -245,8 +250,9 @@ class Predictor:
     """Detector and model loaded once; :meth:`predict_file` per photo."""
 
     def __init__(self, model, gradcam_layer: str | None = None, max_side: int = MAX_SIDE,
-                 detect_side: int | None = DETECT_SIDE):
+                 detect_side: int | None = DETECT_SIDE, tta: bool = False):
         self.model = model
+        self.tta = tta
         self.detector = face_detector()
         self.gradcam_layer = gradcam_layer
         self.max_side = max_side
@@ -260,7 +266,12 @@ class Predictor:
         if not boxes:
             return [], np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 1), np.uint8), np.zeros((0, len(EMOTIONS)))
         crops = np.stack([crop_face(gray, b) for b in boxes])[..., None]
-        probs = np.asarray(self.model.predict_on_batch(crops.astype("float32")))  # compiled once
+        if self.tta:
+            from .beyond import tta_probabilities
+
+            probs = tta_probabilities(self.model, crops.astype("float32"))
+        else:
+            probs = np.asarray(self.model.predict_on_batch(crops.astype("float32")))  # compiled once
         return boxes, crops, probs
 
     def predict_file(self, path: str | os.PathLike, annotate_dir: str | os.PathLike | None = None) -> ImageResult:
@@ -358,11 +369,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gradcam", metavar="LAYER", help="overlay Grad-CAM of LAYER (e.g. conv3) when annotating")
     parser.add_argument("--small-faces", action="store_true",
                         help=f"scan for faces at full size, not at {DETECT_SIDE} px (slower)")
+    parser.add_argument("--tta", action="store_true",
+                        help="average over mirrored (and, for a model of a central crop, shifted) views of "
+                             "each face, as the study scores such a model (notebook 08's ten-crop)")
     args = parser.parse_args(argv)
     try:
         model_path = Path(args.model) if args.model else default_model_path()
         model = load_model(model_path)
-        predictor = Predictor(model, args.gradcam, detect_side=None if args.small_faces else DETECT_SIDE)
+        predictor = Predictor(model, args.gradcam, detect_side=None if args.small_faces else DETECT_SIDE,
+                              tta=args.tta)
     except PredictError as exc:
         print(f"fer-predict: {exc}", file=sys.stderr)
         return 2

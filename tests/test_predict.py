@@ -193,3 +193,30 @@ def test_small_faces_mode_scans_at_full_size(model_file):
 def test_face_top_k():
     face = predict.Face([0, 0, 1, 1], "sad", {"angry": 0.1, "sad": 0.6, "happy": 0.3})
     assert face.top(2) == [("sad", 0.6), ("happy", 0.3)]
+
+
+def test_tta_classifies_each_face_as_the_study_scores_a_cropping_model(tmp_path, capsys):
+    """--tta: for notebook 08's VGG-style model (a central 40x40 crop) the ten-crop average of
+    fer_utils.beyond, the views the headline accuracy was measured with; not the plain prediction."""
+    import keras
+
+    from fer_utils.beyond import crop_margin, tta_probabilities
+    from fer_utils.model import build_vgg
+
+    keras.utils.set_random_seed(3)
+    path = tmp_path / "vgg.keras"
+    build_vgg(width=8).save(path)
+    model = load_model(path)
+    assert crop_margin(model) == 4  # a 40x40 crop of 48x48: shifts of 4 pixels reach the corners
+    gray, _, _ = read_gray(GRACE_HOPPER)
+    boxes, crops, plain = Predictor(model).predict_gray(gray)
+    _, _, averaged = Predictor(model, tta=True).predict_gray(gray)
+    assert len(boxes) == 1 and averaged.shape == (1, len(EMOTIONS))
+    np.testing.assert_allclose(averaged, tta_probabilities(model, crops.astype("float32")), atol=1e-6)
+    np.testing.assert_allclose(averaged.sum(axis=1), 1.0, atol=1e-5)
+    assert np.abs(averaged - plain).max() > 1e-4  # the views differ from the centre crop alone
+
+    code, out, errors = run_cli([GRACE_HOPPER, "--model", path, "--tta", "--json"], capsys)
+    assert code == 0 and not errors
+    face = json.loads(out)["images"][0]["faces"][0]
+    assert face["probabilities"]["happy"] == pytest.approx(float(averaged[0, EMOTIONS.index("happy")]), abs=1e-4)
