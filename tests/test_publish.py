@@ -170,6 +170,21 @@ def test_a_notebook_still_running_can_be_left_out(tmp_path):
     assert "Notebook 08" not in block and "beyond the report" not in block
 
 
+def test_a_model_scored_with_test_time_augmentation_says_how_to_predict_with_it(tmp_path):
+    run, root, nbdir = finished_run(tmp_path)
+    metrics = json.loads((run / "metrics" / "beyond.json").read_text())
+    metrics["provenance"]["test_time_augmentation"] = "ten-crop (centre and 4 corners of 40x40)"
+    (run / "metrics" / "beyond.json").write_text(json.dumps(metrics))
+    (run / "shipped" / "beyond.keras").write_bytes(b"vgg bytes")
+    manifest = pub.publish(run, root, nbdir)
+    assert manifest["experiments"]["beyond"]["test_time_augmentation"].startswith("ten-crop")
+    assert manifest["experiments"]["baseline"]["test_time_augmentation"] is None
+    readme = (root / "models" / "README.md").read_text()
+    assert ("The accuracy of `beyond.keras` was measured with test-time augmentation (ten-crop (centre and 4 "
+            "corners of 40x40)): predict the same way with `fer_utils.beyond.tta_probabilities") in readme
+    assert "`fer-predict --model ... --tta`" in readme
+
+
 @pytest.mark.parametrize("change, expected", [
     (lambda run, nbdir: executed_notebook(run / "notebooks" / "08_c.ipynb"),
      "notebooks/08_c.ipynb: finished in this run, so it is not pending: publish it with the rest "

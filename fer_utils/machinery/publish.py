@@ -240,7 +240,7 @@ def _experiment_entry(metrics_path: Path) -> dict:
             "balanced_accuracy": m["balanced_accuracy"], "epochs": p["epochs"],
             "best_epoch": p.get("best_epoch"), "train_seconds": p.get("train_seconds"),
             "wall_seconds": p.get("wall_seconds"), "precision": p.get("precision", "float32"),
-            "finished_utc": p.get("finished_utc")}
+            "finished_utc": p.get("finished_utc"), "test_time_augmentation": p.get("test_time_augmentation")}
 
 
 def models_readme(manifest: dict) -> str:
@@ -262,6 +262,13 @@ def models_readme(manifest: dict) -> str:
         why = f"They are the baseline and the run's most accurate model ({best})."
     else:
         why = f"The run's most accurate model ({best}) is not among them."
+    with_tta = [name for name in shipped if manifest["experiments"][name].get("test_time_augmentation")]
+    if with_tta:
+        files = ", ".join(f"`{name}.keras`" for name in with_tta)
+        why += (f"\n\nThe accuracy of {files} was measured with test-time augmentation "
+                f"({manifest['experiments'][with_tta[0]]['test_time_augmentation']}): predict the same way with "
+                "`fer_utils.beyond.tta_probabilities(model, faces_uint8)` or `fer-predict --model ... --tta`; "
+                "a plain `model.predict` sees only the centre crop and scores a little lower.")
     hardware = manifest.get("hardware", {})
     machine = f"{hardware.get('cpu', '?')}, {hardware.get('cpu_count', '?')} cores"
     withdrawn = manifest.get("withdrawn")
