@@ -53,7 +53,7 @@ from pathlib import Path
 from ..data import repo_root
 from ..evaluate import read_metrics
 from ..experiment import EXPERIMENTS, PEER_METRICS, TRAINED_IN, readme_results, training_notebook, training_time
-from .study import notebooks, papermill_record, resolve, shown
+from .study import StudyError, notebook_numbers, notebooks, papermill_record, resolve, shown
 
 MANIFEST = Path("results") / "published.json"
 #: The README's results lie between these lines; fer-publish writes them (:func:`write_readme_results`).
@@ -345,8 +345,9 @@ def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
 
     results = root / "results" / profile
     experiments = {}
+    included = published_experiments(pending)
     for name in EXPERIMENTS:
-        if name not in published_experiments(pending):  # an older run's numbers must not stand beside these
+        if name not in included:  # an older run's numbers must not stand beside these
             for old in (results / "metrics" / f"{name}.json", results / "predictions" / f"{name}.npz"):
                 old.unlink(missing_ok=True)
             continue
@@ -467,9 +468,10 @@ def main(argv: list[str] | None = None) -> int:
                              "e.g. 08: publish the rest now, and the whole run again once they finish")
     args = parser.parse_args(argv)
     run = resolve(args.run_dir)
-    pending = tuple(part.strip().zfill(2) for part in args.pending.split(",") if part.strip())
-    if any(not number.isdigit() or len(number) != 2 for number in pending):
-        parser.error(f"--pending {args.pending}: give notebook numbers such as 08, comma-separated")
+    try:
+        pending = tuple(notebook_numbers(args.pending, "--pending"))
+    except StudyError as exc:
+        parser.error(str(exc))
     try:
         if args.check:
             profile, problems = check_run(run, pending=pending)

@@ -268,6 +268,15 @@ def in_reading_order(steps: list[tuple[Path, Path, dict]]) -> list[tuple[Path, P
     return ordered
 
 
+def notebook_numbers(text: str, option: str) -> list[str]:
+    """Comma-separated notebook numbers as given to ``option`` (``--defer 8,06``), each as two digits;
+    StudyError naming the option for anything else."""
+    numbers = [part.strip().zfill(2) for part in text.split(",") if part.strip()]
+    if any(not number.isdigit() or len(number) != 2 for number in numbers):
+        raise StudyError(f"{option} {text}: give notebook numbers such as 08, comma-separated")
+    return numbers
+
+
 def reads_any(stem: str, numbers: set[str]) -> bool:
     """Whether the notebook ``stem`` reads the results of a notebook numbered in ``numbers``
     (:data:`READS`; a notebook not listed there reads every lower-numbered one)."""
@@ -423,17 +432,17 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | os.PathLike | None = None
     (run_path / "notebooks").mkdir(parents=True, exist_ok=True)
     at_once = f", up to {jobs} at once" if jobs > 1 else ""
     print(f"profile {profile}: {len(steps)} notebook(s) into {shown(run_path)}{at_once}", flush=True)
-    skip, seen = set(), set()
+    skip = set()
+    # a reader of a deferred notebook, its second time in the plan (deferred_order)
+    again = {i for i, (nb, _, _) in enumerate(steps, start=1) if nb.stem in {s[0].stem for s in steps[:i - 1]}}
     deferred = [out for nb, out, _ in steps if nb.stem[:2] in set(defer or [])]
     for i, (nb, out, params) in enumerate(steps, start=1):
-        again = nb.stem in seen  # a reader of a deferred notebook, its second time
-        seen.add(nb.stem)
         if not (skip_finished and finished_already(nb, out, params)):
             continue
-        if again and not all(_ended(d) and _ended(d) <= _ended(out) for d in deferred):
+        if i in again and not all(_ended(d) and _ended(d) <= _ended(out) for d in deferred):
             continue  # it ran before the deferred notebooks ended: its second run reads them
         print(f"[{i}/{len(steps)}] {nb.stem}: finished in {shown(out)} with these parameters and "
-              "cells" + (", after the deferred notebooks" if again else "") + ", not run again", flush=True)
+              "cells" + (", after the deferred notebooks" if i in again else "") + ", not run again", flush=True)
         skip.add(i)
     started = time.perf_counter()
     from .progress import EpochWatcher, epoch_caps
@@ -442,14 +451,12 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | os.PathLike | None = None
         if jobs > 1:
             ok = _run_parallel(steps, jobs, timeout_per_cell, {steps[i - 1][0].stem for i in skip})
         else:
-            ok, seen = True, set()
+            ok = True
             for i, (nb, out, params) in enumerate(steps, start=1):
-                again = nb.stem in seen
-                seen.add(nb.stem)
                 if i in skip:
                     continue
                 shown_params = ", ".join(f"{k}={v!r}" for k, v in params.items())
-                note = ", again now that the deferred notebooks have run" if again else ""
+                note = ", again now that the deferred notebooks have run" if i in again else ""
                 print(f"[{i}/{len(steps)}] {nb.stem} ({shown_params}){note} ...", flush=True)
                 if not _report(f"[{i}/{len(steps)}]", nb, out, *_execute(nb, out, params, timeout_per_cell)):
                     ok = False
@@ -545,9 +552,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ[VERIFY_ENV] = "strict"
         backend = use_backend(args.backend)
         run_dir = args.run_dir or default_run_dir(args.profile, backend)
-        defer = [d.strip().zfill(2) for d in args.defer.split(",") if d.strip()] if args.defer else None
-        if defer and any(not d.isdigit() or len(d) != 2 for d in defer):
-            raise StudyError(f"--defer {args.defer}: give notebook numbers such as 08, comma-separated")
+        defer = notebook_numbers(args.defer, "--defer") if args.defer else None
         run(args.profile, run_dir, overrides, only, args.timeout, skip_finished=args.skip_finished,
             jobs=args.jobs, defer=defer)
     except StudyError as exc:
