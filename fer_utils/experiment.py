@@ -209,9 +209,18 @@ def describe_comparison(table: pd.DataFrame, recall: pd.DataFrame, reference: st
 
 def describe_stopping(run: str | os.PathLike, names: list[str]) -> str:
     """For each experiment with a history in ``run/<name>/history.csv``: whether its PublicTest
-    accuracy may still have been rising when training stopped (its best epoch among the last
-    quarter of the epochs, or the last three) or had peaked well before, so that more epochs alone
-    would probably not have helped (runs of fewer than three epochs are too short to tell)."""
+    accuracy may still have been rising when training stopped, had levelled off, or had peaked well
+    before, so that more epochs alone would probably not have helped.
+
+    The best epoch coming late (among the last quarter of the epochs, or the last three) is not enough
+    to call a curve rising: at a learning rate lowered a hundredfold, PublicTest accuracy drifts by
+    noise and its best epoch often falls late. So the gain of those last epochs over the best before
+    them is set against one standard error of a PublicTest accuracy, sqrt(p (1 - p) / n), with ``n``
+    the PublicTest count of the experiment's metrics file: a smaller gain is a curve that has levelled
+    off (more epochs would add less than PublicTest can resolve); a larger one, or one that cannot be
+    judged (no metrics file yet), is a curve that may still have been rising. Runs of fewer than three
+    epochs are too short to tell.
+    """
     from .train import read_history
 
     lines = []
@@ -227,13 +236,39 @@ def describe_stopping(run: str | os.PathLike, names: list[str]) -> str:
         patience = max(3, epochs // 4)
         if epochs < 3:
             lines.append(f"{label}: {facts}; too few epochs to tell whether it was still improving.")
-        elif epochs - best < patience:
-            lines.append(f"{label}: {facts}; the best epoch came within the last {patience}, so it may still "
-                         "have been improving and more epochs might raise it.")
-        else:
+            continue
+        if epochs - best >= patience:
             lines.append(f"{label}: {facts}; no better epoch in the last {epochs - best}, so more epochs "
                          "alone would probably not have helped.")
+            continue
+        late = f"the best epoch came within the last {patience}"
+        before = acc[:epochs - patience]
+        gain = float(np.nanmax(acc) - np.nanmax(before)) if np.any(np.isfinite(before)) else np.nan
+        n = _publictest_count(Path(run), name)
+        if n and np.isfinite(gain):
+            p = float(np.nanmax(acc))
+            se = float(np.sqrt(p * (1 - p) / n))
+            added = f"those {patience} epochs added {gain * 100:.1f} points to the best before them"
+            noise = f"one standard error of a PublicTest accuracy ({se * 100:.1f} points on {n:,} faces)"
+            if gain < se:
+                lines.append(f"{label}: {facts}; {late}, but {added}, less than {noise}: it had levelled off, "
+                             "and more epochs would add less than PublicTest can resolve.")
+            else:
+                lines.append(f"{label}: {facts}; {late} and {added}, more than {noise}: it was still "
+                             "improving, and more epochs might raise it.")
+            continue
+        lines.append(f"{label}: {facts}; {late}, so it may still have been improving and more epochs "
+                     "might raise it.")
     return "\n".join(lines) or "No experiment of this run has a training history."
+
+
+def _publictest_count(run: Path, name: str) -> int | None:
+    """The PublicTest count recorded in ``run/metrics/<name>.json`` (None without one)."""
+    path = run / "metrics" / f"{name}.json"
+    if not path.exists():
+        return None
+    splits = read_metrics(path)["provenance"].get("data_counts", {}).get("splits", {})
+    return int(splits["PublicTest"]) if splits.get("PublicTest") else None
 
 
 def load_experiment_model(run: str | os.PathLike, name: str):

@@ -176,6 +176,46 @@ def test_describe_stopping_reads_each_curve(tmp_path):
     assert describe_stopping(tmp_path, ["undersample"]).endswith("too few epochs to tell whether it was still improving.")
 
 
+def test_describe_stopping_sets_a_late_gain_against_publictest_noise(tmp_path):
+    """A best epoch near the end is a rising curve only if the last epochs gained more than one standard error
+    of a PublicTest accuracy (from the metrics file's PublicTest count); otherwise the curve had levelled off."""
+    import json
+
+    def experiment(name, val_acc, publictest=3589):
+        (tmp_path / name).mkdir()
+        rows = [f"{i},{a},{2 - a}" for i, a in enumerate(val_acc)]
+        (tmp_path / name / "history.csv").write_text("epoch,val_accuracy,val_loss\n" + "\n".join(rows) + "\n")
+        (tmp_path / "metrics").mkdir(exist_ok=True)
+        counts = {"splits": {"Training": 100, "PublicTest": publictest, "PrivateTest": publictest}}
+        (tmp_path / "metrics" / f"{name}.json").write_text(
+            json.dumps({"provenance": {"data_counts": counts}, "metrics": {}}))
+
+    # 40 epochs, best at the last: the last 10 (a quarter) gained 0.6 points over 0.624, one SE of 0.630 on
+    # 3,589 faces being sqrt(0.63 * 0.37 / 3589) = 0.81 points: levelled off
+    creeping = [0.3 + 0.01 * i for i in range(30)] + [0.624 + 0.0006 * i for i in range(1, 11)]
+    creeping[29] = 0.624
+    experiment("augment_report", creeping)
+    text = describe_stopping(tmp_path, ["augment_report"])
+    assert text == ("augmentation, report's recipe (04): best PublicTest accuracy 0.630 at epoch 40 of 40, validation loss "
+                    "lowest at epoch 40; the best epoch came within the last 10, but those 10 epochs added 0.6 "
+                    "points to the best before them, less than one standard error of a PublicTest accuracy (0.8 "
+                    "points on 3,589 faces): it had levelled off, and more epochs would add less than PublicTest "
+                    "can resolve.")
+    # 1.5 points on 359 faces (one SE about 2.6 points) are noise too; 3 points on 3,589 faces are not
+    experiment("class_weights", [0.3 + 0.01 * i for i in range(30)] + [0.59 + 0.0015 * i for i in range(1, 11)],
+               publictest=359)
+    assert "added 1.5 points to the best before them, less than one standard error of a PublicTest accuracy (2.6 " \
+           "points on 359 faces): it had levelled off" in describe_stopping(tmp_path, ["class_weights"])
+    experiment("oversample", [0.3 + 0.01 * i for i in range(30)] + [0.59 + 0.003 * i for i in range(1, 11)])
+    rising = describe_stopping(tmp_path, ["oversample"])
+    assert "those 10 epochs added 3.0 points to the best before them, more than one standard error" in rising
+    assert rising.endswith("it was still improving, and more epochs might raise it.")
+    # no metrics file (the notebook has not finished): a late best cannot be judged against noise
+    (tmp_path / "metrics" / "oversample.json").unlink()
+    assert describe_stopping(tmp_path, ["oversample"]).endswith(
+        "the best epoch came within the last 10, so it may still have been improving and more epochs might raise it.")
+
+
 def test_each_experiment_names_the_notebook_that_trains_it():
     from fer_utils.experiment import EXPERIMENTS, TRAINED_IN
 
