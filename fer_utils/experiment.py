@@ -217,7 +217,7 @@ def describe_stopping(run: str | os.PathLike, names: list[str]) -> str:
     noise and its best epoch often falls late. So the gain of those last epochs over the best before
     them is set against one standard error of a PublicTest accuracy, sqrt(p (1 - p) / n), with ``n``
     the PublicTest count of the experiment's metrics file: a smaller gain is a curve that has levelled
-    off (more epochs would add less than PublicTest can resolve); a larger one, or one that cannot be
+    off (more epochs might still add a fraction of a point); a larger one, or one that cannot be
     judged (no metrics file yet), is a curve that may still have been rising. Runs of fewer than three
     epochs are too short to tell.
     """
@@ -251,8 +251,8 @@ def describe_stopping(run: str | os.PathLike, names: list[str]) -> str:
             added = f"those {patience} epochs added {gain * 100:.1f} points to the best before them"
             noise = f"one standard error of a PublicTest accuracy ({se * 100:.1f} points on {n:,} faces)"
             if gain < se:
-                lines.append(f"{label}: {facts}; {late}, but {added}, less than {noise}: it had levelled off, "
-                             "and more epochs would add less than PublicTest can resolve.")
+                lines.append(f"{label}: {facts}; {late}, but {added}, less than {noise}: it had levelled off "
+                             "(more epochs might still add a fraction of a point).")
             else:
                 lines.append(f"{label}: {facts}; {late} and {added}, more than {noise}: it was still "
                              "improving, and more epochs might raise it.")

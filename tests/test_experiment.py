@@ -199,8 +199,8 @@ def test_describe_stopping_sets_a_late_gain_against_publictest_noise(tmp_path):
     assert text == ("augmentation, report's recipe (04): best PublicTest accuracy 0.630 at epoch 40 of 40, validation loss "
                     "lowest at epoch 40; the best epoch came within the last 10, but those 10 epochs added 0.6 "
                     "points to the best before them, less than one standard error of a PublicTest accuracy (0.8 "
-                    "points on 3,589 faces): it had levelled off, and more epochs would add less than PublicTest "
-                    "can resolve.")
+                    "points on 3,589 faces): it had levelled off (more epochs might still add a fraction of a "
+                    "point).")
     # 1.5 points on 359 faces (one SE about 2.6 points) are noise too; 3 points on 3,589 faces are not
     experiment("class_weights", [0.3 + 0.01 * i for i in range(30)] + [0.59 + 0.0015 * i for i in range(1, 11)],
                publictest=359)
