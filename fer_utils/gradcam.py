@@ -183,12 +183,16 @@ FACE_REGIONS: tuple[tuple[str, float, float], ...] = (
 )
 
 
-def peak_region(cam: np.ndarray) -> str:
+def peak_region(cam: np.ndarray, short: bool = False) -> str:
     """The face region where a map is densest (mean value per row of the FER-2013 crop).
 
     Regions are bands of rows (:data:`FACE_REGIONS`); density, not total mass, decides,
     so a tall band does not win by its height. Returns e.g. ``"mouth and chin (51% of
-    the map)"`` with the band's share of the map's total, or ``"empty map"``.
+    the map, 1.6x an even spread)"``: the band's share of the map's total, and that share
+    against the band's share of the face's height, which is what a map spread evenly
+    over the face would give it (1.0x). A figure near 1 says the map points nowhere in
+    particular, however its densest band is named. ``"empty map"`` for a map without mass.
+    ``short=True`` gives the same figures for a table cell: ``"mouth and chin 51% (1.6x)"``.
     """
     rows = np.asarray(cam, dtype=np.float64).sum(axis=1)
     if rows.sum() <= 0:
@@ -196,7 +200,9 @@ def peak_region(cam: np.ndarray) -> str:
     h = len(rows)
     bands = {name: rows[int(lo * h):int(hi * h)] for name, lo, hi in FACE_REGIONS}
     best = max(bands, key=lambda name: bands[name].mean())
-    return f"{best} ({bands[best].sum() / rows.sum():.0%} of the map)"
+    share = bands[best].sum() / rows.sum()
+    ratio = share / (len(bands[best]) / h)
+    return f"{best} {share:.0%} ({ratio:.1f}x)" if short else f"{best} ({share:.0%} of the map, {ratio:.1f}x an even spread)"
 
 
 def class_average_by_layer(
@@ -216,8 +222,9 @@ def describe_evidence(maps: np.ndarray, counts: np.ndarray, layers: list[str],
     """Where each class's evidence sits at each layer, in words computed from the maps.
 
     ``maps``: ``(classes, layers, H, W)`` from :func:`class_average_by_layer`. Returns a table with a
-    row per class, a column per layer holding :func:`peak_region`'s answer ("no correct face" where
-    the class has none), and a ``faces`` column with the counts.
+    row per class, a column per layer holding :func:`peak_region`'s short answer (band, share of the
+    map, and that share against an even spread; "no correct face" where the class has none), and a
+    ``faces`` column with the counts.
     """
     import pandas as pd
 
@@ -226,7 +233,7 @@ def describe_evidence(maps: np.ndarray, counts: np.ndarray, layers: list[str],
         if not counts[label]:
             rows[name] = ["no correct face"] * len(layers)
         else:
-            rows[name] = [peak_region(maps[label, i]) for i in range(len(layers))]
+            rows[name] = [peak_region(maps[label, i], short=True) for i in range(len(layers))]
     table = pd.DataFrame.from_dict(rows, orient="index", columns=list(layers))
     table.insert(0, "faces", [int(c) for c in counts])
     return table

@@ -113,7 +113,7 @@ def test_peak_region_names_the_face_part():
 
     cam = np.zeros((48, 48))
     cam[36:44, 16:32] = 1.0
-    assert peak_region(cam).startswith("mouth and chin (100%")
+    assert peak_region(cam) == "mouth and chin (100% of the map, 3.0x an even spread)"  # rows 32-47: a third
     cam = np.zeros((48, 48))
     cam[16:22, 8:40] = 1.0
     assert peak_region(cam).startswith("eyes")
@@ -125,7 +125,17 @@ def test_peak_region_uses_density_not_band_height():
 
     cam = np.full((48, 48), 0.2)  # a diffuse map: the tall mouth band holds the most mass ...
     cam[16:24] = 0.6  # ... but the eyes are where it is densest
-    assert peak_region(cam).startswith("eyes")
+    # eyes: rows 14-23 (10 of 48) hold (2 * 0.2 + 8 * 0.6) / (40 * 0.2 + 8 * 0.6) = 5.2 / 12.8 = 41 % of the map
+    assert peak_region(cam) == "eyes (41% of the map, 2.0x an even spread)"  # 0.406 / (10 / 48)
+
+
+def test_peak_region_says_when_a_map_points_nowhere():
+    """A map spread evenly over the face still has a 'densest' band (the first of equals); its share against the
+    band's height says 1.0x, which is how a reader tells a flat map from a focused one."""
+    from fer_utils.gradcam import peak_region
+
+    assert peak_region(np.ones((48, 48))) == "forehead and brows (29% of the map, 1.0x an even spread)"
+    assert peak_region(np.ones((48, 48)), short=True) == "forehead and brows 29% (1.0x)"
 
 
 def test_class_average_by_layer_and_described_evidence():
@@ -142,6 +152,6 @@ def test_class_average_by_layer_and_described_evidence():
     assert maps.shape == (3, 2, SIZE, SIZE) and counts.tolist() == [2, 1, 0]
     table = describe_evidence(maps, counts, ["conv", "conv"], ("top", "all", "none"))
     # the patch covers rows 3-5 of 16: one row of the forehead band (rows 0-3), two of the eyes (4-7)
-    assert table.loc["top", "faces"] == 2 and table.loc["top"].iloc[1].startswith("eyes (67% of the map)")
+    assert table.loc["top", "faces"] == 2 and table.loc["top"].iloc[1].startswith("eyes 67% (")
     assert table.loc["none"].iloc[1] == "no correct face"
     assert list(table.columns) == ["faces", "conv", "conv"]
