@@ -230,8 +230,9 @@ def describe_stopping(run: str | os.PathLike, names: list[str]) -> str:
             continue
         acc, loss = np.asarray(history["val_accuracy"]), np.asarray(history["val_loss"])
         epochs, best, low = len(acc), int(np.nanargmax(acc)) + 1, int(np.nanargmin(loss)) + 1
+        top = float(np.nanmax(acc))
         label = EXPERIMENTS.get(name, name)
-        facts = (f"best PublicTest accuracy {np.nanmax(acc):.3f} at epoch {best} of {epochs}, "
+        facts = (f"best PublicTest accuracy {top:.3f} at epoch {best} of {epochs}, "
                  f"validation loss lowest at epoch {low}")
         patience = max(3, epochs // 4)
         if epochs < 3:
@@ -243,11 +244,10 @@ def describe_stopping(run: str | os.PathLike, names: list[str]) -> str:
             continue
         late = f"the best epoch came within the last {patience}"
         before = acc[:epochs - patience]
-        gain = float(np.nanmax(acc) - np.nanmax(before)) if np.any(np.isfinite(before)) else np.nan
+        gain = top - float(np.nanmax(before)) if np.any(np.isfinite(before)) else np.nan
         n = _publictest_count(Path(run), name)
         if n and np.isfinite(gain):
-            p = float(np.nanmax(acc))
-            se = float(np.sqrt(p * (1 - p) / n))
+            se = float(np.sqrt(top * (1 - top) / n))
             added = f"those {patience} epochs added {gain * 100:.1f} points to the best before them"
             noise = f"one standard error of a PublicTest accuracy ({se * 100:.1f} points on {n:,} faces)"
             if gain < se:

@@ -202,7 +202,9 @@ def peak_region(cam: np.ndarray, short: bool = False) -> str:
     best = max(bands, key=lambda name: bands[name].mean())
     share = bands[best].sum() / rows.sum()
     ratio = share / (len(bands[best]) / h)
-    return f"{best} {share:.0%} ({ratio:.1f}x)" if short else f"{best} ({share:.0%} of the map, {ratio:.1f}x an even spread)"
+    if short:
+        return f"{best} {share:.0%} ({ratio:.1f}x)"
+    return f"{best} ({share:.0%} of the map, {ratio:.1f}x an even spread)"
 
 
 def class_average_by_layer(

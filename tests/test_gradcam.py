@@ -152,6 +152,6 @@ def test_class_average_by_layer_and_described_evidence():
     assert maps.shape == (3, 2, SIZE, SIZE) and counts.tolist() == [2, 1, 0]
     table = describe_evidence(maps, counts, ["conv", "conv"], ("top", "all", "none"))
     # the patch covers rows 3-5 of 16: one row of the forehead band (rows 0-3), two of the eyes (4-7)
-    assert table.loc["top", "faces"] == 2 and table.loc["top"].iloc[1].startswith("eyes 67% (")
+    assert table.loc["top", "faces"] == 2 and table.loc["top"].iloc[1] == "eyes 67% (2.7x)"  # 4 of 16 rows: 0.67 / 0.25
     assert table.loc["none"].iloc[1] == "no correct face"
     assert list(table.columns) == ["faces", "conv", "conv"]
