@@ -442,9 +442,30 @@ def summary_table(run: str | os.PathLike, names: list[str] | None = None) -> pd.
     return table
 
 
-def describe_against_report(table: pd.DataFrame) -> str:
+def _against_interval(row: pd.Series) -> str:
+    """Whether the report's figure lies inside the 95 % interval of ours, said as a verdict."""
+    if row.ci95_low <= row.report_accuracy <= row.ci95_high:
+        return "reproduced: the report's figure lies inside our 95 % interval"
+    if row.report_accuracy < row.ci95_low:
+        return "above the report's: its figure lies below our 95 % interval"
+    return "below the report's: its figure lies above our 95 % interval"
+
+
+def _swapped_pairs(ours: list[str], theirs: list[str]) -> list[tuple[str, str]]:
+    """The pairs ``(a, b)`` that ``ours`` ranks a above b and ``theirs`` b above a, in ``ours``' order."""
+    return [(a, b) for i, a in enumerate(ours) for b in ours[i + 1:] if theirs.index(b) < theirs.index(a)]
+
+
+def describe_against_report(table: pd.DataFrame, run: str | os.PathLike | None = None) -> str:
     """Sentences, computed from ``table`` (:func:`summary_table`), on how our accuracies and the
-    report's compare, in level and in ranking."""
+    report's compare, in level and in ranking.
+
+    Each shared experiment is *reproduced* when the report's figure lies inside our 95 % interval,
+    and above or below the report's otherwise (the report's figures are rounded and have no
+    intervals of their own). Where the two rankings differ, each pair of methods that swapped places
+    is named; with ``run`` (a run or published results folder), McNemar's test on the two methods'
+    PrivateTest predictions says whether the swap is more than chance.
+    """
     if table.empty:
         return "No experiment has a metrics file in this run directory yet."
     both = table.dropna(subset=["report_accuracy"])
@@ -454,13 +475,25 @@ def describe_against_report(table: pd.DataFrame) -> str:
         epochs = int(row.epochs)
         lines.append(f"{EXPERIMENTS.get(name, name)}: ours {row.accuracy:.3f} "
                      f"({row.ci95_low:.3f}-{row.ci95_high:.3f}, {epochs} epoch{'' if epochs == 1 else 's'}), "
-                     f"report {row.report_accuracy:.2f}: {gap * 100:+.1f} points.")
+                     f"report {row.report_accuracy:.2f}: {gap * 100:+.1f} points, {_against_interval(row)}.")
     if len(both) >= 2:
         ours = list(both.sort_values("accuracy", ascending=False).index)
         theirs = list(both.sort_values("report_accuracy", ascending=False).index)
         same = "the same order as" if ours == theirs else "a different order from"
         lines.append(f"Ranked by accuracy, our runs put these methods in {same} the report "
                      f"(ours: {', '.join(ours)}; report: {', '.join(theirs)}).")
+        for a, b in _swapped_pairs(ours, theirs):
+            line = f"{a} ranks above {b} here and below it in the report"
+            if run is not None:
+                _, (ids_a, y_true, pred_a) = read_model_run(run, a)
+                _, (ids_b, _, pred_b) = read_model_run(run, b)
+                if not np.array_equal(ids_a, ids_b):
+                    raise ValueError(f"{b} was reported on other images than {a}")
+                test = mcnemar(y_true, pred_a, pred_b)
+                verdict = "more than chance" if test["p_value"] < 0.05 else "within chance"
+                line += (f" (McNemar on the same faces: {test['a_only']} right only with {a}, {test['b_only']} "
+                         f"only with {b}, p = {test['p_value']:.2g}: {verdict})")
+            lines.append(line + ".")
     if "baseline" in table.index:
         best = table["accuracy"].idxmax()
         lines.append(f"Best accuracy in this run: {EXPERIMENTS.get(best, best)} ({table.loc[best, 'accuracy']:.3f}); "
@@ -708,7 +741,7 @@ def readme_results(results: str | os.PathLike, manifest: dict) -> str:
                       "the costs); the run is published again once it finishes."]
     lines += [f"- {line}" for line in describe_training_time(training_time(results)).splitlines()]
     lines += ["", "Against the source report:", ""]
-    lines += [f"- {line}" for line in describe_against_report(table).splitlines()]
+    lines += [f"- {line}" for line in describe_against_report(table, results).splitlines()]
     peer = read_peer(results)
     if peer is not None:
         lines += ["", "Against a peer readers will try:", ""]

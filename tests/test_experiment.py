@@ -104,6 +104,39 @@ def test_summary_table_puts_the_report_beside_ours(tmp_path):
     assert describe_against_report(pd.DataFrame()).startswith("No experiment")
 
 
+def test_describe_against_report_judges_each_figure_by_our_interval(tmp_path):
+    y = np.arange(400) % 7
+    ids = np.array([f"PrivateTest_{i}" for i in range(400)])
+
+    def right_on(*ranges):  # predictions right exactly on the given index ranges, wrong elsewhere
+        keep = np.zeros(400, bool)
+        for lo, hi in ranges:
+            keep[lo:hi] = True
+        return np.where(keep, y, (y + 1) % 7)
+
+    fake_experiment(tmp_path, "baseline", y, right_on((0, 260)), ids)      # 0.650: the report's 0.65
+    fake_experiment(tmp_path, "undersample", y, right_on((0, 100)), ids)   # 0.250, report 0.40
+    fake_experiment(tmp_path, "oversample", y, right_on((0, 280)), ids)    # 0.700, report 0.60
+    table = summary_table(tmp_path)
+    lines = describe_against_report(table, tmp_path).splitlines()
+    assert lines[0] == ("baseline CNN (01): ours 0.650 (0.602-0.695, 1 epoch), report 0.65: +0.0 points, "
+                        "reproduced: the report's figure lies inside our 95 % interval.")
+    assert lines[1].endswith("-15.0 points, below the report's: its figure lies above our 95 % interval.")
+    assert lines[2].endswith("+10.0 points, above the report's: its figure lies below our 95 % interval.")
+    assert "a different order from the report (ours: oversample, baseline, undersample" in lines[3]
+    # the one swapped pair, tested on the same faces: 20 right only with oversampling, none only with the baseline
+    assert lines[4] == ("oversample ranks above baseline here and below it in the report (McNemar on the same "
+                        f"faces: 20 right only with oversample, 0 only with baseline, p = {2 * 0.5 ** 20:.2g}: "
+                        "more than chance).")
+    # the same accuracies' order from other faces: 140 against 130, a swap within chance
+    fake_experiment(tmp_path, "oversample", y, right_on((0, 130), (260, 400)), ids)
+    text = describe_against_report(summary_table(tmp_path), tmp_path)
+    assert "140 right only with oversample, 130 only with baseline, p = 0.58: within chance" in text
+    assert text.count("within chance") == 1 and "more than chance" not in text
+    # without the run folder the swap is still named, untested
+    assert "oversample ranks above baseline here and below it in the report." in describe_against_report(table)
+
+
 def test_export_model_drops_the_optimizer_and_keeps_predictions(tmp_path):
     import keras
 
