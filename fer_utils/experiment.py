@@ -28,6 +28,7 @@ from .evaluate import (
     seen_in_training,
     write_metrics,
 )
+from .history import read_history
 
 if TYPE_CHECKING:  # keras (and TensorFlow) load only where a model is touched
     from .train import TrainResult
@@ -221,7 +222,6 @@ def describe_stopping(run: str | os.PathLike, names: list[str]) -> str:
     judged (no metrics file yet), is a curve that may still have been rising. Runs of fewer than three
     epochs are too short to tell.
     """
-    from .train import read_history
 
     lines = []
     for name in names:
@@ -343,7 +343,6 @@ def training_time(run: str | os.PathLike) -> pd.DataFrame:
     epoch: what the training would have taken had every epoch run as fast as its fastest, an estimate
     of its time with the machine to itself where some epochs shared it; an epoch that includes a
     compilation or a slower machine only makes the estimate longer)."""
-    from .train import read_history
 
     run = Path(run)
     found = {p.parent.name: p for p in run.glob("*/history.csv")}

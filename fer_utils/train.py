@@ -18,7 +18,6 @@ run at the next epoch, and returns a finished run without training again.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -31,6 +30,7 @@ import keras
 import numpy as np
 
 from .augment import load_model
+from .history import read_history  # kept importable from here; it needs no Keras
 
 #: Keras' progress output: 1 = progress bar (interactive), 2 = one line per epoch (logs, papermill).
 DEFAULT_VERBOSE = 2
@@ -177,21 +177,6 @@ def plateau_schedule(past: list[float], initial_lr: float, *, mode: str = "max",
         if wait >= patience and lr > np.float32(min_lr):
             lr, wait = max(lr * factor, min_lr), 0
     return {"learning_rates": rates, "next_lr": lr, "best": best, "wait": wait}
-
-
-def read_history(path: Path) -> dict[str, list[float]]:
-    """Read a CSVLogger file into ``{metric: [value per epoch]}`` (``epoch`` is 1-based)."""
-    if not Path(path).exists():
-        return {}
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    history: dict[str, list[float]] = {}
-    for row in rows:
-        for key, value in row.items():
-            history.setdefault(key, []).append(float(value) if value not in ("", None) else math.nan)
-    if "epoch" in history:
-        history["epoch"] = [int(e) + 1 for e in history["epoch"]]
-    return history
 
 
 def _write_json_atomic(path: Path, payload: dict) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -135,3 +137,19 @@ def test_fer_study_status_runs_nothing(tmp_path, capsys):
     assert "01_baseline_cnn: not run" in out and "baseline: epoch 1 of at most 30" in out
     assert not (run / "notebooks").exists()  # nothing ran, nothing was written
     assert re.search(r"last epoch \d+ s ago", out)
+
+
+def test_fer_study_status_loads_no_keras(tmp_path):
+    """--status is asked from another shell while a run goes on: it reads CSV and JSON files and must not pay
+    TensorFlow's seconds of start-up and its log lines (it once did, through the history reader)."""
+    run = tmp_path / "run"
+    history(run / "baseline", [(240, 1e-3, 0.5)])
+    code = ("import sys; from fer_utils.machinery import study; "
+            f"code = study.main(['--status', '--run-dir', {str(run)!r}]); "
+            "print('loaded:', sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules)); "
+            "sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "baseline: epoch 1 of at most 30" in done.stdout
+    assert done.stdout.rstrip().endswith("loaded: []")
+    assert "oneDNN" not in done.stderr and "tensorflow" not in done.stderr.lower()
