@@ -78,6 +78,29 @@ def test_splits_have_the_same_sharpness_and_contrast(real_data):
         assert values.max() / values.min() < 1.05, table
 
 
+def test_a_blurred_training_split_fails_the_sanity_check(real_data):
+    """Exercise 00.4's miniature of the defective copy: 300 real faces a split, the Training ones blurred
+    with OpenCV (sigma 3.5). The sanity check, which needs no fingerprint, calls the copy altered."""
+    import cv2
+
+    from fer_utils.data import FerData, describe_split_sanity, split_sanity
+
+    rng = np.random.default_rng(0)
+    rows = np.concatenate([rng.choice(np.flatnonzero(real_data.splits == s), 300, replace=False) for s in range(3)])
+    sample = real_data.subset(rows)
+    intact = split_sanity(sample)
+    assert describe_split_sanity(intact).startswith("Sanity check passed")
+    images = sample.images.copy()
+    training = sample.splits == 0
+    images[training, ..., 0] = [cv2.GaussianBlur(face, (0, 0), 3.5) for face in images[training, ..., 0]]
+    table = split_sanity(FerData(images, sample.labels, sample.splits, sample.ids))
+    assert describe_split_sanity(table).startswith("Sanity check FAILED")
+    # the blur takes two thirds of the sharpness and a quarter of the contrast (measured: 0.35x and 0.74x)
+    assert table.loc["Training", "median sharpness"] < 0.5 * table.loc["PublicTest", "median sharpness"]
+    assert table.loc["Training", "median pixel std"] < 0.8 * table.loc["PublicTest", "median pixel std"]
+    assert table.loc["PublicTest", "median sharpness"] == intact.loc["PublicTest", "median sharpness"]
+
+
 def test_smoke_caps(real_data_path, real_cache):
     d = load_fer2013(real_data_path, cache_dir=real_cache, max_per_class=30, seed=42)
     assert d.split_counts() == {"Training": 210, "PublicTest": 210, "PrivateTest": 210}
