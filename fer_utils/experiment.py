@@ -208,8 +208,15 @@ def describe_comparison(table: pd.DataFrame, recall: pd.DataFrame, reference: st
     return "\n".join(lines)
 
 
+def history_file(run: str | os.PathLike, name: str) -> Path:
+    """Where experiment ``name``'s epochs are: ``<name>/history.csv`` in a run directory,
+    ``<name>_history.csv`` in published results (``results/<profile>/``)."""
+    folder = Path(run) / name / "history.csv"
+    return folder if folder.exists() else Path(run) / f"{name}_history.csv"
+
+
 def describe_stopping(run: str | os.PathLike, names: list[str]) -> str:
-    """For each experiment with a history in ``run/<name>/history.csv``: whether its PublicTest
+    """For each experiment with a history in ``run`` (:func:`history_file`): whether its PublicTest
     accuracy may still have been rising when training stopped, had levelled off, or had peaked well
     before, so that more epochs alone would probably not have helped.
 
@@ -222,10 +229,14 @@ def describe_stopping(run: str | os.PathLike, names: list[str]) -> str:
     judged (no metrics file yet), is a curve that may still have been rising. Runs of fewer than three
     epochs are too short to tell.
     """
+    return "\n".join(_stopping_lines(run, names)) or "No experiment of this run has a training history."
 
+
+def _stopping_lines(run: str | os.PathLike, names: list[str]) -> list[str]:
+    """:func:`describe_stopping`'s sentences, one per experiment with a PublicTest curve."""
     lines = []
     for name in names:
-        history = read_history(Path(run) / name / "history.csv")
+        history = read_history(history_file(run, name))
         if not history.get("val_accuracy"):
             continue
         acc, loss = np.asarray(history["val_accuracy"]), np.asarray(history["val_loss"])
@@ -259,7 +270,7 @@ def describe_stopping(run: str | os.PathLike, names: list[str]) -> str:
             continue
         lines.append(f"{label}: {facts}; {late}, so it may still have been improving and more epochs "
                      "might raise it.")
-    return "\n".join(lines) or "No experiment of this run has a training history."
+    return lines
 
 
 def _publictest_count(run: Path, name: str) -> int | None:
@@ -710,9 +721,10 @@ def _duration(seconds: float) -> str:
 
 def readme_results(results: str | os.PathLike, manifest: dict) -> str:
     """The README's results for a published run, computed from its files: which run and machine and
-    how long it took (``manifest``: ``results/published.json``), :func:`markdown_summary`, and the
-    sentences of :func:`describe_against_report` and, where notebook 06 scored it,
-    :func:`describe_against_peer`; a notebook the manifest lists as pending (still running when the run
+    how long it took (``manifest``: ``results/published.json``), :func:`markdown_summary`, the
+    sentences of :func:`describe_against_report`, the baseline's curve against the report's
+    (:func:`fer_utils.train.compare_with_report_curve`), how each training ended
+    (:func:`describe_stopping`) and, where notebook 06 scored it, :func:`describe_against_peer`; a notebook the manifest lists as pending (still running when the run
     was published) is named as missing. ``fer-publish`` writes it into the README, and a test checks the
     README still holds it, so no number there can drift from its metrics file."""
     table = summary_table(results)
@@ -741,6 +753,16 @@ def readme_results(results: str | os.PathLike, manifest: dict) -> str:
     lines += [f"- {line}" for line in describe_training_time(training_time(results)).splitlines()]
     lines += ["", "Against the source report:", ""]
     lines += [f"- {line}" for line in describe_against_report(table, results).splitlines()]
+    baseline = read_history(history_file(results, "baseline"))
+    if baseline.get("val_accuracy"):
+        from .train import compare_with_report_curve
+
+        lines += ["", "The baseline's PublicTest curve against the report's:", ""]
+        lines += [f"- {line}" for line in compare_with_report_curve(baseline).splitlines()]
+    stopping = _stopping_lines(results, list(table.index))
+    if stopping:
+        lines += ["", "How each training ended (from its PublicTest curve):", ""]
+        lines += [f"- {line}" for line in stopping]
     peer = read_peer(results)
     if peer is not None:
         lines += ["", "Against a peer readers will try:", ""]

@@ -50,6 +50,11 @@ def finished_run(tmp_path: Path) -> tuple[Path, Path, Path]:
                  y_true=y, y_pred=pred)
         (run / name).mkdir()
         (run / name / "history.csv").write_text(f"epoch,accuracy,epoch_seconds\n0,0.{i},{100.0 * i}\n")
+    # the baseline's curve, 12 epochs (of no time, as before), to set beside the report's (PublicTest loss lowest at epoch 8)
+    rows = [f"{e},0.5,0.0,{0.2 + 0.04 * min(e, 9):.2f},{1.9 - 0.1 * e if e < 8 else 1.2 + 0.05 * e:.2f}"
+            for e in range(12)]
+    (run / "baseline" / "history.csv").write_text("epoch,accuracy,epoch_seconds,val_accuracy,val_loss\n"
+                                                  + "\n".join(rows) + "\n")
     (run / "beyond_vgg").mkdir()  # a step of notebook 08: not an experiment, but its time counts
     (run / "beyond_vgg" / "history.csv").write_text("epoch,accuracy,epoch_seconds\n0,0.2,1200.0\n")
     (run / "shipped").mkdir()
@@ -121,6 +126,13 @@ def test_publish_copies_a_finished_run_and_writes_the_manifest(tmp_path):
             "within its budget of 6 h.\n\nAgainst the source report:\n\n- baseline CNN (01): ours") in block
     assert "Against a peer readers will try:\n\n- a peer: accuracy" in block and "- Caveat: it saw these faces." in block
     assert sorted(p.name for p in (results / "metrics" / "peers").iterdir()) == ["fer_package.json"]
+    # the baseline's curve against the report's, and how each training with a PublicTest curve ended
+    assert ("The baseline's PublicTest curve against the report's:\n\n- Epoch 3: validation accuracy 0.280 against "
+            "the report's about 0.45") in block
+    assert "- Validation loss was lowest at epoch 8 and rose after it (before the report's epochs 10-15)." in block
+    assert ("How each training ended (from its PublicTest curve):\n\n- baseline CNN (01): best PublicTest accuracy "
+            "0.560 at epoch 10 of 12, validation loss lowest at epoch 8; the best epoch came within the last 3") in block
+    assert block.count("best PublicTest accuracy") == 1  # the other trainings' histories have no PublicTest curve
 
 
 def running_beyond(tmp_path: Path) -> tuple[Path, Path, Path]:
