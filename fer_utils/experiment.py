@@ -354,7 +354,6 @@ def training_time(run: str | os.PathLike) -> pd.DataFrame:
     epoch: what the training would have taken had every epoch run as fast as its fastest, an estimate
     of its time with the machine to itself where some epochs shared it; an epoch that includes a
     compilation or a slower machine only makes the estimate longer)."""
-
     run = Path(run)
     found = {p.parent.name: p for p in run.glob("*/history.csv")}
     found.update({p.name[: -len("_history.csv")]: p for p in run.glob("*_history.csv")})
@@ -724,9 +723,10 @@ def readme_results(results: str | os.PathLike, manifest: dict) -> str:
     how long it took (``manifest``: ``results/published.json``), :func:`markdown_summary`, the
     sentences of :func:`describe_against_report`, the baseline's curve against the report's
     (:func:`fer_utils.train.compare_with_report_curve`), how each training ended
-    (:func:`describe_stopping`) and, where notebook 06 scored it, :func:`describe_against_peer`; a notebook the manifest lists as pending (still running when the run
-    was published) is named as missing. ``fer-publish`` writes it into the README, and a test checks the
-    README still holds it, so no number there can drift from its metrics file."""
+    (:func:`describe_stopping`) and, where notebook 06 scored it, :func:`describe_against_peer`; a
+    notebook the manifest lists as pending (still running when the run was published) is named as
+    missing. ``fer-publish`` writes it into the README, and a test checks the README still holds it, so
+    no number there can drift from its metrics file."""
     table = summary_table(results)
     hardware = manifest.get("hardware", {})
     machine = f"{hardware.get('cpu', 'an unrecorded CPU')}, {hardware.get('cpu_count', '?')} cores"
