@@ -270,6 +270,24 @@ def test_compare_with_report_curve():
     faster = compare_with_report_curve({"val_accuracy": [0.3, 0.4, 0.55], "val_loss": [1.5, 1.4, 1.3]})
     assert "Epoch 3: validation accuracy 0.550 against the report's about 0.45 (0.100 above the report's" in faster
     assert "Best validation accuracy 0.680 at epoch 12" in text
+    # read as a whole: the first curve reaches the report's plateau by another path (epoch 3 is no swing: its
+    # neighbours 0.28 and 0.36 stay more than 0.05 from 0.45)
+    assert text.endswith("As a whole, this curve reaches the report's level by another path (it differs at epoch 3 "
+                         "(epochs 2-4: 0.280, 0.320, 0.360)): a different start, not by itself a sign of bad data.")
+    # one epoch low between two that straddle the report's 0.45: a swing; the rest as the report's
+    swinging = [0.13, 0.18, 0.23, 0.52] + acc[4:]
+    assert compare_with_report_curve({"val_accuracy": swinging, "val_loss": loss}).endswith(
+        "As a whole, this curve follows the report's: epoch 3's gap is one epoch's swing (epochs 2-4: 0.180, "
+        "0.230, 0.520), as validation accuracy jumps from epoch to epoch at a high learning rate; nothing here "
+        "calls for a look at the data.")
+    # a curve that never nears the report's plateau, as the blurred copy's did: check the data first
+    blurred = compare_with_report_curve({"val_accuracy": [min(0.1 + 0.03 * e, 0.35) for e in epochs], "val_loss": loss})
+    assert blurred.endswith("As a whole, this curve stays below the report's (best 0.350 against 0.64-0.65): before "
+                            "changing the model, check the data against what is known about it (is the copy "
+                            "canonical? the first output line says).")
+    # a run shorter than the report's anchors (the smoke profile's) is not judged as a whole
+    assert compare_with_report_curve({"val_accuracy": swinging[:3], "val_loss": loss[:3]}).endswith(
+        "As a whole: 3 epoch(s) are too few to set against the report's curve, which levels off after epoch 10.")
     short = compare_with_report_curve({"val_accuracy": acc[:5], "val_loss": loss[:5]})
     assert "this run stopped after 5 epoch(s)" in short and "still falling at the last epoch (5)" in short
     with pytest.raises(ValueError, match="val_accuracy"):
