@@ -14,9 +14,11 @@ from fer_utils.evaluate import classification_metrics, write_metrics
 from fer_utils.experiment import EXPERIMENTS, readme_results, save_peer
 
 
-def source_notebook(path: Path) -> None:
+def source_notebook(path: Path, text: str = "reference") -> None:
+    """A committed notebook of one markdown cell, the one :func:`executed_notebook` runs by default."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    path.write_text(json.dumps({"cells": [{"cell_type": "markdown", "metadata": {}, "source": text}],
+                                "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
 
 
 def executed_notebook(path: Path, profile: str = "reference", end_time: str | None = "2026-11-28T12:00:01+00:00",
@@ -233,11 +235,15 @@ def test_pending_on_the_command_line(tmp_path, capsys, monkeypatch):
 def test_the_no_outputs_note_becomes_the_line_naming_the_run(tmp_path):
     run, root, nbdir = finished_run(tmp_path)
     executed = json.loads((run / "notebooks" / "03_b.ipynb").read_text())
-    executed["cells"].insert(0, {"cell_type": "markdown", "metadata": {}, "source": [
+    note = {"cell_type": "markdown", "metadata": {}, "source": [
         "# 03 · B\n", "\n", "Re-run with `fer-study --only 03`.\n", "\n",
         f"{pub.PENDING_NOTE} This notebook's earlier outputs came from a defective copy\n",
-        "> of the data. Run it yourself.\n", "\n", "## 1. Next"]})
+        "> of the data. Run it yourself.\n", "\n", "## 1. Next"]}
+    executed["cells"].insert(0, note)
     (run / "notebooks" / "03_b.ipynb").write_text(json.dumps(executed))
+    source = json.loads((nbdir / "03_b.ipynb").read_text())
+    source["cells"].insert(0, note)  # the committed source the run executed, note and all
+    (nbdir / "03_b.ipynb").write_text(json.dumps(source))
     untouched = (run / "notebooks" / "00_a.ipynb").read_bytes()
     pub.publish(run, root, nbdir)
 
@@ -268,6 +274,11 @@ def test_the_no_outputs_note_becomes_the_line_naming_the_run(tmp_path):
     (lambda run: (run / "metrics" / "undersample.json").write_text(
         (run / "metrics" / "undersample.json").read_text().replace('"profile": "reference"', '"profile": "cpu"')),
      "metrics/undersample.json: written under profile 'cpu', not this run's 'reference'"),
+    # the notebook was edited after the run executed it: publishing would put the old cells back
+    (lambda run: source_notebook(run.parent / "repo" / "notebooks" / "03_b.ipynb", "reference, edited since"),
+     "notebooks/03_b.ipynb: the run executed another version of it .its cells differ from the committed "
+     "notebook's, which publishing would overwrite.: run it again in this run directory .fer-study --only 03 "
+     "--skip-finished re-runs only what changed.$"),
 ])
 def test_an_incomplete_run_is_refused_before_anything_is_copied(tmp_path, breakage, expected):
     run, root, nbdir = finished_run(tmp_path)

@@ -53,7 +53,7 @@ from pathlib import Path
 from ..data import repo_root
 from ..evaluate import read_metrics
 from ..experiment import EXPERIMENTS, PEER_METRICS, TRAINED_IN, readme_results, training_notebook, training_time
-from .study import StudyError, notebook_numbers, notebooks, papermill_record, resolve, shown
+from .study import StudyError, _cells, notebook_numbers, notebooks, papermill_record, resolve, shown
 
 MANIFEST = Path("results") / "published.json"
 #: The README's results lie between these lines; fer-publish writes them (:func:`write_readme_results`).
@@ -132,6 +132,10 @@ def check_run(run: Path, notebook_dir: Path | None = None,
             problems.append(f"notebooks/{nb.name}: stopped with an error")
         elif not info["end_time"]:
             problems.append(f"notebooks/{nb.name}: not finished (still running or interrupted)")
+        elif _published_form(executed) != _published_form(nb):
+            problems.append(f"notebooks/{nb.name}: the run executed another version of it (its cells differ from "
+                            "the committed notebook's, which publishing would overwrite): run it again in this run "
+                            f"directory (fer-study --only {nb.stem[:2]} --skip-finished re-runs only what changed)")
         if "profile" in info["parameters"]:
             profiles.add(str(info["parameters"]["profile"]))
     if len(profiles) > 1:
@@ -194,6 +198,15 @@ def published_cells(notebook: dict) -> bool:
         cell["source"] = "\n".join(kept)
         changed = True
     return changed
+
+
+def _published_form(path: Path) -> list[tuple[str, str]]:
+    """A notebook's cells (type and source, papermill's injected parameters left out) as publishing
+    would commit them (:func:`published_cells`): what must agree between a run's executed copy and the
+    committed notebook."""
+    notebook = json.loads(path.read_text())
+    published_cells(notebook)
+    return _cells(notebook)
 
 
 def _copy_notebook(src: Path, dest: Path) -> None:
