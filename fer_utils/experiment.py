@@ -353,20 +353,27 @@ def training_time(run: str | os.PathLike) -> pd.DataFrame:
     across every session of a resumed training) and ``hours_at_fastest`` (``epochs`` times the fastest
     epoch: what the training would have taken had every epoch run as fast as its fastest, an estimate
     of its time with the machine to itself where some epochs shared it; an epoch that includes a
-    compilation or a slower machine only makes the estimate longer)."""
+    compilation or a slower machine only makes the estimate longer) and ``hours_to_best`` (the epochs'
+    times up to and including the best PublicTest accuracy, the epoch a training keeps; NaN without a
+    PublicTest curve)."""
     run = Path(run)
     found = {p.parent.name: p for p in run.glob("*/history.csv")}
     found.update({p.name[: -len("_history.csv")]: p for p in run.glob("*_history.csv")})
     rows = []
     for name, path in found.items():
-        seconds = np.asarray(read_history(path).get("epoch_seconds", []), dtype=float)
-        seconds = seconds[np.isfinite(seconds)]
+        history = read_history(path)
+        every = np.asarray(history.get("epoch_seconds", []), dtype=float)
+        seconds = every[np.isfinite(every)]
         if not len(seconds):
             continue
+        accuracy = np.asarray(history.get("val_accuracy", []), dtype=float)
+        to_best = (float(np.nansum(every[:int(np.nanargmax(accuracy)) + 1])) / 3600
+                   if len(accuracy) == len(every) and np.isfinite(accuracy).any() else np.nan)
         rows.append({"training": name, "notebook": training_notebook(name),
                      "epochs": len(seconds), "fastest_epoch_seconds": float(seconds.min()),
-                     "hours": float(seconds.sum()) / 3600, "hours_at_fastest": float(len(seconds) * seconds.min()) / 3600})
-    columns = ["notebook", "epochs", "fastest_epoch_seconds", "hours", "hours_at_fastest"]
+                     "hours": float(seconds.sum()) / 3600, "hours_at_fastest": float(len(seconds) * seconds.min()) / 3600,
+                     "hours_to_best": to_best})
+    columns = ["notebook", "epochs", "fastest_epoch_seconds", "hours", "hours_at_fastest", "hours_to_best"]
     if not rows:
         return pd.DataFrame(columns=columns, index=pd.Index([], name="training"))
     table = pd.DataFrame(rows).set_index("training")
@@ -407,6 +414,20 @@ def describe_training_time(times: pd.DataFrame, budgets: dict[str, float] | None
         lines.append(f"Notebooks {study['notebook'].min()}-{study['notebook'].max()} trained {len(study)} models in "
                      f"{hours(measured)} (their epochs' times, summed; {hours(fastest)} at each training's fastest "
                      f"epoch){within}.")
+        to_best = study["hours_to_best"].to_numpy(dtype=float)
+        budget = budgets.get("study")
+        if len(to_best) and np.isfinite(to_best).all():
+            kept = float(to_best.sum())
+            why = ""
+            if budget is not None and not missing and kept > budget:
+                why = (f": even stopping every training at its best epoch, were it known in advance, would not "
+                       f"fit the budget of {budget:g} h")
+            elif budget is not None and not missing and measured > budget:
+                why = (f": the budget of {budget:g} h would have held had every training stopped at its best epoch, "
+                       "which a training can only know from the epochs after it")
+            lines.append(f"Up to each training's kept epoch (its best on PublicTest) they took {hours(kept)}; the other "
+                         f"{hours(measured - kept)} went to epochs after it (those early stopping spends to be sure "
+                         f"of a peak, or a cap allowed){why}.")
     beyond = times[times["notebook"] == "08"]
     if len(beyond):
         measured, fastest = beyond["hours"].sum(), beyond["hours_at_fastest"].sum()

@@ -125,6 +125,9 @@ def test_run_status_describes_notebooks_and_trainings(tmp_path):
         "7 min this epoch · at most 1.6 h left · last epoch 5 min ago",
         "Notebooks 01-03 trained 2 models in 1.9 h (their epochs' times, summed; 1.9 h at each training's fastest "
         "epoch) so far; notebooks 02, 04 have not trained yet.",
+        # the baseline's best is its 21st epoch of 25 (5,040 s), oversampling's its last (830 s)
+        "Up to each training's kept epoch (its best on PublicTest) they took 1.6 h; the other 16 min went to epochs "
+        "after it (those early stopping spends to be sure of a peak, or a cap allowed).",
     ]
     assert progress.run_status(tmp_path / "nothing", steps) == "nothing: no such run directory yet (nothing has run)"
 
