@@ -686,18 +686,31 @@ def scaling_markdown(path: str | os.PathLike) -> str:
     return "\n".join(lines)
 
 
-def describe_against_peer(table: pd.DataFrame, peer: dict) -> str:
+def describe_against_peer(table: pd.DataFrame, peer: dict, run: str | os.PathLike | None = None) -> str:
     """Where each experiment of ``table`` (:func:`summary_table`) stands against a peer model's
-    PrivateTest metrics (``peer``: :func:`fer_utils.peers.score_fer_package`), on accuracy and on
-    macro-F1, with the intervals deciding "level with" (overlapping 95 % intervals) or above/below."""
+    PrivateTest metrics (``peer``: :func:`fer_utils.peers.score_fer_package` or :func:`read_peer`), on
+    accuracy and on macro-F1.
+
+    With the peer's predictions and ``run`` (the run or published results holding the experiments'
+    predictions), McNemar's test on the same faces decides "above", "below" or "level with" (p < 0.05);
+    otherwise the 95 % intervals do (overlapping: level), a coarser test that calls more pairs level."""
     if table.empty:
         return "No experiment of this run to compare with."
     name = peer.get("peer", {}).get("name", "the peer")
     plo, phi = peer["accuracy_ci95"]
+    answers = peer.get("predictions") if run is not None else None
     lines = [f"{name}: accuracy {peer['accuracy']:.3f} (95 % CI {plo:.3f}-{phi:.3f}), macro-F1 "
              f"{peer['macro_f1']:.3f} on the same {peer['n']:,} PrivateTest faces."]
     for exp, row in table.iterrows():
-        if row.ci95_high < plo:
+        if answers is not None:
+            _, (ids, y_true, y_pred) = read_model_run(run, exp)
+            if not np.array_equal(np.asarray(ids), np.asarray(answers["ids"])):
+                raise ValueError(f"{exp} was reported on other images than {name}")
+            test = mcnemar(y_true, y_pred, answers["y_pred"])
+            side = "above it" if test["a_only"] > test["b_only"] else "below it"
+            level = (f"{side if test['p_value'] < 0.05 else 'level with it'} (McNemar on the same faces: "
+                     f"{test['a_only']} right only here, {test['b_only']} only there, p = {test['p_value']:.2g})")
+        elif row.ci95_high < plo:
             level = "below it"
         elif row.ci95_low > phi:
             level = "above it"
@@ -714,24 +727,42 @@ def describe_against_peer(table: pd.DataFrame, peer: dict) -> str:
 
 #: Where notebook 06 keeps the ``fer`` package's PrivateTest metrics in a run (and fer-publish in results/).
 PEER_METRICS = Path("metrics") / "peers" / "fer_package.json"
+#: ... and its PrivateTest answers, for McNemar's test against the study's models.
+PEER_PREDICTIONS = Path("predictions") / "peers" / "fer_package.npz"
 
 
 def save_peer(run: str | os.PathLike, peer: dict) -> Path:
     """Write a peer model's PrivateTest metrics (:func:`fer_utils.peers.score_fer_package`) into the
     run directory as a metrics file (:func:`fer_utils.evaluate.write_metrics`: whole or not at all),
-    its ``peer`` facts as the provenance, so that the published results can cite them."""
-    metrics = {key: value for key, value in peer.items() if key != "peer"}
-    return write_metrics(Path(run) / PEER_METRICS, metrics, {"peer": peer.get("peer", {})})
+    its ``peer`` facts as the provenance, and its ``predictions``, where given, beside the experiments'
+    (:data:`PEER_PREDICTIONS`, also whole or not at all), so that the published results can cite them."""
+    metrics = {key: value for key, value in peer.items() if key not in ("peer", "predictions")}
+    path = write_metrics(Path(run) / PEER_METRICS, metrics, {"peer": peer.get("peer", {})})
+    answers = peer.get("predictions")
+    if answers is not None:
+        dest = Path(run) / PEER_PREDICTIONS
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        with open(tmp, "wb") as handle:
+            np.savez(handle, ids=np.asarray(answers["ids"]), y_true=np.asarray(answers["y_true"]),
+                     y_pred=np.asarray(answers["y_pred"]))
+        os.replace(tmp, dest)
+    return path
 
 
 def read_peer(run: str | os.PathLike) -> dict | None:
-    """The peer metrics :func:`save_peer` wrote into ``run``, or None where none were (the ``fer``
-    package was not installed when notebook 06 ran)."""
+    """The peer metrics :func:`save_peer` wrote into ``run`` (with ``predictions`` where they were
+    kept), or None where none were (the ``fer`` package was not installed when notebook 06 ran)."""
     path = Path(run) / PEER_METRICS
     if not path.exists():
         return None
     payload = read_metrics(path)
-    return {**payload["metrics"], "peer": payload["provenance"]["peer"]}
+    peer = {**payload["metrics"], "peer": payload["provenance"]["peer"]}
+    answers = Path(run) / PEER_PREDICTIONS
+    if answers.exists():
+        with np.load(answers) as npz:
+            peer["predictions"] = {key: npz[key] for key in ("ids", "y_true", "y_pred")}
+    return peer
 
 
 def _duration(seconds: float) -> str:
@@ -787,5 +818,5 @@ def readme_results(results: str | os.PathLike, manifest: dict) -> str:
     peer = read_peer(results)
     if peer is not None:
         lines += ["", "Against a peer readers will try:", ""]
-        lines += [f"- {line}" for line in describe_against_peer(table, peer).splitlines()]
+        lines += [f"- {line}" for line in describe_against_peer(table, peer, results).splitlines()]
     return "\n".join(lines)

