@@ -53,8 +53,9 @@ from pathlib import Path
 
 from ..data import repo_root
 from ..evaluate import read_metrics
-from ..experiment import EXPERIMENTS, PEER_METRICS, PEER_PREDICTIONS, TRAINED_IN, readme_results, training_notebook, training_time
-from .study import StudyError, _cells, notebook_numbers, notebooks, papermill_record, resolve, shown
+from ..experiment import (EXPERIMENTS, PEER_METRICS, PEER_PREDICTIONS, TRAINED_IN, readme_results, training_notebook,
+                          training_time)
+from .study import StudyError, notebook_cells, notebook_numbers, notebooks, papermill_record, resolve, shown
 
 MANIFEST = Path("results") / "published.json"
 #: The README's results lie between these lines; fer-publish writes them (:func:`write_readme_results`).
@@ -207,7 +208,7 @@ def _published_form(path: Path) -> list[tuple[str, str]]:
     committed notebook."""
     notebook = json.loads(path.read_text())
     published_cells(notebook)
-    return _cells(notebook)
+    return notebook_cells(notebook)
 
 
 def _copy_notebook(src: Path, dest: Path) -> None:

@@ -197,7 +197,7 @@ def _only_expected_errors(executed: Path) -> bool:
     return True
 
 
-def _cells(nb: dict) -> list[tuple[str, str]]:
+def notebook_cells(nb: dict) -> list[tuple[str, str]]:
     """(type, source) of every cell but the one papermill injects the parameters into."""
     return [(c["cell_type"], "".join(c["source"])) for c in nb["cells"]
             if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
@@ -227,7 +227,7 @@ def finished_already(notebook: Path, executed: Path, params: dict[str, object]) 
         return False
     meta = papermill_record(done)
     return (bool(meta.get("end_time")) and not meta.get("exception")
-            and meta.get("parameters") == params and _cells(done) == _cells(source))
+            and meta.get("parameters") == params and notebook_cells(done) == notebook_cells(source))
 
 
 #: Which notebooks each notebook reads the results of (by number prefix). The run goes in number order,
