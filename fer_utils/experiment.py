@@ -79,9 +79,7 @@ def save_experiment(
     for folder in ("models", "predictions"):
         (run / folder).mkdir(parents=True, exist_ok=True)
     result.model.save(run / "models" / f"{name}.keras")
-    tmp = run / "predictions" / f".{name}.tmp.npz"
-    np.savez(tmp, ids=report_on.ids, y_true=report_on.labels, y_pred=predicted, probs=probs)
-    os.replace(tmp, run / "predictions" / f"{name}.npz")
+    write_predictions(run / "predictions" / f"{name}.npz", report_on.ids, report_on.labels, predicted, probs=probs)
     info = provenance(
         profile=profile, experiment=name, epochs=result.epochs_run,
         data_counts={"splits": all_data.split_counts(), "train_images": len(train_data),
@@ -102,9 +100,36 @@ def read_model_run(folder: str | os.PathLike, name: str) -> tuple[dict, tuple[np
     its metrics payload and its PrivateTest predictions ``(ids, y_true, y_pred)``
     (``metrics/<name>.json``, ``predictions/<name>.npz``)."""
     folder = Path(folder)
-    payload = read_metrics(folder / "metrics" / f"{name}.json")
-    with np.load(folder / "predictions" / f"{name}.npz") as npz:
-        return payload, (npz["ids"], npz["y_true"], npz["y_pred"])
+    return read_metrics(folder / "metrics" / f"{name}.json"), read_predictions(folder / "predictions" / f"{name}.npz")
+
+
+Predictions = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def write_predictions(path: str | os.PathLike, ids: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
+                      **extra: np.ndarray) -> Path:
+    """A model's PrivateTest answers as an ``.npz`` (``ids``, ``y_true``, ``y_pred`` and any ``extra``
+    arrays, e.g. ``probs``), written whole or not at all."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez(tmp, ids=np.asarray(ids), y_true=np.asarray(y_true), y_pred=np.asarray(y_pred), **extra)
+    os.replace(tmp, path)
+    return path
+
+
+def read_predictions(path: str | os.PathLike) -> Predictions:
+    """``(ids, y_true, y_pred)`` from a file :func:`write_predictions` wrote."""
+    with np.load(path) as npz:
+        return npz["ids"], npz["y_true"], npz["y_pred"]
+
+
+def mcnemar_on_same_faces(a: Predictions, b: Predictions, name_a: str, name_b: str) -> dict:
+    """:func:`fer_utils.evaluate.mcnemar` of two models' answers ``(ids, y_true, y_pred)``, once their
+    ids show they answered the same faces in the same order (ValueError otherwise)."""
+    if not np.array_equal(np.asarray(a[0]), np.asarray(b[0])):
+        raise ValueError(f"{name_b} was reported on other images than {name_a}")
+    return mcnemar(a[1], a[2], b[2])
 
 
 def _read_experiments(run: Path, names: list[str]) -> tuple[list[dict], dict, dict]:
@@ -130,12 +155,10 @@ def _read_experiments(run: Path, names: list[str]) -> tuple[list[dict], dict, di
 def _table(rows: list[dict], preds: dict, reference: str) -> pd.DataFrame:
     table = pd.DataFrame(rows).set_index("experiment") if rows else pd.DataFrame()
     if reference in preds:
-        ref_ids, ref_true, ref_pred = preds[reference]
         pvalues = {}
-        for name, (ids, y_true, y_pred) in preds.items():
-            if not np.array_equal(ids, ref_ids):
-                raise ValueError(f"{name} was reported on other images than {reference}")
-            pvalues[name] = np.nan if name == reference else mcnemar(ref_true, ref_pred, y_pred)["p_value"]
+        for name, answers in preds.items():
+            test = mcnemar_on_same_faces(preds[reference], answers, reference, name)
+            pvalues[name] = np.nan if name == reference else test["p_value"]
         table[f"mcnemar_p_vs_{reference}"] = pd.Series(pvalues)
     return table
 
@@ -515,11 +538,8 @@ def describe_against_report(table: pd.DataFrame, run: str | os.PathLike | None =
         for a, b in _swapped_pairs(ours, theirs):
             line = f"{a} ranks above {b} here and below it in the report"
             if run is not None:
-                _, (ids_a, y_true, pred_a) = read_model_run(run, a)
-                _, (ids_b, _, pred_b) = read_model_run(run, b)
-                if not np.array_equal(ids_a, ids_b):
-                    raise ValueError(f"{b} was reported on other images than {a}")
-                test = mcnemar(y_true, pred_a, pred_b)
+                answers = {n: read_predictions(Path(run) / "predictions" / f"{n}.npz") for n in (a, b)}
+                test = mcnemar_on_same_faces(answers[a], answers[b], a, b)
                 verdict = "more than chance" if test["p_value"] < 0.05 else "within chance"
                 line += (f" (McNemar on the same faces: {test['a_only']} right only with {a}, {test['b_only']} "
                          f"only with {b}, p = {test['p_value']:.2g}: {verdict})")
@@ -698,18 +718,17 @@ def describe_against_peer(table: pd.DataFrame, peer: dict, run: str | os.PathLik
         return "No experiment of this run to compare with."
     name = peer.get("peer", {}).get("name", "the peer")
     plo, phi = peer["accuracy_ci95"]
-    answers = peer.get("predictions") if run is not None else None
+    theirs = peer.get("predictions") if run is not None else None
     lines = [f"{name}: accuracy {peer['accuracy']:.3f} (95 % CI {plo:.3f}-{phi:.3f}), macro-F1 "
              f"{peer['macro_f1']:.3f} on the same {peer['n']:,} PrivateTest faces."]
     for exp, row in table.iterrows():
-        if answers is not None:
-            _, (ids, y_true, y_pred) = read_model_run(run, exp)
-            if not np.array_equal(np.asarray(ids), np.asarray(answers["ids"])):
-                raise ValueError(f"{exp} was reported on other images than {name}")
-            test = mcnemar(y_true, y_pred, answers["y_pred"])
-            side = "above it" if test["a_only"] > test["b_only"] else "below it"
+        if theirs is not None:
+            ours = read_predictions(Path(run) / "predictions" / f"{exp}.npz")
+            test = mcnemar_on_same_faces((theirs["ids"], theirs["y_true"], theirs["y_pred"]), ours, name, exp)
+            here, there = test["b_only"], test["a_only"]  # faces only the experiment, only the peer got right
+            side = "above it" if here > there else "below it"
             level = (f"{side if test['p_value'] < 0.05 else 'level with it'} (McNemar on the same faces: "
-                     f"{test['a_only']} right only here, {test['b_only']} only there, p = {test['p_value']:.2g})")
+                     f"{here} right only here, {there} only there, p = {test['p_value']:.2g})")
         elif row.ci95_high < plo:
             level = "below it"
         elif row.ci95_low > phi:
@@ -740,13 +759,7 @@ def save_peer(run: str | os.PathLike, peer: dict) -> Path:
     path = write_metrics(Path(run) / PEER_METRICS, metrics, {"peer": peer.get("peer", {})})
     answers = peer.get("predictions")
     if answers is not None:
-        dest = Path(run) / PEER_PREDICTIONS
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.tmp")
-        with open(tmp, "wb") as handle:
-            np.savez(handle, ids=np.asarray(answers["ids"]), y_true=np.asarray(answers["y_true"]),
-                     y_pred=np.asarray(answers["y_pred"]))
-        os.replace(tmp, dest)
+        write_predictions(Path(run) / PEER_PREDICTIONS, answers["ids"], answers["y_true"], answers["y_pred"])
     return path
 
 
@@ -760,8 +773,7 @@ def read_peer(run: str | os.PathLike) -> dict | None:
     peer = {**payload["metrics"], "peer": payload["provenance"]["peer"]}
     answers = Path(run) / PEER_PREDICTIONS
     if answers.exists():
-        with np.load(answers) as npz:
-            peer["predictions"] = {key: npz[key] for key in ("ids", "y_true", "y_pred")}
+        peer["predictions"] = dict(zip(("ids", "y_true", "y_pred"), read_predictions(answers)))
     return peer
 
 
