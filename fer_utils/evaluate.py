@@ -16,6 +16,7 @@ import platform
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.metrics import (
@@ -27,6 +28,9 @@ from sklearn.metrics import (
 
 from .machinery.backend import cpu_name
 from .data import EMOTIONS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Packages whose versions every metrics file records.
 RECORDED_PACKAGES = ("tensorflow-cpu", "tensorflow", "keras", "jax", "numpy", "scikit-learn",
@@ -249,3 +253,115 @@ def describe_result(metrics: dict, split: str = "PrivateTest") -> str:
         if unseen.get("accuracy_of_left_out") is not None:
             line += f"; on the {unseen['left_out']} seen faces: {unseen['accuracy_of_left_out']:.3f}"
     return line
+
+
+#: Bands of the top class probability that :func:`confidence_table` reports on.
+CONFIDENCE_EDGES = (0.0, 0.5, 0.7, 0.9, 0.99, 1.0)
+
+
+def confidence_table(probs: np.ndarray, y_true: np.ndarray,
+                     edges: tuple[float, ...] = CONFIDENCE_EDGES) -> pd.DataFrame:
+    """How often a model is right at each level of its own confidence.
+
+    The faces are grouped by their top class probability into the bands ``edges`` mark
+    (``[lo, hi)``, the last one closed at 1). Each row gives the band's face count, how many the model
+    got right, that accuracy with its 95 % Wilson interval, and the band's mean top probability.
+    A model whose probabilities mean what they say has a mean probability inside each band's
+    interval; above it, the model promises more than it delivers (over-confident).
+
+    Args:
+        probs: (N, K) class probabilities.
+        y_true: N true labels 0..K-1.
+        edges: increasing band edges from 0 to 1.
+
+    Returns:
+        One row per band, indexed by its label ("0.90-1.00"), with columns ``lo``, ``hi``, ``faces``,
+        ``right``, ``accuracy``, ``ci95_low``, ``ci95_high``, ``mean_probability`` (NaN where a band
+        holds no face).
+    """
+    import pandas as pd
+
+    probs, y_true = np.asarray(probs, dtype=float), np.asarray(y_true).ravel()
+    if probs.ndim != 2 or len(probs) != len(y_true):
+        raise ValueError(f"probs must be (N, K) with N = len(y_true) = {len(y_true)}, got shape {probs.shape}")
+    if len(y_true) == 0:
+        raise ValueError("no faces to score")
+    edges = tuple(float(e) for e in edges)
+    if len(edges) < 2 or edges[0] != 0.0 or edges[-1] != 1.0 or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ValueError(f"edges must rise from 0 to 1, got {edges}")
+    top = probs.max(axis=1)
+    right = probs.argmax(axis=1) == y_true
+    rows = []
+    for i, (lo, hi) in enumerate(zip(edges, edges[1:])):
+        last = i == len(edges) - 2
+        inside = (top >= lo) & ((top <= hi) if last else (top < hi))
+        n, k = int(inside.sum()), int(right[inside].sum())
+        ci = accuracy_interval(k, n) if n else (math.nan, math.nan)
+        rows.append({"band": f"{lo:.2f}-{hi:.2f}", "lo": lo, "hi": hi, "faces": n, "right": k,
+                     "accuracy": k / n if n else math.nan, "ci95_low": ci[0], "ci95_high": ci[1],
+                     "mean_probability": float(top[inside].mean()) if n else math.nan})
+    return pd.DataFrame(rows).set_index("band")
+
+
+def _band_of(table: pd.DataFrame, probability: float):
+    """The row of ``table`` (:func:`confidence_table`) whose band holds ``probability``."""
+    if not 0.0 <= probability <= 1.0:
+        raise ValueError(f"a probability lies in 0..1, got {probability}")
+    for _, row in table.iterrows():
+        if row["lo"] <= probability < row["hi"] or (probability == row["hi"] == 1.0):
+            return row
+    raise ValueError(f"no band of the table holds {probability}")
+
+
+def _probability(p: float) -> str:
+    """A probability with two decimals, or three above 0.99, where two would round it to 1.00."""
+    return f"{p:.3f}" if 0.99 < p < 1 else f"{p:.2f}"
+
+
+def _band_verdict(row) -> str:
+    """Whether a band's mean probability lies above, inside or below its accuracy interval."""
+    if row["mean_probability"] > row["ci95_high"]:
+        return "over-confident"
+    if row["mean_probability"] < row["ci95_low"]:
+        return "under-confident"
+    return "as often as its probabilities say"
+
+
+def describe_confidence(table: pd.DataFrame, name: str = "the model", split: str = "PrivateTest") -> str:
+    """One line per band of :func:`confidence_table` (share of faces, accuracy with its interval, mean
+    probability, verdict) and a closing line on how to read this model's probabilities."""
+    total = int(table["faces"].sum())
+    lines = []
+    for band, row in table.iterrows():
+        if not row["faces"]:
+            lines.append(f"top probability {band}: no {split} face")
+            continue
+        lines.append(f"top probability {band}: {int(row['faces']):,} {split} faces ({row['faces'] / total:.0%}), "
+                     f"right on {row['accuracy']:.0%} of them (95% CI {row['ci95_low']:.0%}-{row['ci95_high']:.0%}) "
+                     f"against a mean probability of {_probability(row['mean_probability'])}: {_band_verdict(row)}")
+    filled = table[table["faces"] > 0]
+    over = filled[filled["mean_probability"] > filled["ci95_high"]]
+    under = filled[filled["mean_probability"] < filled["ci95_low"]]
+    if len(over) and not len(under):
+        where = ("in every band" if len(over) == len(filled) else
+                 f"in the bands that hold {int(over['faces'].sum()) / total:.0%} of the {split} faces")
+        lines.append(f"So {name}'s probabilities run high: {where} it claims more than it delivers. Read a "
+                     f"probability from it as the accuracy of its band above, not as itself.")
+    elif len(under) and not len(over):
+        lines.append(f"So {name}'s probabilities run low: it is right more often than it says.")
+    elif len(over) or len(under):
+        lines.append(f"So {name}'s probabilities mean different things in different bands: read each through "
+                     f"the accuracy of its band above.")
+    else:
+        lines.append(f"So {name}'s probabilities mean what they say on {split}, within the intervals above.")
+    return "\n".join(lines)
+
+
+def describe_face_confidence(table: pd.DataFrame, probability: float, split: str = "PrivateTest") -> str:
+    """What one answer's top probability was worth on ``split``: the accuracy of its band in
+    :func:`confidence_table`, e.g. "0.93: the model was right on 78% of the 919 PrivateTest faces it gave 0.90-0.99"."""
+    row = _band_of(table, probability)
+    if not row["faces"]:
+        return f"{probability:.2f}: no {split} face had a top probability of {row.name}, so no measure of it"
+    return (f"{probability:.2f}: the model was right on {row['accuracy']:.0%} of the {int(row['faces']):,} {split} "
+            f"faces it gave {row.name} (95% CI {row['ci95_low']:.0%}-{row['ci95_high']:.0%})")

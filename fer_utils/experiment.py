@@ -106,6 +106,19 @@ def read_model_run(folder: str | os.PathLike, name: str) -> tuple[dict, tuple[np
 Predictions = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
+def read_probabilities(folder: str | os.PathLike, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A reported model's PrivateTest labels and class probabilities ``(y_true, probs)``, from the
+    ``predictions/<name>.npz`` :func:`save_experiment` wrote: the probabilities its reported answers
+    came from (with test-time augmentation where its metrics say so)."""
+    path = Path(folder) / "predictions" / f"{name}.npz"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no predictions of {name!r}; run the notebook that trains it first")
+    with np.load(path) as npz:
+        if "probs" not in npz:
+            raise ValueError(f"{path} holds answers but no class probabilities")
+        return npz["y_true"], npz["probs"]
+
+
 def write_predictions(path: str | os.PathLike, ids: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
                       **extra: np.ndarray) -> Path:
     """A model's PrivateTest answers as an ``.npz`` (``ids``, ``y_true``, ``y_pred`` and any ``extra``

@@ -287,6 +287,31 @@ def probability_panel(annotated: np.ndarray, faces: list, title: str = "") -> pl
     return fig
 
 
+def reliability_diagram(probs: np.ndarray, y_true: np.ndarray, title: str = "", n_bins: int = 10) -> plt.Figure:
+    """How often the model is right against how sure it was: faces binned by their top class probability
+    (:func:`sklearn.calibration.calibration_curve` on "was the top class right"), with the diagonal a model
+    whose probabilities mean what they say would follow, and below it how many faces each bin holds."""
+    from sklearn.calibration import calibration_curve
+
+    probs, y_true = np.asarray(probs, dtype=float), np.asarray(y_true).ravel()
+    top, right = probs.max(axis=1), (probs.argmax(axis=1) == y_true).astype(int)
+    accuracy, confidence = calibration_curve(right, top, n_bins=n_bins, strategy="uniform")
+    fig, (ax, counts) = plt.subplots(2, 1, figsize=(5.5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0, 1], [0, 1], ls="--", color="gray", label="right as often as it says")
+    ax.plot(confidence, accuracy, marker="o", color="tab:blue", label="this model")
+    ax.fill_between(confidence, accuracy, confidence, color="tab:red", alpha=0.15, label="gap")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share right")
+    ax.set_title(title or "Reliability: how often right, against how sure")
+    ax.legend(fontsize=8, loc="upper left")
+    counts.hist(top, bins=np.linspace(0, 1, n_bins + 1), color="tab:blue", alpha=0.7)
+    counts.set_xlim(0, 1)
+    counts.set_xlabel("top class probability")
+    counts.set_ylabel("faces")
+    fig.tight_layout()
+    return fig
+
+
 def accuracy_vs_report(table) -> plt.Figure:
     """Our PrivateTest accuracy per experiment (bar, 95 % interval) beside the report's (marker).
 

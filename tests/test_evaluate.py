@@ -116,3 +116,64 @@ def test_accuracy_without_seen_faces_and_its_line():
         accuracy_without_seen(y, pred, np.ones(10, bool))
     with pytest.raises(ValueError, match="same length"):
         accuracy_without_seen(y, pred[:5], seen)
+
+
+def _three_class_probs(tops: list[float]) -> np.ndarray:
+    """Rows whose top probability (class 0) is each of ``tops``, the rest split over classes 1 and 2."""
+    return np.array([[t, (1 - t) / 2, (1 - t) / 2] for t in tops])
+
+
+def test_confidence_table_counts_each_band_and_its_accuracy():
+    from fer_utils.evaluate import confidence_table
+
+    # band 0.9-1.0: four faces at 0.95, three right; band 0.5-0.7: two at 0.6, one right; 1.0 itself counts
+    probs = _three_class_probs([0.95, 0.95, 0.95, 0.95, 0.6, 0.6, 1.0])
+    y_true = np.array([0, 0, 0, 1, 0, 2, 0])
+    default = confidence_table(probs, y_true)
+    assert list(default.index) == ["0.00-0.50", "0.50-0.70", "0.70-0.90", "0.90-0.99", "0.99-1.00"]
+    assert default["faces"].tolist() == [0, 2, 0, 4, 1] and default["right"].tolist() == [0, 1, 0, 3, 1]
+    t = confidence_table(probs, y_true, edges=(0.0, 0.5, 0.7, 0.9, 1.0))
+    assert t["faces"].tolist() == [0, 2, 0, 5] and t["right"].tolist() == [0, 1, 0, 4]
+    assert t.loc["0.90-1.00", "accuracy"] == pytest.approx(0.8)
+    assert t.loc["0.90-1.00", "mean_probability"] == pytest.approx((4 * 0.95 + 1.0) / 5)
+    lo, hi = accuracy_interval(4, 5)
+    assert (t.loc["0.90-1.00", "ci95_low"], t.loc["0.90-1.00", "ci95_high"]) == pytest.approx((lo, hi))
+    assert np.isnan(t.loc["0.00-0.50", "accuracy"])
+    # a probability on an inner edge belongs to the band above it
+    edge = confidence_table(_three_class_probs([0.7]), np.array([0]), edges=(0.0, 0.5, 0.7, 0.9, 1.0))
+    assert edge.loc["0.70-0.90", "faces"] == 1
+
+
+def test_confidence_table_rejects_bad_input():
+    from fer_utils.evaluate import confidence_table
+
+    with pytest.raises(ValueError, match="probs must be"):
+        confidence_table(np.ones((3, 2)) / 2, np.array([0, 1]))
+    with pytest.raises(ValueError, match="edges must rise from 0 to 1"):
+        confidence_table(np.ones((2, 2)) / 2, np.array([0, 1]), edges=(0.0, 0.6, 0.5, 1.0))
+    with pytest.raises(ValueError, match="no faces"):
+        confidence_table(np.zeros((0, 3)), np.array([], dtype=int))
+
+
+def test_describe_confidence_calls_an_over_confident_model_so():
+    from fer_utils.evaluate import confidence_table, describe_confidence, describe_face_confidence
+
+    # 200 faces at 0.98, right on half: the mean probability lies far above the interval
+    probs = _three_class_probs([0.98] * 200)
+    y_true = np.array([0, 1] * 100)
+    t = confidence_table(probs, y_true, edges=(0.0, 0.9, 1.0))
+    text = describe_confidence(t, "the toy")
+    assert "top probability 0.00-0.90: no PrivateTest face" in text
+    assert "200 PrivateTest faces (100%), right on 50% of them" in text and "over-confident" in text
+    assert "the toy's probabilities run high: in every band" in text
+    assert describe_face_confidence(t, 0.93).startswith("0.93: the model was right on 50% of the 200 PrivateTest")
+    assert "no measure" in describe_face_confidence(t, 0.5)
+    with pytest.raises(ValueError, match="lies in 0..1"):
+        describe_face_confidence(t, 1.5)
+    # right as often as it says: 0.6 probability, right on 60 of 100
+    calibrated = confidence_table(_three_class_probs([0.6] * 100), np.array([0] * 60 + [1] * 40))
+    assert "mean what they say" in describe_confidence(calibrated)
+    assert "as often as its probabilities say" in describe_confidence(calibrated)
+    # right more often than it says
+    under = confidence_table(_three_class_probs([0.55] * 100), np.array([0] * 95 + [1] * 5))
+    assert "run low" in describe_confidence(under) and "under-confident" in describe_confidence(under)

@@ -459,3 +459,19 @@ def test_peer_metrics_are_kept_in_the_run(tmp_path):
     kept = read_peer(tmp_path)["predictions"]
     assert all(np.array_equal(kept[key], answers[key]) for key in answers)
     assert not list((tmp_path / "predictions" / "peers").glob(".*.tmp"))
+
+
+def test_read_probabilities_returns_what_was_written(tmp_path):
+    from fer_utils.experiment import read_probabilities, write_predictions
+
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], dtype="float32")
+    write_predictions(tmp_path / "predictions" / "baseline.npz", np.array(["a", "b"]), np.array([0, 1]),
+                      probs.argmax(1), probs=probs)
+    y_true, got = read_probabilities(tmp_path, "baseline")
+    assert y_true.tolist() == [0, 1]
+    np.testing.assert_array_equal(got, probs)
+    write_predictions(tmp_path / "predictions" / "peer.npz", np.array(["a"]), np.array([0]), np.array([0]))
+    with pytest.raises(ValueError, match="no class probabilities"):
+        read_probabilities(tmp_path, "peer")
+    with pytest.raises(FileNotFoundError, match="run the notebook that trains it"):
+        read_probabilities(tmp_path, "augment_face")

@@ -139,3 +139,11 @@ def test_training_time_bars_show_measured_hours_and_the_fastest_epoch_tick(tmp_p
     assert sorted(ticks[:, 0]) == pytest.approx([0.8, 1.6, 2.2])
     assert ax.get_title() == "Where the training time went: 6.0 h in all"
     saved_png(fig, tmp_path / "time.png")
+
+
+def test_reliability_diagram(tmp_path):
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(7), size=300)
+    fig = plots.reliability_diagram(probs, rng.integers(0, 7, 300), "toy")
+    assert fig.axes[0].get_title() == "toy" and len(fig.axes) == 2
+    saved_png(fig, tmp_path / "reliability.png")
