@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .evaluate import accuracy_interval, classification_metrics
+from .evaluate import accuracy_interval, classification_metrics, expected_calibration_error
 
 
 def cosine_schedule(peak_rate: float, *, epochs: int, steps_per_epoch: int, warmup_epochs: int = 1,
@@ -146,13 +146,17 @@ def step_row(step: str, y_true: np.ndarray, probabilities: np.ndarray, *, cpu_mi
     macro-F1 from its class probabilities, what it cost in CPU-minutes (training and the extra
     predictions; for a step that trains nothing, the predictions only), the part of that cost spent
     predicting (``predict_minutes``), the training's images per second where the step trains, and
-    its parameter count."""
+    its parameter count; and how far its probabilities are from how often it is right
+    (:func:`fer_utils.evaluate.expected_calibration_error`: ``calibration_error`` and the signed
+    ``overconfidence``)."""
     y_true = np.asarray(y_true)
     predicted = np.asarray(probabilities).argmax(axis=1)
     m = classification_metrics(y_true, predicted)
     lo, hi = accuracy_interval(int((predicted == y_true).sum()), len(y_true))
+    calibration = expected_calibration_error(probabilities, y_true)
     return {"step": step, "accuracy": m["accuracy"], "ci95_low": lo, "ci95_high": hi,
-            "macro_f1": m["macro_f1"], "epochs": epochs, "cpu_minutes": float(cpu_minutes),
+            "macro_f1": m["macro_f1"], "calibration_error": calibration["ece"],
+            "overconfidence": calibration["overconfidence"], "epochs": epochs, "cpu_minutes": float(cpu_minutes),
             "predict_minutes": float(predict_minutes),
             "images_per_second": float(images_per_second) if images_per_second else np.nan,
             "params": int(params)}
@@ -171,7 +175,8 @@ def steps_table(rows: list[dict]) -> pd.DataFrame:
 
 def describe_steps(table: pd.DataFrame, split: str = "PublicTest") -> str:
     """What the table of steps says, one line a step: its accuracy and interval, its gain over the step
-    before (or that the gain is smaller than the noise of one split: the intervals overlap), its cost."""
+    before (or that the gain is smaller than the noise of one split: the intervals overlap), its cost;
+    then how sure of itself each step is (its mean top probability against its accuracy)."""
     lines = []
     previous = None
     for step, row in table.iterrows():
@@ -183,6 +188,11 @@ def describe_steps(table: pd.DataFrame, split: str = "PublicTest") -> str:
             line += f"; {gain:+.3f} over the step before" + (" (the intervals overlap)" if overlap else "")
         lines.append(line)
         previous = row
+    if "overconfidence" in table:
+        lines.append("How sure of itself each step is (mean top probability minus accuracy; above 0: it claims more "
+                     "than it delivers), with its expected calibration error: " + "; ".join(
+                         f"{step} {row['overconfidence']:+.3f} ({row['calibration_error']:.3f})"
+                         for step, row in table.iterrows()) + ".")
     return "\n".join(lines)
 
 

@@ -365,3 +365,30 @@ def describe_face_confidence(table: pd.DataFrame, probability: float, split: str
         return f"{probability:.2f}: no {split} face had a top probability of {row.name}, so no measure of it"
     return (f"{probability:.2f}: the model was right on {row['accuracy']:.0%} of the {int(row['faces']):,} {split} "
             f"faces it gave {row.name} (95% CI {row['ci95_low']:.0%}-{row['ci95_high']:.0%})")
+
+
+def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, n_bins: int = 10) -> dict:
+    """How far a model's top probabilities are from how often it is right (Guo et al. 2017).
+
+    The faces are put into ``n_bins`` equal bands of top probability; the expected calibration error
+    is the face-weighted mean of ``|accuracy - mean probability|`` over the bands: 0 for a model
+    whose probabilities mean what they say. ``overconfidence`` is the signed difference over all
+    faces (mean top probability minus accuracy): above 0, the model claims more than it delivers.
+
+    Returns:
+        ``{"ece", "mean_probability", "accuracy", "overconfidence"}``.
+    """
+    probs, y_true = np.asarray(probs, dtype=float), np.asarray(y_true).ravel()
+    if probs.ndim != 2 or len(probs) != len(y_true) or len(y_true) == 0:
+        raise ValueError(f"probs must be (N, K) with N = len(y_true) = {len(y_true)} > 0, got shape {probs.shape}")
+    if n_bins < 1:
+        raise ValueError("n_bins must be at least 1")
+    top = probs.max(axis=1)
+    right = (probs.argmax(axis=1) == y_true).astype(float)
+    band = np.minimum((top * n_bins).astype(int), n_bins - 1)  # a probability of 1.0 belongs to the top band
+    ece = 0.0
+    for b in np.unique(band):
+        inside = band == b
+        ece += inside.mean() * abs(right[inside].mean() - top[inside].mean())
+    return {"ece": float(ece), "mean_probability": float(top.mean()), "accuracy": float(right.mean()),
+            "overconfidence": float(top.mean() - right.mean())}

@@ -200,6 +200,10 @@ def test_ensemble_and_the_table_of_steps():
     text = describe_steps(table)
     assert text.splitlines()[1].startswith("VGG: 0.900 on PublicTest") and "+0.300 over the step before" in text
     assert "overlap" not in text
+    # one-hot probabilities: always sure, right 60 % and 90 % of the time
+    assert table["overconfidence"].tolist() == pytest.approx([0.4, 0.1])
+    assert table["calibration_error"].tolist() == pytest.approx([0.4, 0.1])
+    assert text.splitlines()[-1].endswith("baseline +0.400 (0.400); VGG +0.100 (0.100).")
     close = steps_table([step_row("a", y, worse, cpu_minutes=1, params=1), step_row("b", y, worse, cpu_minutes=1, params=1)])
     assert "(the intervals overlap)" in describe_steps(close)
 

@@ -177,3 +177,23 @@ def test_describe_confidence_calls_an_over_confident_model_so():
     # right more often than it says
     under = confidence_table(_three_class_probs([0.55] * 100), np.array([0] * 95 + [1] * 5))
     assert "run low" in describe_confidence(under) and "under-confident" in describe_confidence(under)
+
+
+def test_expected_calibration_error_on_hand_checked_examples():
+    from fer_utils.evaluate import expected_calibration_error
+
+    # 10 faces at 0.95 (band 9), 8 right; 10 at 0.55 (band 5), 5 right: ECE = 0.5*0.15 + 0.5*0.05
+    probs = _three_class_probs([0.95] * 10 + [0.55] * 10)
+    y_true = np.array([0] * 8 + [1] * 2 + [0] * 5 + [2] * 5)
+    e = expected_calibration_error(probs, y_true)
+    assert e["ece"] == pytest.approx(0.10)
+    assert e["accuracy"] == pytest.approx(0.65) and e["mean_probability"] == pytest.approx(0.75)
+    assert e["overconfidence"] == pytest.approx(0.10)
+    # a model right as often as it says, and one that is under-confident
+    assert expected_calibration_error(_three_class_probs([0.6] * 5), np.array([0, 0, 0, 1, 2]))["ece"] == pytest.approx(0)
+    under = expected_calibration_error(_three_class_probs([0.4] * 5), np.zeros(5, int))
+    assert under["overconfidence"] == pytest.approx(-0.6) and under["ece"] == pytest.approx(0.6)
+    # a probability of exactly 1 counts in the top band
+    assert expected_calibration_error(_three_class_probs([1.0, 1.0]), np.array([0, 1]))["ece"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="probs must be"):
+        expected_calibration_error(np.ones((2, 3)) / 3, np.array([0]))
