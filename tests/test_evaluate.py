@@ -197,3 +197,23 @@ def test_expected_calibration_error_on_hand_checked_examples():
     assert expected_calibration_error(_three_class_probs([1.0, 1.0]), np.array([0, 1]))["ece"] == pytest.approx(0.5)
     with pytest.raises(ValueError, match="probs must be"):
         expected_calibration_error(np.ones((2, 3)) / 3, np.array([0]))
+
+
+def test_temperature_scaling_recovers_a_known_over_confidence():
+    from fer_utils.evaluate import apply_temperature, expected_calibration_error, fit_temperature
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 1.5, (6000, 7))
+    true_probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = np.array([rng.choice(7, p=p) for p in true_probs])
+    over = apply_temperature(true_probs, 0.5)  # the same logits doubled: over-confident
+    assert over.argmax(1).tolist() == true_probs.argmax(1).tolist()
+    np.testing.assert_allclose(over.sum(1), 1, atol=1e-9)
+    t = fit_temperature(over, y)
+    assert t == pytest.approx(2.0, rel=0.1)
+    before, after = expected_calibration_error(over, y), expected_calibration_error(apply_temperature(over, t), y)
+    assert before["overconfidence"] > 0.1 and after["ece"] < 0.03
+    with pytest.raises(ValueError, match="must be positive"):
+        apply_temperature(over, 0)
+    with pytest.raises(ValueError, match="probs must be"):
+        fit_temperature(over, y[:10])
