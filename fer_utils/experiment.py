@@ -21,6 +21,7 @@ from .data import EMOTIONS, FerData
 from .evaluate import (
     accuracy_without_seen,
     classification_metrics,
+    expected_calibration_error,
     mcnemar,
     predict_labels,
     provenance,
@@ -189,6 +190,48 @@ def compare(run: str | os.PathLike, names: list[str], reference: str = "baseline
     """
     rows, _, preds = _read_experiments(Path(run), names)
     return _table(rows, preds, reference)
+
+
+def calibration_summary(run: str | os.PathLike, names: list[str]) -> pd.DataFrame:
+    """How sure of itself each experiment's model is on PrivateTest, from the class probabilities its
+    predictions file keeps (:func:`read_probabilities`): its accuracy, its mean top probability, the
+    difference (``overconfidence``: above 0 it claims more than it delivers) and its expected
+    calibration error (:func:`fer_utils.evaluate.expected_calibration_error`). Experiments without
+    a predictions file, or whose file keeps no probabilities, are left out."""
+    rows = {}
+    for name in names:
+        try:
+            y_true, probs = read_probabilities(run, name)
+        except (FileNotFoundError, ValueError):
+            continue
+        e = expected_calibration_error(probs, y_true)
+        rows[name] = {"accuracy": e["accuracy"], "mean_probability": e["mean_probability"],
+                      "overconfidence": e["overconfidence"], "calibration_error": e["ece"]}
+    return pd.DataFrame.from_dict(rows, orient="index",
+                                  columns=["accuracy", "mean_probability", "overconfidence", "calibration_error"])
+
+
+def describe_calibration(table: pd.DataFrame) -> str:
+    """What :func:`calibration_summary`'s table says: which models claim more than they deliver, by how
+    much, and which is the best and the worst calibrated."""
+    if not len(table):
+        return "no model of this run keeps its class probabilities"
+    over = table[table["overconfidence"] > 0].index.tolist()
+    under = table[table["overconfidence"] <= 0].index.tolist()
+    if not under:
+        head = "Every model here claims more than it delivers: its mean top probability is above its accuracy"
+    elif not over:
+        head = "No model here claims more than it delivers: each one's mean top probability is at or below its accuracy"
+    else:
+        head = (f"{', '.join(over)} claim{'s' if len(over) == 1 else ''} more than {'it delivers' if len(over) == 1 else 'they deliver'}; "
+                f"{', '.join(under)} {'does' if len(under) == 1 else 'do'} not")
+    lines = [head + " (" + "; ".join(f"{name} {row['overconfidence']:+.3f}" for name, row in table.iterrows()) + ")."]
+    if len(table) > 1:
+        best, worst = table["calibration_error"].idxmin(), table["calibration_error"].idxmax()
+        lines.append(f"Best calibrated: {best} (expected calibration error {table.loc[best, 'calibration_error']:.3f}); "
+                     f"worst: {worst} ({table.loc[worst, 'calibration_error']:.3f}). Notebook 07 reads such a probability "
+                     f"band by band, and its exercise 07.3 mends it with one fitted number.")
+    return "\n".join(lines)
 
 
 def per_class_recall(run: str | os.PathLike, names: list[str]) -> pd.DataFrame:

@@ -475,3 +475,25 @@ def test_read_probabilities_returns_what_was_written(tmp_path):
         read_probabilities(tmp_path, "peer")
     with pytest.raises(FileNotFoundError, match="run the notebook that trains it"):
         read_probabilities(tmp_path, "augment_face")
+
+
+def test_calibration_summary_and_its_prose(tmp_path):
+    from fer_utils.experiment import calibration_summary, describe_calibration, write_predictions
+
+    y = np.array([0] * 8 + [1] * 2)
+    sure = np.tile([0.9, 0.05, 0.05], (10, 1))             # 0.9 sure of class 0, right on 8 of 10
+    modest = np.tile([0.5, 0.3, 0.2], (10, 1))             # 0.5 sure, right on 8 of 10
+    for name, probs in {"baseline": sure, "oversample": modest}.items():
+        write_predictions(tmp_path / "predictions" / f"{name}.npz", np.arange(10).astype(str), y, probs.argmax(1),
+                          probs=probs)
+    write_predictions(tmp_path / "predictions" / "peer.npz", np.arange(10).astype(str), y, np.zeros(10, int))
+    t = calibration_summary(tmp_path, ["baseline", "oversample", "peer", "augment_face"])
+    assert t.index.tolist() == ["baseline", "oversample"]  # no probabilities, no file: left out
+    assert t.loc["baseline", "overconfidence"] == pytest.approx(0.1)
+    assert t.loc["oversample", "overconfidence"] == pytest.approx(-0.3)
+    assert t.loc["oversample", "calibration_error"] == pytest.approx(0.3)
+    text = describe_calibration(t)
+    assert text.startswith("baseline claims more than it delivers; oversample does not (baseline +0.100; oversample -0.300).")
+    assert "Best calibrated: baseline (expected calibration error 0.100); worst: oversample (0.300)." in text
+    assert describe_calibration(t.loc[["baseline"]]).startswith("Every model here claims more than it delivers")
+    assert describe_calibration(t.iloc[:0]) == "no model of this run keeps its class probabilities"
