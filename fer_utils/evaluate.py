@@ -409,7 +409,8 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
 def fit_temperature(probs: np.ndarray, y_true: np.ndarray, bounds: tuple[float, float] = (0.05, 20.0)) -> float:
     """Temperature scaling (Guo et al. 2017): the one number that, dividing a model's logits, gives
     its probabilities the lowest log-loss on held-out faces (fit it on PublicTest, judge it on
-    PrivateTest). Above 1 the model was over-confident."""
+    PrivateTest). Above 1 it softens the probabilities (the model was over-confident by the measure of
+    log-loss), below 1 it sharpens them."""
     from scipy.optimize import minimize_scalar
     from sklearn.metrics import log_loss
 
