@@ -188,11 +188,10 @@ def describe_steps(table: pd.DataFrame, split: str = "PublicTest") -> str:
             line += f"; {gain:+.3f} over the step before" + (" (the intervals overlap)" if overlap else "")
         lines.append(line)
         previous = row
-    if "overconfidence" in table:
-        lines.append("How sure of itself each step is (mean top probability minus accuracy; above 0: it claims more "
-                     "than it delivers), with its expected calibration error: " + "; ".join(
-                         f"{step} {row['overconfidence']:+.3f} ({row['calibration_error']:.3f})"
-                         for step, row in table.iterrows()) + ".")
+    lines.append("How sure of itself each step is (mean top probability minus accuracy; above 0: it claims more "
+                 "than it delivers), with its expected calibration error: " + "; ".join(
+                     f"{step} {row['overconfidence']:+.3f} ({row['calibration_error']:.3f})"
+                     for step, row in table.iterrows()) + ".")
     return "\n".join(lines)
 
 

@@ -255,6 +255,17 @@ def describe_result(metrics: dict, split: str = "PrivateTest") -> str:
     return line
 
 
+def top_and_right(probs: np.ndarray, y_true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each face's top class probability and whether that top class is its label: what every
+    calibration measure here reads. ValueError unless ``probs`` is (N, K) for the N labels, N > 0."""
+    probs, y_true = np.asarray(probs, dtype=float), np.asarray(y_true).ravel()
+    if probs.ndim != 2 or len(probs) != len(y_true):
+        raise ValueError(f"probs must be (N, K) with N = len(y_true) = {len(y_true)}, got shape {probs.shape}")
+    if len(y_true) == 0:
+        raise ValueError("no faces to score")
+    return probs.max(axis=1), probs.argmax(axis=1) == y_true
+
+
 #: Bands of the top class probability that :func:`confidence_table` reports on.
 CONFIDENCE_EDGES = (0.0, 0.5, 0.7, 0.9, 0.99, 1.0)
 
@@ -281,16 +292,10 @@ def confidence_table(probs: np.ndarray, y_true: np.ndarray,
     """
     import pandas as pd
 
-    probs, y_true = np.asarray(probs, dtype=float), np.asarray(y_true).ravel()
-    if probs.ndim != 2 or len(probs) != len(y_true):
-        raise ValueError(f"probs must be (N, K) with N = len(y_true) = {len(y_true)}, got shape {probs.shape}")
-    if len(y_true) == 0:
-        raise ValueError("no faces to score")
+    top, right = top_and_right(probs, y_true)
     edges = tuple(float(e) for e in edges)
     if len(edges) < 2 or edges[0] != 0.0 or edges[-1] != 1.0 or any(b <= a for a, b in zip(edges, edges[1:])):
         raise ValueError(f"edges must rise from 0 to 1, got {edges}")
-    top = probs.max(axis=1)
-    right = probs.argmax(axis=1) == y_true
     rows = []
     for i, (lo, hi) in enumerate(zip(edges, edges[1:])):
         last = i == len(edges) - 2
@@ -378,13 +383,10 @@ def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, n_bins: in
     Returns:
         ``{"ece", "mean_probability", "accuracy", "overconfidence"}``.
     """
-    probs, y_true = np.asarray(probs, dtype=float), np.asarray(y_true).ravel()
-    if probs.ndim != 2 or len(probs) != len(y_true) or len(y_true) == 0:
-        raise ValueError(f"probs must be (N, K) with N = len(y_true) = {len(y_true)} > 0, got shape {probs.shape}")
+    top, right = top_and_right(probs, y_true)
+    right = right.astype(float)
     if n_bins < 1:
         raise ValueError("n_bins must be at least 1")
-    top = probs.max(axis=1)
-    right = (probs.argmax(axis=1) == y_true).astype(float)
     band = np.minimum((top * n_bins).astype(int), n_bins - 1)  # a probability of 1.0 belongs to the top band
     ece = 0.0
     for b in np.unique(band):
@@ -414,9 +416,8 @@ def fit_temperature(probs: np.ndarray, y_true: np.ndarray, bounds: tuple[float, 
     from scipy.optimize import minimize_scalar
     from sklearn.metrics import log_loss
 
+    top_and_right(probs, y_true)  # the same checks as every calibration measure here
     probs, y_true = np.asarray(probs, dtype=np.float64), np.asarray(y_true).ravel()
-    if probs.ndim != 2 or len(probs) != len(y_true) or len(y_true) == 0:
-        raise ValueError(f"probs must be (N, K) with N = len(y_true) = {len(y_true)} > 0, got shape {probs.shape}")
     labels = np.arange(probs.shape[1])
     found = minimize_scalar(lambda t: log_loss(y_true, apply_temperature(probs, t), labels=labels),
                             bounds=bounds, method="bounded", options={"xatol": 1e-3})

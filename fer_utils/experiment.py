@@ -834,10 +834,8 @@ def read_peer(run: str | os.PathLike) -> dict | None:
     peer = {**payload["metrics"], "peer": payload["provenance"]["peer"]}
     answers = Path(run) / PEER_PREDICTIONS
     if answers.exists():
-        peer["predictions"] = dict(zip(("ids", "y_true", "y_pred"), read_predictions(answers)))
         with np.load(answers) as npz:
-            if "probs" in npz:
-                peer["predictions"]["probs"] = npz["probs"]
+            peer["predictions"] = {key: npz[key] for key in ("ids", "y_true", "y_pred", "probs") if key in npz}
     return peer
 
 

@@ -293,9 +293,10 @@ def reliability_diagram(probs: np.ndarray, y_true: np.ndarray, title: str = "", 
     whose probabilities mean what they say would follow, and below it how many faces each bin holds."""
     from sklearn.calibration import calibration_curve
 
-    probs, y_true = np.asarray(probs, dtype=float), np.asarray(y_true).ravel()
-    top, right = probs.max(axis=1), (probs.argmax(axis=1) == y_true).astype(int)
-    accuracy, confidence = calibration_curve(right, top, n_bins=n_bins, strategy="uniform")
+    from .evaluate import top_and_right
+
+    top, right = top_and_right(probs, y_true)
+    accuracy, confidence = calibration_curve(right.astype(int), top, n_bins=n_bins, strategy="uniform")
     fig, (ax, counts) = plt.subplots(2, 1, figsize=(5.5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     ax.plot([0, 1], [0, 1], ls="--", color="gray", label="right as often as it says")
     ax.plot(confidence, accuracy, marker="o", color="tab:blue", label="this model")
