@@ -114,8 +114,8 @@ def test_run_status_describes_notebooks_and_trainings(tmp_path):
     text = progress.run_status(run, steps, now=path.stat().st_mtime + 300)
     assert text.splitlines() == [
         "notebooks:",
-        "  00_data_exploration: finished (20 s, ended 2026-11-30 03:14 UTC)",
-        "  01_baseline_cnn: finished (2.0 h, ended 2026-11-30 07:00 UTC)",
+        "  00_data_exploration: finished (its last execution 20 s, ended 2026-11-30 03:14 UTC)",
+        "  01_baseline_cnn: finished (its last execution 2.0 h, ended 2026-11-30 07:00 UTC)",
         "  02_undersampling: failed",
         "  03_oversampling: running or interrupted",
         "trainings:",

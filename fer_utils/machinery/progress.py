@@ -147,7 +147,9 @@ class EpochWatcher:
 
 
 def notebook_state(executed: Path) -> str:
-    """``finished`` (with its papermill duration and end time), ``failed``, ``running or interrupted``,
+    """``finished`` (with the duration and end time of its last execution, from papermill: a notebook run
+    again over finished trainings takes seconds, so its trainings' time is in :func:`run_status`'s lines for
+    them), ``failed``, ``running or interrupted``,
     ``not run`` or ``unreadable`` for an executed notebook path, from papermill's metadata in it."""
     from .study import papermill_record
 
@@ -160,7 +162,7 @@ def notebook_state(executed: Path) -> str:
     if meta.get("exception"):
         return "failed"
     if meta.get("end_time"):
-        return (f"finished ({_duration(meta.get('duration') or 0)}, "
+        return (f"finished (its last execution {_duration(meta.get('duration') or 0)}, "
                 f"ended {str(meta['end_time'])[:16].replace('T', ' ')} UTC)")
     return "running or interrupted"
 
