@@ -314,3 +314,50 @@ def describe_runs(table: pd.DataFrame) -> str:
                                                    "within what chance gives on one test split"))
         lines.append(line)
     return "\n".join(lines)
+
+
+#: Published single-model PrivateTest accuracies without extra data that notebook 08 measures its
+#: headline model against.
+LANDMARKS = {"the 2013 challenge's winner (Tang)": 0.712, "Khaireddin & Chen 2021": 0.733}
+
+
+def describe_against_landmarks(metrics: dict, *, baseline: dict | None = None, peer: dict | None = None,
+                               landmarks: dict[str, float] = LANDMARKS) -> str:
+    """Whether a PrivateTest result (``metrics``: :func:`fer_utils.evaluate.classification_metrics` with its
+    ``n``, ``accuracy``, ``accuracy_ci95`` and ``macro_f1``) reached each published accuracy of
+    ``landmarks``, read strictly (enough faces right) and against its 95 % interval, and where its
+    macro-F1 stands against the ``baseline``'s and a ``peer``'s (:func:`fer_utils.experiment.read_peer`),
+    each when given and scored on as many faces.
+
+    A landmark inside the interval is one this test split cannot tell apart from the result, reached
+    or not: a published figure is one run on the same 3,589 faces, with the same uncertainty."""
+    missing = [key for key in ("n", "accuracy", "accuracy_ci95", "macro_f1") if key not in metrics]
+    if missing:
+        raise ValueError(f"metrics lack {', '.join(missing)}: pass a PrivateTest metrics dict (save_experiment's)")
+    n, accuracy = int(metrics["n"]), float(metrics["accuracy"])
+    lo, hi = metrics["accuracy_ci95"]
+    right = round(accuracy * n)
+    lines = [f"PrivateTest accuracy {accuracy:.3f} ({right:,} of {n:,} faces; 95 % CI {lo:.3f}-{hi:.3f}):"]
+    for name, target in landmarks.items():
+        needed = math.ceil(target * n - 1e-9)
+        if right >= needed:
+            verdict = f"reached ({right - needed:,} faces to spare)"
+        else:
+            verdict = f"not reached ({needed - right:,} faces short)"
+        if lo <= target <= hi:
+            where = "inside the interval: this test split cannot tell the two apart"
+        elif target > hi:
+            where = "above the interval: a gap larger than chance on this test split explains"
+        else:
+            where = "below the interval: beaten beyond chance"
+        lines.append(f"  {name}, {target * 100:.1f} %: {verdict}; {where}.")
+    for label, other in (("the baseline", baseline), ("the fer package", peer)):
+        if other is None:
+            lines.append(f"  macro-F1 against {label}: not in this run (yet).")
+        elif int(other["n"]) != n:
+            lines.append(f"  macro-F1 against {label}: scored on {int(other['n']):,} faces, not these {n:,}.")
+        else:
+            gap = (metrics["macro_f1"] - other["macro_f1"]) * 100
+            lines.append(f"  macro-F1 {metrics['macro_f1']:.3f} against {label}'s {other['macro_f1']:.3f} on the same "
+                         f"faces: {'higher' if gap > 0 else 'not higher'} ({gap:+.1f} points).")
+    return "\n".join(lines)

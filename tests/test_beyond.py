@@ -311,3 +311,34 @@ def test_read_model_run(tmp_path):
     np.savez(tmp_path / "predictions" / "m.npz", ids=np.arange(3), y_true=np.zeros(3, int), y_pred=np.ones(3, int))
     read, (ids, y_true, y_pred) = read_model_run(tmp_path, "m")
     assert read["metrics"]["accuracy"] == 0.7 and ids.tolist() == [0, 1, 2] and y_pred.tolist() == [1, 1, 1]
+
+
+def test_describe_against_landmarks_reads_each_target_strictly_and_by_the_interval():
+    from fer_utils.beyond import describe_against_landmarks
+    from fer_utils.evaluate import accuracy_interval
+
+    # the GPU run's result: 2,554 of 3,589 faces, where 71.2 % needs ceil(0.712 * 3589) = 2,556
+    n, right = 3589, 2554
+    metrics = {"n": n, "accuracy": right / n, "accuracy_ci95": accuracy_interval(right, n), "macro_f1": 0.695}
+    lines = describe_against_landmarks(metrics, baseline={"n": n, "macro_f1": 0.651},
+                                       peer={"n": 3000, "macro_f1": 0.640}).splitlines()
+    lo, hi = metrics["accuracy_ci95"]
+    assert lo < 0.712 < hi < 0.733
+    assert lines[0] == f"PrivateTest accuracy 0.712 (2,554 of 3,589 faces; 95 % CI {lo:.3f}-{hi:.3f}):"
+    assert lines[1] == ("  the 2013 challenge's winner (Tang), 71.2 %: not reached (2 faces short); inside the interval: "
+                        "this test split cannot tell the two apart.")
+    # 73.3 % needs 2,631 faces: 77 more, and it lies above the interval
+    assert lines[2].startswith("  Khaireddin & Chen 2021, 73.3 %: not reached (77 faces short); above the interval")
+    assert lines[3] == "  macro-F1 0.695 against the baseline's 0.651 on the same faces: higher (+4.4 points)."
+    assert lines[4] == "  macro-F1 against the fer package: scored on 3,000 faces, not these 3,589."
+
+    # four faces more reach 71.2 % with two to spare; a landmark below the interval is beaten beyond chance
+    better = {**metrics, "accuracy": 2558 / n}
+    text = describe_against_landmarks(better, landmarks={"winner": 0.712, "the report": 0.65})
+    assert "winner, 71.2 %: reached (2 faces to spare)" in text
+    assert "the report, 65.0 %: reached (" in text and "below the interval: beaten beyond chance" in text
+    assert "macro-F1 against the baseline: not in this run (yet)." in text
+    assert "not higher (-1.1 points)" in describe_against_landmarks(metrics, baseline={"n": n, "macro_f1": 0.706})
+
+    with pytest.raises(ValueError, match="metrics lack accuracy_ci95, macro_f1"):
+        describe_against_landmarks({"n": n, "accuracy": 0.7})
