@@ -268,6 +268,20 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monke
         assert str(repo_root()) not in text and str(Path.home()) + "/" not in text, nb.name
     if backend == "tensorflow":
         _student_copies_run(run_dir, tmp_path)
+        _notebook_07_reads_the_headline_model(run_dir)
+
+
+def _notebook_07_reads_the_headline_model(run_dir: Path) -> None:
+    """Notebook 07 runs on notebook 08's model (its ``model_name``), with Grad-CAM at one of its ReLU
+    outputs: its calibration, its answers on the photos and its maps, from that model."""
+    study.run("smoke", run_dir, overrides={"model_name": "beyond", "gradcam_layer": "relu4"}, only=["07"])
+    executed = nbformat.read(run_dir / "notebooks" / "07_predict_new_faces.ipynb", as_version=4)
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    printed = "".join(o.get("text", "") for o in outputs)
+    assert "the beyond model's probabilities" in printed
+    assert "Grace Hopper (matplotlib): face at " in printed
+    assert executed.metadata["papermill"]["parameters"]["gradcam_layer"] == "relu4"
 
 
 def _student_copies_run(teacher_run: Path, tmp_path: Path) -> None:
