@@ -268,12 +268,37 @@ class _Lookup:
 
     def __init__(self, fp: Fingerprint):
         self.by: dict[str, dict[int, list[int]]] = {}
+        # per kind, the hashes as a sorted array and, for each, its one row or -1 when it has several
+        self.sorted: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for kind in ("file_hash", "raw_hash", "decoded_hash"):
             table: dict[int, list[int]] = {}
             for i, h in enumerate(getattr(fp, kind).tolist()):
                 if h:
                     table.setdefault(h, []).append(i)
             self.by[kind] = table
+            keys = np.array(sorted(table), dtype=np.uint64)
+            self.sorted[kind] = keys, np.array([table[int(h)][0] if len(table[int(h)]) == 1 else -1
+                                                for h in keys.tolist()], dtype=np.int64)
+
+    def first_hits(self, hashes: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
+        """For each image, the first kind (index into ``hashes``, one array per kind in the order
+        file, raw, decoded) whose hash is canonical, or -1; and that hash's only row, or -1 when it
+        has several rows (FER-2013's duplicates) or none."""
+        n = len(next(h for h in hashes if h is not None))
+        kind_of = np.full(n, -1)
+        row_of = np.full(n, -1, dtype=np.int64)
+        for k, (kind, values) in enumerate(zip(("file_hash", "raw_hash", "decoded_hash"), hashes)):
+            if values is None:
+                continue
+            keys, rows = self.sorted[kind]
+            values = np.asarray(values, dtype=np.uint64)
+            if not len(keys):
+                continue
+            at = np.minimum(np.searchsorted(keys, values), len(keys) - 1)
+            hit = (keys[at] == values) & (values != 0) & (kind_of < 0)
+            kind_of[hit] = k
+            row_of[hit] = rows[at[hit]]
+        return kind_of, row_of
 
 
 _LOOKUPS: dict[int, tuple[Fingerprint, _Lookup]] = {}
@@ -410,15 +435,22 @@ def verify_images(images: np.ndarray, labels: np.ndarray, splits: np.ndarray, id
     index = np.full(n, -1)
     taken = np.zeros(len(fp), dtype=bool)
     exact = np.zeros(n, dtype=bool)
-    for i in range(n):
-        for kind, h in (("file_hash", None if file_hashes is None else int(file_hashes[i])),
-                        ("raw_hash", int(pix[i])), ("decoded_hash", int(pix[i]))):
-            if h and h in lookup.by[kind]:
-                j = _prefer(lookup.by[kind][h], fp, str(ids[i]), int(labels[i]), int(splits[i]), taken)
-                index[i], exact[i] = j, True
-                taken[j] = True
-                break
-    reasons: list[list[str]] = [[] for _ in range(n)]
+    # Most images' hash belongs to one canonical row that no other image claims: matched at once.
+    # The rest (FER-2013's duplicates, rows claimed twice) are told apart one by one, by name,
+    # split and emotion, among the rows not yet taken.
+    kinds = ("file_hash", "raw_hash", "decoded_hash")
+    kind_of, row_of = lookup.first_hits([file_hashes, pix, pix])
+    single = row_of >= 0
+    claims = np.bincount(row_of[single], minlength=len(fp))
+    direct = single & (claims[np.maximum(row_of, 0)] == 1)
+    index[direct], exact[direct] = row_of[direct], True
+    taken[row_of[direct]] = True
+    for i in np.flatnonzero((kind_of >= 0) & ~direct):
+        h = int(file_hashes[i]) if kind_of[i] == 0 else int(pix[i])
+        j = _prefer(lookup.by[kinds[kind_of[i]]][h], fp, str(ids[i]), int(labels[i]), int(splits[i]), taken)
+        index[i], exact[i] = j, True
+        taken[j] = True
+    reasons: dict[int, list[str]] = {}
     rest = np.flatnonzero(~exact)
     if len(rest):
         near, sim, view, ties = _tolerant(np.asarray(images)[rest], fp)
@@ -445,25 +477,30 @@ def verify_images(images: np.ndarray, labels: np.ndarray, splits: np.ndarray, id
                     why.append("contrast or brightness changed")
                 if not why and sim[r] < _SIM_NOISE:
                     why.append("pixels changed")
-            reasons[i] = why
+            reasons[int(i)] = why
     if sizes is not None:
         for i in np.flatnonzero((np.asarray(sizes) != 48).any(axis=1)):
-            reasons[i] = [f"resized from {int(sizes[i][0])}x{int(sizes[i][1])}"] + [
-                w for w in reasons[i] if w != "blurred"]
+            reasons[int(i)] = [f"resized from {int(sizes[i][0])}x{int(sizes[i][1])}"] + [
+                w for w in reasons.get(int(i), []) if w != "blurred"]
 
     counts = {s: Counter() for s in _SPLITS}
     examples: dict[str, list[str]] = {}
     why_counts: Counter = Counter()
-    status = []
-    for i in range(n):
+    status = np.full(n, "match", dtype=object)
+    found = index >= 0
+    plain = found & (fp.emotion[np.maximum(index, 0)] == labels) & (fp.usage[np.maximum(index, 0)] == splits)
+    plain[[i for i, why in reasons.items() if why]] = False
+    for k, s in enumerate(_SPLITS):
+        counts[s]["match"] += int((plain & (splits == k)).sum())
+    for i in np.flatnonzero(~plain):
         j = int(index[i])
         cats = []
         if j < 0:
             cats.append("not_fer2013")
         else:
-            if reasons[i]:
+            if reasons.get(int(i)):
                 cats.append("altered")
-                why_counts.update(reasons[i])
+                why_counts.update(reasons[int(i)])
             if int(fp.emotion[j]) != int(labels[i]):
                 cats.append("relabelled")
             if int(fp.usage[j]) != int(splits[i]):
@@ -474,7 +511,7 @@ def verify_images(images: np.ndarray, labels: np.ndarray, splits: np.ndarray, id
         for cat in cats:
             if cat != "match" and len(examples.setdefault(cat, [])) < _EXAMPLES:
                 examples[cat].append(str(names[i]))
-        status.append("+".join(cats))
+        status[i] = "+".join(cats)
     missing_rows = np.flatnonzero(~taken)
     missing = {s: int((fp.usage[missing_rows] == k).sum()) for k, s in enumerate(_SPLITS)}
     if len(missing_rows):
@@ -483,7 +520,7 @@ def verify_images(images: np.ndarray, labels: np.ndarray, splits: np.ndarray, id
     return Verification(
         counts={s: {c: int(counts[s][c]) for c in CATEGORIES} for s in _SPLITS},
         missing=missing, examples=examples, reasons=dict(why_counts), exact=int(exact.sum()),
-        images=n, canonical_images=len(fp), status=np.array(status), canonical_index=index)
+        images=n, canonical_images=len(fp), status=status.astype(str), canonical_index=index)
 
 
 def main(argv: list[str] | None = None) -> int:

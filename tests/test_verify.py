@@ -56,15 +56,22 @@ def test_zip_form_is_canonical(real_data_path, tmp_path):
     assert v.canonical and v.exact == 35887
 
 
+def _fastest_load(path: Path, cache: Path, verify: str, repeats: int = 3) -> float:
+    """The fastest of a few loads, in seconds: the least disturbed by whatever else the machine runs."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        load_fer2013(path, cache_dir=cache, verify=verify)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
 def test_verification_is_fast_on_a_cached_load(real_data, real_data_path, real_cache):
     load_fer2013(real_data_path, cache_dir=real_cache, verify="off")
-    start = time.perf_counter()
-    load_fer2013(real_data_path, cache_dir=real_cache, verify="off")
-    plain = time.perf_counter() - start
-    start = time.perf_counter()
-    load_fer2013(real_data_path, cache_dir=real_cache)
-    verified = time.perf_counter() - start
-    assert verified - plain < 1.0  # the budget is 0.5 s; the benchmark measures it, this catches a regression
+    plain = _fastest_load(real_data_path, real_cache, "off")
+    verified = _fastest_load(real_data_path, real_cache, "warn")
+    # the budget is 0.5 s (benchmarks/verify_speed.py measures it); 1 s catches a regression, not noise
+    assert verified - plain < 1.0, f"verification added {verified - plain:.2f} s to a cached load"
 
 
 # --------------------------------------------------------------------------- altered copies
