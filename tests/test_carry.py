@@ -1,0 +1,152 @@
+"""fer_utils.machinery.carry: a run packed at a session's end and unpacked at the next goes on exactly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fer_utils.evaluate import classification_metrics, write_metrics
+from fer_utils.experiment import write_predictions
+from fer_utils.machinery import carry
+from fer_utils.machinery.study import StudyError
+from fer_utils.train import read_history, train_model
+
+from test_publish import executed_notebook
+from test_train import Interrupt, Killed, arrays, tiny_model  # noqa: F401  (arrays is a fixture)
+
+SETTINGS = dict(epochs=4, batch_size=16, seed=1)
+
+
+def scored(run: Path, name: str, share: float) -> None:
+    """Metrics and predictions of experiment ``name``, right on about ``share`` of 200 faces."""
+    rng = np.random.default_rng(len(name))
+    y = rng.integers(0, 7, 200)
+    pred = np.where(rng.random(200) < share, y, (y + 1) % 7)
+    write_metrics(run / "metrics" / f"{name}.json", classification_metrics(y, pred),
+                  {"profile": "reference", "epochs": 2, "best_epoch": 1, "data_counts": {}})
+    write_predictions(run / "predictions" / f"{name}.npz", np.array([f"PrivateTest_{i}" for i in range(200)]),
+                      y, pred)
+
+
+@pytest.fixture
+def stopped_run(tmp_path, arrays):
+    """A run stopped in notebook 03: 00, 01, 02 and 04 finished (undersampling the most accurate),
+    03's oversampling killed after epoch 2 of 4."""
+    run = tmp_path / "runs" / "reference"
+    for number, name, finished in (("00", "data", True), ("01", "baseline_cnn", True), ("02", "undersampling", True),
+                                   ("03", "oversampling", False), ("04", "augmentation", True)):
+        executed_notebook(run / "notebooks" / f"{number}_{name}.ipynb",
+                          end_time="2026-12-01T12:00:00+00:00" if finished else None)
+    for name, share in (("baseline", 0.4), ("undersample", 0.6), ("augment_report", 0.5)):
+        result = train_model(tiny_model(), arrays, arrays, run / name, epochs=2, batch_size=16, seed=1)
+        (run / "models").mkdir(exist_ok=True)
+        result.model.save(run / "models" / f"{name}.keras")
+        scored(run, name, share)
+    with pytest.raises(Killed):
+        train_model(tiny_model(), arrays, arrays, run / "oversample", callbacks=[Interrupt(after_epoch=2)], **SETTINGS)
+    (run / "run.log").write_text("[1/10] 00_data_exploration ...\n")
+    (run / "NOTES.txt").write_text("started\n")
+    (run / "figures").mkdir()
+    (run / "figures" / "01_curves.png").write_bytes(b"png")
+    return run
+
+
+def test_the_plan_keeps_what_the_run_reads_again(stopped_run):
+    actions = carry.plan(stopped_run)
+    assert carry.finished_notebooks(stopped_run) == {"00", "01", "02", "04"}
+    assert carry.models_read_later(stopped_run) == ["baseline", "undersample"]
+    # the training that was running: everything, its last epoch's state included
+    running = {rel: a for rel, a in actions.items() if rel.startswith("oversample/")}
+    assert "oversample/best.keras" in running and any(rel.startswith("oversample/backup/") for rel in running)
+    assert set(running.values()) == {"copy"}
+    # finished notebooks' trainings: their histories and verdicts, not their checkpoints
+    for name in ("baseline", "undersample", "augment_report"):
+        assert actions[f"{name}/history.csv"] == actions[f"{name}/done.json"] == "copy"
+        assert actions[f"{name}/best.keras"].startswith("leave: notebook")
+    # models read later are exported; one no later notebook reads is left out
+    assert actions["models/baseline.keras"] == actions["models/undersample.keras"] == "export"
+    assert actions["models/augment_report.keras"] == ("leave: notebook 04 finished and no later notebook "
+                                                      "reads this model")
+    assert actions["notebooks/03_oversampling.ipynb"] == "leave: this notebook has not finished; it runs again"
+    for rel in ("notebooks/01_baseline_cnn.ipynb", "run.log", "NOTES.txt", "figures/01_curves.png",
+                "metrics/baseline.json", "predictions/undersample.npz"):
+        assert actions[rel] == "copy", rel
+
+
+def test_save_then_restore_goes_on_exactly_as_the_run_would_have(stopped_run, tmp_path, arrays):
+    held = tmp_path / "results" / "reference-in-progress"
+    manifest = carry.save(stopped_run, held, note="session 1")
+    stored = json.loads((held / carry.MANIFEST).read_text())
+    assert stored == manifest and manifest["note"] == "session 1"
+    assert manifest["finished_notebooks"] == ["00", "01", "02", "04"]
+    assert (held / "run_log.txt").exists() and not (held / "run.log").exists()  # *.log is ignored by git
+    assert not (held / "baseline" / "best.keras").exists() and not (held / "models" / "augment_report.keras").exists()
+    assert manifest["files"]["models/baseline.keras"]["exported"] == "float32, without the optimizer's state"
+    assert "models/augment_report.keras" in manifest["left_out"]
+    assert "Not a result." in (held / "README.md").read_text()
+    # an exported model is a third of the training file, and predicts the same
+    from fer_utils.augment import load_model
+
+    original, exported = stopped_run / "models" / "baseline.keras", held / "models" / "baseline.keras"
+    assert exported.stat().st_size < 0.6 * original.stat().st_size
+    np.testing.assert_allclose(load_model(exported).predict(arrays[0], verbose=0),
+                               load_model(original).predict(arrays[0], verbose=0), atol=1e-6)
+
+    fresh = tmp_path / "next-session" / "reference"
+    carry.restore(fresh, held)
+    assert (fresh / "run.log").read_text() == (stopped_run / "run.log").read_text()
+    assert carry.finished_notebooks(fresh) == {"00", "01", "02", "04"}
+    # the killed training resumes at its next epoch, in both copies alike
+    there = train_model(tiny_model(), arrays, arrays, fresh / "oversample", **SETTINGS)
+    here = train_model(tiny_model(), arrays, arrays, stopped_run / "oversample", **SETTINGS)
+    assert there.resumed_from == here.resumed_from == 2
+    assert read_history(fresh / "oversample" / "history.csv")["epoch"] == [1, 2, 3, 4]
+    for a, b in zip(there.model.get_weights(), here.model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # a finished notebook's training, its checkpoint left out, trains afresh if its notebook runs again
+    again = train_model(tiny_model(), arrays, arrays, fresh / "baseline", epochs=2, batch_size=16, seed=1)
+    assert again.resumed_from == 0 and again.epochs_run == 2 and (fresh / "baseline" / "best.keras").exists()
+
+
+def test_save_replaces_the_old_carry_whole(stopped_run, tmp_path):
+    held = tmp_path / "results" / "held"
+    carry.save(stopped_run, held)
+    (held / "stale.txt").write_text("from an older save")
+    carry.save(stopped_run, held)
+    assert not (held / "stale.txt").exists()
+    assert [p.name for p in held.parent.iterdir()] == ["held"]  # no building or old folder left behind
+
+
+def test_restore_refuses_to_mix_runs_and_checks_every_file(stopped_run, tmp_path):
+    held = tmp_path / "held"
+    carry.save(stopped_run, held)
+    with pytest.raises(StudyError, match="already holds files"):
+        carry.restore(stopped_run, held)
+    (held / "NOTES.txt").write_text("changed\n")
+    with pytest.raises(StudyError, match=r"NOTES.txt: its sha256 differs"):
+        carry.restore(tmp_path / "new", held)
+    assert not (tmp_path / "new").exists()  # checked before anything was written
+    with pytest.raises(StudyError, match="no CARRY.json; nothing was carried"):
+        carry.restore(tmp_path / "new", tmp_path / "nothing")
+    with pytest.raises(StudyError, match="no such run directory"):
+        carry.plan(tmp_path / "missing")
+
+
+def test_command_line(stopped_run, tmp_path, capsys):
+    held = tmp_path / "held"
+    assert carry.main(["show", str(stopped_run)]) == 0
+    out = capsys.readouterr().out
+    assert "export   models/baseline.keras" in out
+    assert "leave    notebooks/03_oversampling.ipynb (this notebook has not finished; it runs again)" in out
+    assert carry.main(["save", str(stopped_run), "--carry", str(held)]) == 0
+    out = capsys.readouterr().out
+    assert "notebooks finished: 00, 01, 02, 04" in out and "left out (" in out
+    assert carry.main(["restore", str(stopped_run), "--carry", str(held)]) == 2
+    assert "already holds files" in capsys.readouterr().err
+    shutil.rmtree(stopped_run)
+    assert carry.main(["restore", str(stopped_run), "--carry", str(held)]) == 0
+    assert "restored from" in capsys.readouterr().out
