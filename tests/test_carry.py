@@ -12,6 +12,7 @@ import pytest
 from fer_utils.evaluate import classification_metrics, write_metrics
 from fer_utils.experiment import write_predictions
 from fer_utils.machinery import carry
+from fer_utils.machinery import study
 from fer_utils.machinery.study import StudyError
 from fer_utils.train import read_history, train_model
 
@@ -150,3 +151,17 @@ def test_command_line(stopped_run, tmp_path, capsys):
     shutil.rmtree(stopped_run)
     assert carry.main(["restore", str(stopped_run), "--carry", str(held)]) == 0
     assert "restored from" in capsys.readouterr().out
+
+
+def test_going_on_without_restoring_a_carried_run_is_refused(stopped_run, tmp_path, monkeypatch):
+    held = tmp_path / "results" / "reference-in-progress"
+    carry.save(stopped_run, held)
+    monkeypatch.setattr(carry, "default_carry", lambda run: held)
+    fresh = tmp_path / "next" / "reference"
+    message = carry.unrestored(fresh)
+    assert "holds this run as saved" in message and "notebook(s) 00, 01, 02, 04 finished" in message
+    assert "fer-carry restore" in message
+    with pytest.raises(StudyError, match="holds this run as saved"):
+        study.run("reference", fresh, skip_finished=True)
+    carry.restore(fresh, held)
+    assert carry.unrestored(fresh) is None

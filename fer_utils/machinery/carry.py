@@ -261,6 +261,23 @@ def restore(run: str | os.PathLike, carry: str | os.PathLike | None = None, forc
     return manifest
 
 
+def unrestored(run: str | os.PathLike) -> str | None:
+    """A one-line warning when the run's carried folder (:func:`default_carry`) holds finished notebooks
+    that ``run`` does not: going on in ``run`` would redo them. None otherwise."""
+    run = Path(run)
+    held = default_carry(run) / MANIFEST
+    try:
+        manifest = json.loads(held.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    missing = sorted(set(manifest.get("finished_notebooks", [])) - finished_notebooks(run))
+    if not missing:
+        return None
+    return (f"{shown(held.parent)} holds this run as saved {manifest.get('saved_utc', '?')}, with notebook(s) "
+            f"{', '.join(missing)} finished that {shown(run)} lacks: restore it first (fer-carry restore "
+            f"{shown(run)}), or move that folder away to start afresh")
+
+
 def describe(manifest: dict) -> str:
     """A few lines on a carried manifest: when, which notebooks, how much, what was left out."""
     mib = manifest["bytes"] / 2**20

@@ -420,6 +420,12 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | os.PathLike | None = None
     if defer and jobs > 1:
         raise StudyError("--defer runs the notebooks in order: leave out --jobs")
     run_path = resolve(run_dir or f"runs/{profile}")
+    if skip_finished:
+        from .carry import unrestored
+
+        waiting = unrestored(run_path)
+        if waiting:  # going on without it would redo hours of finished trainings
+            raise StudyError(waiting)
     if os.environ.get("KERAS_BACKEND") == "jax":
         # every notebook's kernel compiles the same model again: XLA keeps its compilations on disk
         os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(repo_root() / ".cache" / "jax"))
