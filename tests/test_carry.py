@@ -165,3 +165,29 @@ def test_going_on_without_restoring_a_carried_run_is_refused(stopped_run, tmp_pa
         study.run("reference", fresh, skip_finished=True)
     carry.restore(fresh, held)
     assert carry.unrestored(fresh) is None
+
+
+def test_a_model_exported_once_keeps_its_bytes_from_save_to_save(stopped_run, tmp_path):
+    held = tmp_path / "results" / "held"
+    first = carry.save(stopped_run, held)["files"]["models/baseline.keras"]
+    exported = (held / "models" / "baseline.keras").read_bytes()
+    assert carry.save(stopped_run, held)["files"]["models/baseline.keras"] == first  # same source: not re-exported
+    fresh = tmp_path / "next" / "reference"
+    carry.restore(fresh, held)
+    again = carry.save(fresh, held)["files"]["models/baseline.keras"]  # the next session's save
+    assert again == first and (held / "models" / "baseline.keras").read_bytes() == exported
+    (stopped_run / "models" / "baseline.keras").unlink()  # a new baseline (its notebook ran again): exported anew
+    shutil.copy2(stopped_run / "models" / "undersample.keras", stopped_run / "models" / "baseline.keras")
+    assert carry.save(stopped_run, held)["files"]["models/baseline.keras"]["from_sha256"] != first["from_sha256"]
+
+
+def test_a_save_of_finished_notebooks_only_leaves_the_running_training_out(stopped_run, tmp_path):
+    held = tmp_path / "held"
+    manifest = carry.save(stopped_run, held, finished_only=True)
+    assert manifest["finished_only"] is True
+    assert not any(rel.startswith("oversample/") for rel in manifest["files"])
+    assert manifest["left_out"]["oversample/history.csv"]["why"] == ("notebook 03 has not finished "
+                                                                     "(a save of finished notebooks only)")
+    assert "models/baseline.keras" in manifest["files"] and "baseline/history.csv" in manifest["files"]
+    full = carry.save(stopped_run, held)
+    assert full["bytes"] > manifest["bytes"] and "oversample/history.csv" in full["files"]

@@ -9,6 +9,7 @@ folder that is committed, and unpacks it into a run directory at the next sessio
     python -m fer_utils.machinery.carry restore runs/reference   # at the next start, then
     python -m fer_utils.machinery.study --skip-finished ...      # goes on where it stopped
     python -m fer_utils.machinery.carry show runs/reference      # what save would keep (writes nothing)
+    python -m fer_utils.machinery.carry save runs/reference --finished-only   # mid-session, run going on
 
 The carried folder is ``results/<run name>-in-progress/`` unless ``--carry`` says otherwise. It is not a
 publication (``fer_utils.machinery.publish`` does that once the run is complete) and is removed once
@@ -27,6 +28,10 @@ the run is published. What goes in, smallest that lets the run go on exactly as 
   model (float32, no optimizer state: a third of the size, the same predictions). The rest are left
   out and listed in ``CARRY.json``: running such a notebook again (after its cells changed) trains them
   afresh.
+
+A save with ``--finished-only`` leaves out the trainings of notebooks that have not finished: it can be
+made while the run goes on (it reads only files the run no longer writes), and costs the repository
+little, so that a session cut short still leaves its finished notebooks behind.
 
 Every file is written whole: the folder is built beside the old one and then put in its place.
 ``CARRY.json`` lists each file with its size and sha256, and ``restore`` checks them.
@@ -89,9 +94,11 @@ def models_read_later(run: Path) -> list[str]:
     return sorted(names)
 
 
-def plan(run: str | os.PathLike) -> dict[str, str]:
+def plan(run: str | os.PathLike, finished_only: bool = False) -> dict[str, str]:
     """What :func:`save` does with each file of ``run`` (paths relative to it, with ``/``):
-    ``"copy"``, ``"export"`` (a model re-written without its optimizer state) or ``"leave: why"``."""
+    ``"copy"``, ``"export"`` (a model re-written without its optimizer state) or ``"leave: why"``.
+    With ``finished_only``, the trainings of notebooks that have not finished are left out too (a
+    save that costs the repository little, in case the session ends before the full one)."""
     from ..experiment import training_notebook
 
     run = Path(run)
@@ -107,7 +114,10 @@ def plan(run: str | os.PathLike) -> dict[str, str]:
         top = rel.parts[0]
         if top in folders:
             finished = training_notebook(top) in done
-            if not finished or rel.name in ("history.csv", "done.json"):
+            if finished_only and not finished:
+                actions[key] = (f"leave: notebook {training_notebook(top)} has not finished "
+                                "(a save of finished notebooks only)")
+            elif not finished or rel.name in ("history.csv", "done.json"):
                 actions[key] = "copy"
             else:
                 actions[key] = f"leave: notebook {training_notebook(top)} finished; its checkpoints are not read again"
@@ -154,9 +164,14 @@ def _run_name(rel: str) -> str:
     return LOG if rel == CARRIED_LOG else rel
 
 
-def save(run: str | os.PathLike, carry: str | os.PathLike | None = None, note: str = "") -> dict:
+def save(run: str | os.PathLike, carry: str | os.PathLike | None = None, note: str = "",
+         finished_only: bool = False) -> dict:
     """Pack ``run`` into ``carry`` (default :func:`default_carry`) as the module says, replacing what
-    was there; returns the manifest (also written as ``carry/CARRY.json``).
+    was there; returns the manifest (also written as ``carry/CARRY.json``). ``finished_only``: see
+    :func:`plan`.
+
+    A model exported by an earlier save from the same file (same sha256) is kept as it was, not
+    exported again: its bytes, and so git's copy of it, stay the same from save to save.
 
     Stop the run first: a file written while it is copied would be carried half-written.
     """
@@ -164,7 +179,11 @@ def save(run: str | os.PathLike, carry: str | os.PathLike | None = None, note: s
 
     run = Path(run)
     carry = Path(carry) if carry else default_carry(run)
-    actions = plan(run)
+    actions = plan(run, finished_only)
+    try:
+        before = json.loads((carry / MANIFEST).read_text())["files"]
+    except (OSError, json.JSONDecodeError, KeyError):
+        before = {}
     building = carry.with_name(f".{carry.name}.building")
     shutil.rmtree(building, ignore_errors=True)
     files, left = {}, {}
@@ -176,18 +195,25 @@ def save(run: str | os.PathLike, carry: str | os.PathLike | None = None, note: s
                 continue
             target = building / _stored_name(rel)
             target.parent.mkdir(parents=True, exist_ok=True)
+            extra = {}
             if action == "export":
-                export_model(run, Path(rel).stem, target)
+                origin = _sha256(source)
+                old = before.get(_stored_name(rel), {})
+                if origin in (old.get("from_sha256"), old.get("sha256")) and (carry / _stored_name(rel)).is_file():
+                    shutil.copy2(carry / _stored_name(rel), target)  # exported before from the same file
+                else:
+                    export_model(run, Path(rel).stem, target)
+                extra = {"exported": "float32, without the optimizer's state",
+                         "from_sha256": old.get("from_sha256", origin) if origin == old.get("sha256") else origin}
             else:
                 shutil.copy2(source, target)
-            files[_stored_name(rel)] = {"bytes": target.stat().st_size, "sha256": _sha256(target),
-                                        **({"exported": "float32, without the optimizer's state"}
-                                           if action == "export" else {})}
+            files[_stored_name(rel)] = {"bytes": target.stat().st_size, "sha256": _sha256(target), **extra}
         manifest = {
             "run": run.name,
             "saved_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "commit": _commit(),
             "finished_notebooks": sorted(finished_notebooks(run)),
+            "finished_only": finished_only,
             "note": note,
             "files": files,
             "left_out": left,
@@ -303,19 +329,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--carry", help="the carried folder (default: results/<run name>-in-progress)")
     parser.add_argument("--note", default="", help="save: a line kept in the manifest")
     parser.add_argument("--force", action="store_true", help="restore into a run directory that holds files")
+    parser.add_argument("--finished-only", action="store_true",
+                        help="save (and show): leave out the trainings of notebooks that have not finished")
     args = parser.parse_args(argv)
     run = resolve(args.run_dir)
     carry = resolve(args.carry) if args.carry else default_carry(run)
     try:
         if args.command == "show":
-            actions = plan(run)
+            actions = plan(run, args.finished_only)
             for rel, action in actions.items():
                 print(f"{action:8.8s} {rel}" if not action.startswith("leave") else f"leave    {rel} ({action[7:]})")
             kept = sum((run / r).stat().st_size for r, a in actions.items() if a == "copy")
             print(f"{shown(run)}: {sum(a != 'copy' and not a.startswith('leave') for a in actions.values())} "
                   f"model(s) to export, {kept / 2**20:.1f} MiB copied as they are")
         elif args.command == "save":
-            manifest = save(run, carry, args.note)
+            manifest = save(run, carry, args.note, args.finished_only)
             print(f"{shown(carry)}: " + describe(manifest))
         else:
             manifest = restore(run, carry, args.force)
