@@ -40,7 +40,6 @@ Every file is written whole: the folder is built beside the old one and then put
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -50,6 +49,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..data import repo_root
+from .publish import sha256 as _sha256
 from .study import StudyError, papermill_record, resolve, shown
 
 MANIFEST = "CARRY.json"
@@ -138,14 +138,6 @@ def plan(run: str | os.PathLike, finished_only: bool = False) -> dict[str, str]:
         else:
             actions[key] = "copy"
     return actions
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _commit() -> str | None:
