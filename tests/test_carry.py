@@ -191,3 +191,41 @@ def test_a_save_of_finished_notebooks_only_leaves_the_running_training_out(stopp
     assert "models/baseline.keras" in manifest["files"] and "baseline/history.csv" in manifest["files"]
     full = carry.save(stopped_run, held)
     assert full["bytes"] > manifest["bytes"] and "oversample/history.csv" in full["files"]
+
+
+def test_a_save_made_while_the_training_writes_an_epoch_is_made_again(stopped_run, tmp_path, monkeypatch):
+    """The run goes on during a save: an epoch ending while the folder is copied (its backup, best model and
+    history rewritten) must not leave a carried state mixed from two epochs."""
+    held = tmp_path / "held"
+    history = stopped_run / "oversample" / "history.csv"
+    copies, real_copy = [], shutil.copy2
+
+    def copy_while_an_epoch_ends(source, target, *args, **kwargs):
+        copies.append(Path(source))
+        if len(copies) == 3:  # the epoch ends while the save is under way
+            history.write_text(history.read_text() + "3,0.1,0.2,0.3,0.4,1.0,0.001\n")
+        return real_copy(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(carry.shutil, "copy2", copy_while_an_epoch_ends)
+    manifest = carry.save(stopped_run, held, wait=0)
+    assert len(copies) > len(manifest["files"])  # copied twice over, at least in part
+    assert (held / "oversample" / "history.csv").read_text() == history.read_text()
+    assert manifest["files"]["oversample/history.csv"]["sha256"] == carry._sha256(history)
+    assert not (tmp_path / ".held.building").exists()
+
+
+def test_a_run_that_never_holds_still_is_not_saved_and_the_old_carry_stays(stopped_run, tmp_path, monkeypatch):
+    held = tmp_path / "held"
+    first = carry.save(stopped_run, held)
+    history = stopped_run / "oversample" / "history.csv"
+    real_copy = shutil.copy2
+
+    def copy_while_writing(source, target, *args, **kwargs):
+        history.write_text(history.read_text() + "9,0.1,0.2,0.3,0.4,1.0,0.001\n")
+        return real_copy(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(carry.shutil, "copy2", copy_while_writing)
+    with pytest.raises(StudyError, match=r"kept changing while it was copied \(3 tries, 0 s apart\): stop the run"):
+        carry.save(stopped_run, held, attempts=3, wait=0)
+    assert json.loads((held / "CARRY.json").read_text()) == first
+    assert not (tmp_path / ".held.building").exists()

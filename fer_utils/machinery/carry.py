@@ -5,7 +5,7 @@ with nothing but what was committed: the run directory (``runs/<profile>``, igno
 gone, and with it every finished training. This module packs what the run needs to go on into a
 folder that is committed, and unpacks it into a run directory at the next session's start:
 
-    python -m fer_utils.machinery.carry save runs/reference      # at a session's end, run stopped
+    python -m fer_utils.machinery.carry save runs/reference      # at a session's end (or any time)
     python -m fer_utils.machinery.carry restore runs/reference   # at the next start, then
     python -m fer_utils.machinery.study --skip-finished ...      # goes on where it stopped
     python -m fer_utils.machinery.carry show runs/reference      # what save would keep (writes nothing)
@@ -29,9 +29,10 @@ the run is published. What goes in, smallest that lets the run go on exactly as 
   out and listed in ``CARRY.json``: running such a notebook again (after its cells changed) trains them
   afresh.
 
-A save with ``--finished-only`` leaves out the trainings of notebooks that have not finished: it can be
-made while the run goes on (it reads only files the run no longer writes), and costs the repository
-little, so that a session cut short still leaves its finished notebooks behind.
+A save can be made while the run goes on: a save during which a file it copies changed (a training
+ending an epoch) is made again, so that it holds one whole epoch's state. ``--finished-only`` leaves out
+the trainings of notebooks that have not finished: it costs the repository little (a model exported once
+keeps its bytes), for a save after each finished notebook, so that a session cut short still leaves them.
 
 Every file is written whole: the folder is built beside the old one and then put in its place.
 ``CARRY.json`` lists each file with its size and sha256, and ``restore`` checks them.
@@ -45,6 +46,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -156,34 +158,84 @@ def _run_name(rel: str) -> str:
     return LOG if rel == CARRIED_LOG else rel
 
 
+def _stamps(run: Path, actions: dict[str, str]) -> dict[str, tuple[int, int, int]]:
+    """Size, modification time and inode of every file a save copies or exports (the log aside: it
+    only grows, and a line cut short there costs nothing)."""
+    stamps = {}
+    for rel, action in actions.items():
+        if action.startswith("leave") or rel == LOG:
+            continue
+        try:
+            st = (run / rel).stat()
+        except FileNotFoundError:
+            st = None
+        stamps[rel] = (st.st_size, st.st_mtime_ns, st.st_ino) if st else (-1, -1, -1)
+    return stamps
+
+
 def save(run: str | os.PathLike, carry: str | os.PathLike | None = None, note: str = "",
-         finished_only: bool = False) -> dict:
+         finished_only: bool = False, attempts: int = 5, wait: float = 20.0) -> dict:
     """Pack ``run`` into ``carry`` (default :func:`default_carry`) as the module says, replacing what
     was there; returns the manifest (also written as ``carry/CARRY.json``). ``finished_only``: see
     :func:`plan`.
 
+    The run may go on while it is saved: when a file changed, appeared or went while the folder was
+    being built (a training finishing an epoch writes its backup, best model and history within a
+    few seconds), the copy is thrown away and made again after ``wait`` seconds, up to ``attempts``
+    times (StudyError after that, the old carried folder untouched). So the saved training state is
+    always one whole epoch's.
+
     A model exported by an earlier save from the same file (same sha256) is kept as it was, not
     exported again: its bytes, and so git's copy of it, stay the same from save to save.
-
-    Stop the run first: a file written while it is copied would be carried half-written.
     """
-    from ..experiment import export_model
-
     run = Path(run)
     carry = Path(carry) if carry else default_carry(run)
-    actions = plan(run, finished_only)
+    building = carry.with_name(f".{carry.name}.building")
+    for attempt in range(max(1, attempts)):
+        actions = plan(run, finished_only)
+        stamps = _stamps(run, actions)
+        try:
+            manifest = _build(run, carry, building, actions, note, finished_only)
+        except FileNotFoundError:  # a file went while it was copied: the run moved on
+            manifest = None
+        if manifest is not None and plan(run, finished_only) == actions and _stamps(run, actions) == stamps:
+            break
+        shutil.rmtree(building, ignore_errors=True)
+        if attempt + 1 < attempts:
+            time.sleep(wait)
+    else:
+        raise StudyError(f"{shown(run)} kept changing while it was copied ({attempts} tries, {wait:g} s apart): "
+                         "stop the run, or save again")
+    old = carry.with_name(f".{carry.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if carry.exists():
+        os.replace(carry, old)
+    os.replace(building, carry)
+    shutil.rmtree(old, ignore_errors=True)
+    return manifest
+
+
+def _build(run: Path, carry: Path, building: Path, actions: dict[str, str], note: str,
+           finished_only: bool) -> dict:
+    """Write the carried folder for ``actions`` into ``building`` (emptied first); returns its manifest.
+    Removes ``building`` on any error other than a file of the run gone missing (the caller retries)."""
+    from ..experiment import export_model
+
     try:
         before = json.loads((carry / MANIFEST).read_text())["files"]
     except (OSError, json.JSONDecodeError, KeyError):
         before = {}
-    building = carry.with_name(f".{carry.name}.building")
     shutil.rmtree(building, ignore_errors=True)
     files, left = {}, {}
     try:
         for rel, action in actions.items():
             source = run / rel
             if action.startswith("leave"):
-                left[rel] = {"bytes": source.stat().st_size, "why": action.split(": ", 1)[1]}
+                try:
+                    size = source.stat().st_size
+                except FileNotFoundError:  # a file left out may come and go as it likes
+                    size = 0
+                left[rel] = {"bytes": size, "why": action.split(": ", 1)[1]}
                 continue
             target = building / _stored_name(rel)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -213,15 +265,11 @@ def save(run: str | os.PathLike, carry: str | os.PathLike | None = None, note: s
         }
         (building / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         (building / "README.md").write_text(_readme(manifest))
+    except FileNotFoundError:
+        raise
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
-    old = carry.with_name(f".{carry.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if carry.exists():
-        os.replace(carry, old)
-    os.replace(building, carry)
-    shutil.rmtree(old, ignore_errors=True)
     return manifest
 
 
