@@ -191,7 +191,7 @@ def save(run: str | os.PathLike, carry: str | os.PathLike | None = None, note: s
     run = Path(run)
     carry = Path(carry) if carry else default_carry(run)
     building = carry.with_name(f".{carry.name}.building")
-    for attempt in range(max(1, attempts)):
+    for attempt in range(attempts):
         actions = plan(run, finished_only)
         stamps = _stamps(run, actions)
         try:
@@ -218,7 +218,7 @@ def save(run: str | os.PathLike, carry: str | os.PathLike | None = None, note: s
 def _build(run: Path, carry: Path, building: Path, actions: dict[str, str], note: str,
            finished_only: bool) -> dict:
     """Write the carried folder for ``actions`` into ``building`` (emptied first); returns its manifest.
-    Removes ``building`` on any error other than a file of the run gone missing (the caller retries)."""
+    Removes ``building`` on any error (a file of the run gone missing included: the caller retries)."""
     from ..experiment import export_model
 
     try:
@@ -265,8 +265,6 @@ def _build(run: Path, carry: Path, building: Path, actions: dict[str, str], note
         }
         (building / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         (building / "README.md").write_text(_readme(manifest))
-    except FileNotFoundError:
-        raise
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
