@@ -369,6 +369,40 @@ def load_experiment_model(run: str | os.PathLike, name: str):
     return float32_copy(_load_saved_model(run, name))
 
 
+def describe_against_recorded(run: str | os.PathLike, name: str, ids: np.ndarray, y_pred: np.ndarray) -> str:
+    """One line setting the answers of experiment ``name``'s saved model, computed here on PrivateTest
+    (``ids``, ``y_pred``), beside those its training notebook recorded (``predictions/<name>.npz``), so that
+    a reader who sees two accuracies for one model knows why: its notebook may have computed in bfloat16
+    while a model loaded with :func:`load_experiment_model` computes in float32 (the same weights, other
+    rounding), or may have reported test-time-augmented answers. Without recorded answers, or with
+    answers of other faces (another cap or fraction than its notebook's), the line says so."""
+    try:
+        metrics, (rec_ids, y_true, rec_pred) = read_model_run(run, name)
+    except FileNotFoundError:
+        return f"no recorded answers of {name} in {Path(run).name} to set these beside"
+    if not np.array_equal(np.asarray(rec_ids), np.asarray(ids)):
+        return (f"{name}'s recorded answers are of other faces ({len(rec_ids):,}) than these ({len(ids):,}): "
+                "its notebook ran with another data set, cap or fraction, so the two are not compared")
+    y_pred = np.asarray(y_pred)
+    differ = int(np.sum(y_pred != rec_pred))
+    here, there = float(np.mean(y_pred == y_true)), float(np.mean(rec_pred == y_true))
+    info = metrics["provenance"]
+    notebook = TRAINED_IN.get(name)
+    whose = f"notebook {notebook}" if notebook else "its notebook"
+    recorded = f"{whose} reported {there:.3f} ({int(np.sum(rec_pred == y_true)):,} of {len(y_true):,} right)"
+    if info.get("test_time_augmentation"):
+        return (f"{recorded} with test-time augmentation ({info['test_time_augmentation']}); this model, "
+                f"one view a face, gets {here:.3f}, answering {differ:,} faces differently")
+    if differ == 0:
+        return f"the same answers as {whose} reported: {there:.3f} ({int(np.sum(rec_pred == y_true)):,} right)"
+    precision = info.get("precision", "float32")
+    why = (f"it computed in {precision}, this float32 copy of the same weights rounds otherwise"
+           if precision != "float32" else "the same weights and precision, so the difference is the "
+           "machine's arithmetic (another processor or library version)")
+    return (f"{recorded}; this copy gets {here:.3f}, answering {differ:,} of the faces differently: {why} "
+            "(notebook 06's table keeps the reported figure)")
+
+
 def _load_saved_model(run: str | os.PathLike, name: str):
     """``run/models/<name>.keras`` as saved (its training precision, compiled), or a one-line error."""
     import keras

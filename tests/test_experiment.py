@@ -12,6 +12,7 @@ from fer_utils.evaluate import classification_metrics, mcnemar, write_metrics
 from fer_utils.experiment import (
     REPORT_ACCURACY,
     compare,
+    describe_against_recorded,
     describe_against_report,
     describe_comparison,
     describe_stopping,
@@ -44,6 +45,35 @@ def fake_experiment(run, name, y_true, y_pred, ids, **provenance):
                    "data_counts": {"train_images": 100}})
     (run / "predictions").mkdir(parents=True, exist_ok=True)
     np.savez(run / "predictions" / f"{name}.npz", ids=ids, y_true=y_true, y_pred=y_pred)
+
+
+def test_describe_against_recorded_says_why_two_accuracies_differ(tmp_path):
+    y = np.array([0, 1, 2, 3, 4, 5, 6, 3, 3, 3])
+    ids = np.array([f"PrivateTest_{i}" for i in range(10)])
+    recorded = y.copy()
+    recorded[:3] = 6  # 7 of 10 right as reported
+    fake_experiment(tmp_path, "baseline", y, recorded, ids, precision="mixed_bfloat16")
+    here = recorded.copy()
+    here[0] = 0  # one face now right, one now wrong: 7 of 10 again, 2 faces differ
+    here[9] = 4
+    text = describe_against_recorded(tmp_path, "baseline", ids, here)
+    assert text.startswith("notebook 01 reported 0.700 (7 of 10 right)")
+    assert "gets 0.700, answering 2 of the faces differently" in text
+    assert "computed in mixed_bfloat16" in text and "float32 copy" in text
+    assert describe_against_recorded(tmp_path, "baseline", ids, recorded) == (
+        "the same answers as notebook 01 reported: 0.700 (7 right)")
+
+    fake_experiment(tmp_path, "beyond", y, y, ids, precision="float32", test_time_augmentation="ten-crop")
+    text = describe_against_recorded(tmp_path, "beyond", ids, recorded)
+    assert text == ("notebook 08 reported 1.000 (10 of 10 right) with test-time augmentation (ten-crop); "
+                    "this model, one view a face, gets 0.700, answering 3 faces differently")
+    fake_experiment(tmp_path, "oversample", y, recorded, ids, precision="float32")
+    assert "the machine's arithmetic" in describe_against_recorded(tmp_path, "oversample", ids, here)
+    assert describe_against_recorded(tmp_path, "baseline", ids[:9], here[:9]) == (
+        "baseline's recorded answers are of other faces (10) than these (9): its notebook ran with another "
+        "data set, cap or fraction, so the two are not compared")
+    assert describe_against_recorded(tmp_path, "augment_face", ids, here) == (
+        f"no recorded answers of augment_face in {tmp_path.name} to set these beside")
 
 
 def test_compare_table_and_prose(tmp_path):
