@@ -524,7 +524,9 @@ def describe_training_time(times: pd.DataFrame, budgets: dict[str, float] | None
                    else f"notebooks {', '.join(missing)} have") + " not trained yet"
         within = (f" so far; {not_yet}" if missing
                   else verdict(measured, fastest, budgets.get("study"), "the study's", "notebooks 00-07"))
-        lines.append(f"Notebooks {study['notebook'].min()}-{study['notebook'].max()} trained {len(study)} models in "
+        first, last = study["notebook"].min(), study["notebook"].max()
+        which = f"Notebook {first}" if first == last else f"Notebooks {first}-{last}"
+        lines.append(f"{which} trained {len(study)} model{'s' if len(study) > 1 else ''} in "
                      f"{hours(measured)} (their epochs' times, summed; {hours(fastest)} at each training's fastest "
                      f"epoch){within}.")
         to_best = study["hours_to_best"].to_numpy(dtype=float)
@@ -544,7 +546,7 @@ def describe_training_time(times: pd.DataFrame, budgets: dict[str, float] | None
     beyond = times[times["notebook"] == "08"]
     if len(beyond):
         measured, fastest = beyond["hours"].sum(), beyond["hours_at_fastest"].sum()
-        line = f"Notebook 08 trained {len(beyond)} models in {hours(measured)} ({hours(fastest)} at the fastest epochs)"
+        line = f"Notebook 08 trained {len(beyond)} model{'s' if len(beyond) > 1 else ''} in {hours(measured)} ({hours(fastest)} at the fastest epochs)"
         if "beyond" in beyond.index:
             final = beyond.loc["beyond"]
             within = verdict(final.hours, final.hours_at_fastest, budgets.get("final model of 08"), "its", "")

@@ -370,6 +370,9 @@ def test_describe_training_time_against_the_budgets(tmp_path):
         "so far; notebook 04 has not trained yet.")
     assert describe_training_time(times.drop(index=["augment_report", "augment_face"]), {"study": 2}).endswith(
         "or a cap allowed).")  # no verdict on a budget before every notebook has trained
+    assert describe_training_time(times.loc[["baseline"]]).startswith(
+        "Notebook 01 trained 1 model in 1.5 h (their epochs' times, summed; 1.0 h at each training's fastest epoch) "
+        "so far; notebooks 02, 03, 04 have not trained yet.")
     write_history(tmp_path / "beyond_vgg", [1800])
     write_history(tmp_path / "beyond", [7200, 9000, 7200])
     assert describe_training_time(training_time(tmp_path)).splitlines()[2] == (
