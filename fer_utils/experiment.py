@@ -384,17 +384,17 @@ def describe_against_recorded(run: str | os.PathLike, name: str, ids: np.ndarray
         return (f"{name}'s recorded answers are of other faces ({len(rec_ids):,}) than these ({len(ids):,}): "
                 "its notebook ran with another data set, cap or fraction, so the two are not compared")
     y_pred = np.asarray(y_pred)
-    differ = int(np.sum(y_pred != rec_pred))
-    here, there = float(np.mean(y_pred == y_true)), float(np.mean(rec_pred == y_true))
+    differ, right = int(np.sum(y_pred != rec_pred)), int(np.sum(rec_pred == y_true))
+    here, there = float(np.mean(y_pred == y_true)), right / len(y_true)
     info = metrics["provenance"]
     notebook = TRAINED_IN.get(name)
     whose = f"notebook {notebook}" if notebook else "its notebook"
-    recorded = f"{whose} reported {there:.3f} ({int(np.sum(rec_pred == y_true)):,} of {len(y_true):,} right)"
+    recorded = f"{whose} reported {there:.3f} ({right:,} of {len(y_true):,} right)"
     if info.get("test_time_augmentation"):
         return (f"{recorded} with test-time augmentation ({info['test_time_augmentation']}); this model, "
                 f"one view a face, gets {here:.3f}, answering {differ:,} faces differently")
     if differ == 0:
-        return f"the same answers as {whose} reported: {there:.3f} ({int(np.sum(rec_pred == y_true)):,} right)"
+        return f"the same answers as {whose} reported: {there:.3f} ({right:,} right)"
     precision = info.get("precision", "float32")
     why = (f"it computed in {precision}, this float32 copy of the same weights rounds otherwise"
            if precision != "float32" else "the same weights and precision, so the difference is the "
