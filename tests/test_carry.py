@@ -63,7 +63,8 @@ def test_the_plan_keeps_what_the_run_reads_again(stopped_run):
     # the training that was running: everything, its last epoch's state included
     running = {rel: a for rel, a in actions.items() if rel.startswith("oversample/")}
     assert "oversample/best.keras" in running and any(rel.startswith("oversample/backup/") for rel in running)
-    assert set(running.values()) == {"copy"}
+    # its best model without the optimizer's state (read only from the backup); the rest as it is
+    assert running.pop("oversample/best.keras") == "slim" and set(running.values()) == {"copy"}
     # finished notebooks' trainings: their histories and verdicts, not their checkpoints
     for name in ("baseline", "undersample", "augment_report"):
         assert actions[f"{name}/history.csv"] == actions[f"{name}/done.json"] == "copy"
@@ -96,6 +97,13 @@ def test_save_then_restore_goes_on_exactly_as_the_run_would_have(stopped_run, tm
     assert exported.stat().st_size < 0.6 * original.stat().st_size
     np.testing.assert_allclose(load_model(exported).predict(arrays[0], verbose=0),
                                load_model(original).predict(arrays[0], verbose=0), atol=1e-6)
+
+    # the running training's best model, slimmed: the same predictions in a third of the bytes
+    original, slimmed = stopped_run / "oversample" / "best.keras", held / "oversample" / "best.keras"
+    assert manifest["files"]["oversample/best.keras"]["exported"] == carry.SLIMMED["slim"]
+    assert slimmed.stat().st_size < 0.6 * original.stat().st_size
+    np.testing.assert_array_equal(load_model(slimmed).predict(arrays[0], verbose=0),
+                                  load_model(original).predict(arrays[0], verbose=0))
 
     fresh = tmp_path / "next-session" / "reference"
     carry.restore(fresh, held)
@@ -179,6 +187,73 @@ def test_a_model_exported_once_keeps_its_bytes_from_save_to_save(stopped_run, tm
     (stopped_run / "models" / "baseline.keras").unlink()  # a new baseline (its notebook ran again): exported anew
     shutil.copy2(stopped_run / "models" / "undersample.keras", stopped_run / "models" / "baseline.keras")
     assert carry.save(stopped_run, held)["files"]["models/baseline.keras"]["from_sha256"] != first["from_sha256"]
+
+
+def test_a_training_finished_at_its_cap_with_its_best_epoch_last_keeps_its_optimizer_state(stopped_run, tmp_path,
+                                                                                           arrays):
+    """Raising such a training's cap goes on from its best.keras, optimizer included (fer_utils.train), so
+    while its notebook has not finished the carry keeps that file whole; any other finished one is slimmed."""
+    from test_train import finished_with_best_last
+
+    shutil.rmtree(stopped_run / "oversample")
+    finished_with_best_last(stopped_run / "oversample", arrays, epochs=3)
+    assert carry.plan(stopped_run)["oversample/best.keras"] == "copy"
+    done = json.loads((stopped_run / "oversample" / "done.json").read_text())
+    (stopped_run / "oversample" / "done.json").write_text(json.dumps({**done, "best_epoch": 2}))
+    assert carry.plan(stopped_run)["oversample/best.keras"] == "slim"
+    (stopped_run / "oversample" / "done.json").write_text("{not json")
+    assert carry.plan(stopped_run)["oversample/best.keras"] == "slim"
+
+
+def test_a_slimmed_model_keeps_its_bytes_from_save_to_save_and_is_slimmed_anew_when_it_changes(stopped_run, tmp_path,
+                                                                                             arrays):
+    held = tmp_path / "held"
+    first = carry.save(stopped_run, held)["files"]["oversample/best.keras"]
+    slimmed = (held / "oversample" / "best.keras").read_bytes()
+    assert carry.save(stopped_run, held)["files"]["oversample/best.keras"] == first
+    assert (held / "oversample" / "best.keras").read_bytes() == slimmed
+    # a later, better epoch rewrites the checkpoint: slimmed anew, from the new file
+    shutil.copy2(stopped_run / "undersample" / "best.keras", stopped_run / "oversample" / "best.keras")
+    again = carry.save(stopped_run, held)["files"]["oversample/best.keras"]
+    assert again["from_sha256"] == carry._sha256(stopped_run / "undersample" / "best.keras") != first["from_sha256"]
+    from fer_utils.augment import load_model
+
+    np.testing.assert_array_equal(load_model(held / "oversample" / "best.keras").predict(arrays[0], verbose=0),
+                                  load_model(stopped_run / "undersample" / "best.keras").predict(arrays[0], verbose=0))
+
+
+def test_cost_adds_up_the_diffs_since_a_commit(tmp_path, capsys, monkeypatch):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "a.txt").write_text("start\n")
+    git("add", "."), git("commit", "-qm", "start")
+    assert carry.submission_bytes("HEAD", tmp_path) == 0
+    blob = np.random.default_rng(0).bytes(300_000)  # incompressible, as a model's weights are
+    (tmp_path / "m.bin").write_bytes(blob)
+    git("add", "."), git("commit", "-qm", "add")
+    added = carry.submission_bytes("HEAD~1", tmp_path)
+    assert 1.2 * len(blob) < added < 1.4 * len(blob)  # base85 of the deflated bytes
+    (tmp_path / "m.bin").unlink()  # removed, uncommitted: its old bytes count again
+    assert 2.4 * len(blob) < carry.submission_bytes("HEAD~1", tmp_path) < 2.8 * len(blob)
+    with pytest.raises(StudyError, match="nosuch: not a commit"):
+        carry.submission_bytes("nosuch", tmp_path)
+    monkeypatch.setattr(carry, "repo_root", lambda: tmp_path)
+    assert carry.main(["cost", "--since", "HEAD~1"]) == 0
+    assert "MiB of diffs" in capsys.readouterr().out
+    monkeypatch.setattr(carry, "SUBMISSION_LIMIT", 1000)
+    assert carry.main(["cost", "--since", "HEAD~1"]) == 1
+    assert carry.main(["cost", "--since", "nosuch"]) == 2 and "not a commit" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        carry.main(["cost"])
+    assert "cost needs --since" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        carry.main(["show"])
+    assert "show needs the run directory" in capsys.readouterr().err
 
 
 def test_a_save_of_finished_notebooks_only_leaves_the_running_training_out(stopped_run, tmp_path):

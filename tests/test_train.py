@@ -8,7 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from fer_utils.train import read_history, summarize_history, train_model
+from fer_utils.augment import load_model
+from fer_utils.train import holds_optimizer_state, read_history, slim_checkpoint, summarize_history, train_model
 
 
 def tiny_model() -> keras.Model:
@@ -163,6 +164,34 @@ def test_a_finished_run_whose_best_epoch_was_not_its_last_starts_afresh_with_a_l
     finished_with_best_last(tmp_path / "b", arrays, epochs=3)
     other = train_model(tiny_model(), arrays, arrays, tmp_path / "b", epochs=4, batch_size=8, seed=1)
     assert other.resumed_from == 0
+
+
+def test_a_slimmed_checkpoint_predicts_the_same_in_its_own_precision_and_is_never_extended_from(tmp_path, arrays):
+    folder = tmp_path / "exp"
+    finished_with_best_last(folder, arrays, epochs=3)
+    best = folder / "best.keras"
+    assert holds_optimizer_state(best)
+    slim = slim_checkpoint(best, tmp_path / "slim" / "best.keras")
+    assert not holds_optimizer_state(slim) and not holds_optimizer_state(tmp_path / "missing.keras")
+    assert slim.stat().st_size < 0.6 * best.stat().st_size  # Adam's two moments are two thirds of it
+    assert [p.name for p in slim.parent.iterdir()] == ["best.keras"]  # no temporary file left
+    np.testing.assert_array_equal(load_model(slim).predict(arrays[0], verbose=0),
+                                  load_model(best).predict(arrays[0], verbose=0))
+    # a mixed-precision checkpoint keeps its policy (a float32 copy would answer differently)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        half = tiny_model()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    half.fit(*arrays, epochs=1, batch_size=16, verbose=0)
+    half.save(tmp_path / "half.keras")
+    kept = slim_checkpoint(tmp_path / "half.keras", tmp_path / "half_slim.keras")
+    assert {layer.dtype_policy.name for layer in load_model(kept).layers} == {"mixed_bfloat16"}
+    np.testing.assert_array_equal(load_model(kept).predict(arrays[0], verbose=0), half.predict(arrays[0], verbose=0))
+    # a run whose kept checkpoint was slimmed cannot go on from it: more epochs start afresh
+    slim.replace(best)
+    fresh = train_model(tiny_model(), arrays, arrays, folder, epochs=5, batch_size=16, seed=1)
+    assert fresh.resumed_from == 0 and fresh.history["epoch"] == [1, 2, 3, 4, 5]
 
 
 def test_early_stopping(tmp_path, arrays):

@@ -21,7 +21,10 @@ the run is published. What goes in, smallest that lets the run go on exactly as 
 * every training folder (``<name>/``) of a notebook that has not finished: its history, its last
   epoch's state (``backup/``, weights and optimizer) and its best epoch's model, so that the notebook,
   run again, resumes the training at its next epoch or finds it finished (and writes its
-  ``models/<name>.keras`` again, which is therefore left out);
+  ``models/<name>.keras`` again, which is therefore left out). The best epoch's model goes without its
+  optimizer's state (:func:`fer_utils.train.slim_checkpoint`: same precision and weights, the same
+  predictions, a third of the bytes) unless that state can be read again, which is only when the
+  training finished at its cap with its best epoch last (raising the cap goes on from it);
 * of a finished notebook's trainings, the history and ``done.json``; its models only where a later
   notebook reads them: the baseline (notebooks 05, 07 and 08 start from it) and the most accurate model
   so far (notebook 06 ships it), written as :func:`fer_utils.experiment.export_model` writes a shipped
@@ -36,6 +39,12 @@ keeps its bytes), for a save after each finished notebook, so that a session cut
 
 Every file is written whole: the folder is built beside the old one and then put in its place.
 ``CARRY.json`` lists each file with its size and sha256, and ``restore`` checks them.
+
+What a save costs the repository matters as much as what it keeps: a stop's commits may add up to
+256 MiB of diffs at most, where a changed binary file counts its old and its new bytes, and a removed
+one its old bytes. A training's state is 54 MB for the report's CNN (weights and Adam's two moments),
+so keep one carried save per session (replace, rather than add to, a carry commit made earlier in the
+same session), and check the sum with :func:`submission_bytes` before the session ends.
 """
 
 from __future__ import annotations
@@ -55,6 +64,9 @@ from .publish import sha256 as _sha256
 from .study import StudyError, papermill_record, resolve, shown
 
 MANIFEST = "CARRY.json"
+#: what each re-writing action does to a model, as CARRY.json records it
+SLIMMED = {"export": "float32, without the optimizer's state",
+           "slim": "its own precision, without the optimizer's state"}
 LOG, CARRIED_LOG = "run.log", "run_log.txt"
 
 
@@ -98,7 +110,9 @@ def models_read_later(run: Path) -> list[str]:
 
 def plan(run: str | os.PathLike, finished_only: bool = False) -> dict[str, str]:
     """What :func:`save` does with each file of ``run`` (paths relative to it, with ``/``):
-    ``"copy"``, ``"export"`` (a model re-written without its optimizer state) or ``"leave: why"``.
+    ``"copy"``, ``"export"`` (a model re-written in float32 without its optimizer state, as shipped),
+    ``"slim"`` (a training's best model without its optimizer state, in its own precision) or
+    ``"leave: why"``.
     With ``finished_only``, the trainings of notebooks that have not finished are left out too (a
     save that costs the repository little, in case the session ends before the full one)."""
     from ..experiment import training_notebook
@@ -119,6 +133,8 @@ def plan(run: str | os.PathLike, finished_only: bool = False) -> dict[str, str]:
             if finished_only and not finished:
                 actions[key] = (f"leave: notebook {training_notebook(top)} has not finished "
                                 "(a save of finished notebooks only)")
+            elif not finished and rel.name == "best.keras" and not _optimizer_read_again(run / top):
+                actions[key] = "slim"
             elif not finished or rel.name in ("history.csv", "done.json"):
                 actions[key] = "copy"
             else:
@@ -140,6 +156,19 @@ def plan(run: str | os.PathLike, finished_only: bool = False) -> dict[str, str]:
         else:
             actions[key] = "copy"
     return actions
+
+
+def _optimizer_read_again(folder: Path) -> bool:
+    """Whether the optimizer's state in a training's ``best.keras`` can be read again: only when the
+    training finished at its epoch cap with its best epoch last, so that raising the cap goes on from
+    that checkpoint (:func:`fer_utils.train.train_model`). A running training goes on from its
+    ``backup/`` instead, and any other finished one starts afresh if given more epochs."""
+    try:
+        done = json.loads((folder / "done.json").read_text())
+        epochs_run = int(done["epochs_run"])
+        return epochs_run == int(done["best_epoch"]) == int(done["settings"]["epochs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def _commit() -> str | None:
@@ -220,6 +249,7 @@ def _build(run: Path, carry: Path, building: Path, actions: dict[str, str], note
     """Write the carried folder for ``actions`` into ``building`` (emptied first); returns its manifest.
     Removes ``building`` on any error (a file of the run gone missing included: the caller retries)."""
     from ..experiment import export_model
+    from ..train import slim_checkpoint
 
     try:
         before = json.loads((carry / MANIFEST).read_text())["files"]
@@ -240,14 +270,17 @@ def _build(run: Path, carry: Path, building: Path, actions: dict[str, str], note
             target = building / _stored_name(rel)
             target.parent.mkdir(parents=True, exist_ok=True)
             extra = {}
-            if action == "export":
+            if action in ("export", "slim"):
                 origin = _sha256(source)
                 old = before.get(_stored_name(rel), {})
-                if origin in (old.get("from_sha256"), old.get("sha256")) and (carry / _stored_name(rel)).is_file():
-                    shutil.copy2(carry / _stored_name(rel), target)  # exported before from the same file
-                else:
+                if (old.get("exported") == SLIMMED[action] and origin in (old.get("from_sha256"), old.get("sha256"))
+                        and (carry / _stored_name(rel)).is_file()):
+                    shutil.copy2(carry / _stored_name(rel), target)  # written before from the same file
+                elif action == "export":
                     export_model(run, Path(rel).stem, target)
-                extra = {"exported": "float32, without the optimizer's state",
+                else:
+                    slim_checkpoint(source, target)
+                extra = {"exported": SLIMMED[action],
                          "from_sha256": old.get("from_sha256", origin) if origin == old.get("sha256") else origin}
             else:
                 shutil.copy2(source, target)
@@ -359,17 +392,60 @@ def describe(manifest: dict) -> str:
     return "\n".join(lines)
 
 
+#: the most a stop's commits may add up to in diffs (binary files counted as git writes them)
+SUBMISSION_LIMIT = 256 * 2**20
+
+
+def submission_bytes(since: str, cwd: str | os.PathLike | None = None) -> int:
+    """Bytes of the diffs of every commit after ``since`` up to HEAD, plus the uncommitted changes to
+    tracked files, each as ``git diff --binary`` writes it (a changed binary file holds its new and its
+    old bytes, a removed one its old bytes): what a stop of these commits adds up to, to hold against
+    :data:`SUBMISSION_LIMIT`. StudyError if ``since`` is not a commit of this repository."""
+    cwd = cwd or repo_root()
+    try:
+        subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{since}^{{commit}}"], cwd=cwd,
+                       check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        raise StudyError(f"{since}: not a commit of this repository") from None
+    total = 0
+    for command in (["git", "log", "--format=", "-p", "--binary", "--no-renames", f"{since}..HEAD"],
+                    ["git", "diff", "--binary", "--no-renames", "HEAD"]):
+        with subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE) as proc:
+            assert proc.stdout is not None
+            while chunk := proc.stdout.read(1 << 20):
+                total += len(chunk)
+        if proc.returncode:
+            raise StudyError(f"{' '.join(command[:2])} failed (exit status {proc.returncode})")
+    return total
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer_utils.machinery.carry",
                                      description="Carry a long run between working sessions (see the module's docstring).")
-    parser.add_argument("command", choices=("save", "restore", "show"))
-    parser.add_argument("run_dir", help="the run directory, e.g. runs/reference")
+    parser.add_argument("command", choices=("save", "restore", "show", "cost"),
+                        help="cost: what the commits since --since add up to in diffs, against a stop's limit")
+    parser.add_argument("run_dir", nargs="?", help="the run directory, e.g. runs/reference (not for cost)")
     parser.add_argument("--carry", help="the carried folder (default: results/<run name>-in-progress)")
     parser.add_argument("--note", default="", help="save: a line kept in the manifest")
     parser.add_argument("--force", action="store_true", help="restore into a run directory that holds files")
     parser.add_argument("--finished-only", action="store_true",
                         help="save (and show): leave out the trainings of notebooks that have not finished")
+    parser.add_argument("--since", help="cost: the commit the session started from")
     args = parser.parse_args(argv)
+    if args.command == "cost":
+        if not args.since:
+            parser.error("cost needs --since COMMIT (the commit the session started from)")
+        try:
+            total = submission_bytes(args.since)
+        except StudyError as exc:
+            print(f"carry: {exc}", file=sys.stderr)
+            return 2
+        share = total / SUBMISSION_LIMIT
+        print(f"commits since {args.since} and uncommitted changes: {total / 2**20:.1f} MiB of diffs, "
+              f"{share:.0%} of a stop's {SUBMISSION_LIMIT // 2**20} MiB")
+        return 0 if total <= SUBMISSION_LIMIT else 1
+    if not args.run_dir:
+        parser.error(f"{args.command} needs the run directory")
     run = resolve(args.run_dir)
     carry = resolve(args.carry) if args.carry else default_carry(run)
     try:
@@ -379,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{action:8.8s} {rel}" if not action.startswith("leave") else f"leave    {rel} ({action[7:]})")
             kept = sum((run / r).stat().st_size for r, a in actions.items() if a == "copy")
             print(f"{shown(run)}: {sum(a != 'copy' and not a.startswith('leave') for a in actions.values())} "
-                  f"model(s) to export, {kept / 2**20:.1f} MiB copied as they are")
+                  f"model(s) to export or slim, {kept / 2**20:.1f} MiB copied as they are")
         elif args.command == "save":
             manifest = save(run, carry, args.note, args.finished_only)
             print(f"{shown(carry)}: " + describe(manifest))
