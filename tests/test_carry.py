@@ -143,6 +143,8 @@ def test_restore_refuses_to_mix_runs_and_checks_every_file(stopped_run, tmp_path
         carry.restore(tmp_path / "new", tmp_path / "nothing")
     with pytest.raises(StudyError, match="no such run directory"):
         carry.plan(tmp_path / "missing")
+    with pytest.raises(ValueError, match=r"attempts must be at least 1 \(got 0\)"):
+        carry.save(stopped_run, held, attempts=0)
 
 
 def test_command_line(stopped_run, tmp_path, capsys):

@@ -217,6 +217,8 @@ def save(run: str | os.PathLike, carry: str | os.PathLike | None = None, note: s
     A model exported by an earlier save from the same file (same sha256) is kept as it was, not
     exported again: its bytes, and so git's copy of it, stay the same from save to save.
     """
+    if attempts < 1:
+        raise ValueError(f"attempts must be at least 1 (got {attempts})")
     run = Path(run)
     carry = Path(carry) if carry else default_carry(run)
     building = carry.with_name(f".{carry.name}.building")
