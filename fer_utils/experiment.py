@@ -29,7 +29,7 @@ from .evaluate import (
     seen_in_training,
     write_metrics,
 )
-from .history import read_history
+from .history import read_history, read_machines
 
 if TYPE_CHECKING:  # keras (and TensorFlow) load only where a model is touched
     from .train import TrainResult
@@ -90,6 +90,7 @@ def save_experiment(
         seed=seed, wall_seconds=time.perf_counter() - started,
         best_epoch=result.best_epoch, train_seconds=round(result.train_seconds, 1),
         images_per_second=round(result.images_per_second, 1), resumed_from=result.resumed_from,
+        training_machines=read_machines(result.folder),
         params=int(result.model.count_params()), precision=result.settings.get("precision", "float32"), **extra,
     )
     write_metrics(run / "metrics" / f"{name}.json", metrics, info)
@@ -468,7 +469,9 @@ def training_time(run: str | os.PathLike) -> pd.DataFrame:
     of its time with the machine to itself where some epochs shared it; an epoch that includes a
     compilation or a slower machine only makes the estimate longer) and ``hours_to_best`` (the epochs'
     times up to and including the best PublicTest accuracy, the epoch a training keeps; NaN without a
-    PublicTest curve)."""
+    PublicTest curve), ``machines`` (:func:`machine_names`: the processors or GPUs that trained it, as
+    its machine record says) and ``finished`` (its ``done.json`` exists; a published history is always
+    finished)."""
     run = Path(run)
     found = {p.parent.name: p for p in run.glob("*/history.csv")}
     found.update({p.name[: -len("_history.csv")]: p for p in run.glob("*_history.csv")})
@@ -485,12 +488,25 @@ def training_time(run: str | os.PathLike) -> pd.DataFrame:
         rows.append({"training": name, "notebook": training_notebook(name),
                      "epochs": len(seconds), "fastest_epoch_seconds": float(seconds.min()),
                      "hours": float(seconds.sum()) / 3600, "hours_at_fastest": float(len(seconds) * seconds.min()) / 3600,
-                     "hours_to_best": to_best})
-    columns = ["notebook", "epochs", "fastest_epoch_seconds", "hours", "hours_at_fastest", "hours_to_best"]
+                     "hours_to_best": to_best, "machines": machine_names(read_machines(path)),
+                     "finished": path.name != "history.csv" or (path.parent / "done.json").exists()})
+    columns = ["notebook", "epochs", "fastest_epoch_seconds", "hours", "hours_at_fastest", "hours_to_best", "machines",
+               "finished"]
     if not rows:
         return pd.DataFrame(columns=columns, index=pd.Index([], name="training"))
     table = pd.DataFrame(rows).set_index("training")
     return table.loc[sorted(table.index, key=training_order), columns]
+
+
+#: what :func:`machine_names` says for epochs whose machine was not recorded
+NOT_RECORDED = "not recorded"
+
+
+def machine_names(segments: list[dict]) -> str:
+    """The machines of a training's segments (:func:`fer_utils.history.read_machines`), each named once in
+    the order they trained, ``"; "``-joined; epochs without a record count as :data:`NOT_RECORDED`."""
+    names = dict.fromkeys(s["name"] or NOT_RECORDED for s in segments)
+    return "; ".join(names)
 
 
 def describe_training_time(times: pd.DataFrame, budgets: dict[str, float] | None = None) -> str:
@@ -519,9 +535,18 @@ def describe_training_time(times: pd.DataFrame, budgets: dict[str, float] | None
     study = times[times["notebook"] < "05"]
     if len(study):
         measured, fastest = study["hours"].sum(), study["hours_at_fastest"].sum()
-        missing = sorted({"01", "02", "03", "04"} - set(study["notebook"]))
-        not_yet = (f"notebook {missing[0]} has" if len(missing) == 1
-                   else f"notebooks {', '.join(missing)} have") + " not trained yet"
+        untrained = sorted({"01", "02", "03", "04"} - set(study["notebook"]))
+        # a notebook that has trained some of its models but not all is still training
+        unfinished = set(study.loc[~study["finished"].astype(bool), "notebook"]) if "finished" in study else set()
+        unfinished |= {TRAINED_IN[name] for name in TRAINED_IN if TRAINED_IN[name] in set(study["notebook"])
+                       and TRAINED_IN[name] < "05" and name not in study.index}
+        training = sorted(unfinished)
+        missing = sorted([*untrained, *training])
+        not_yet = "; ".join(
+            [(f"notebook {untrained[0]} has" if len(untrained) == 1
+              else f"notebooks {', '.join(untrained)} have") + " not trained yet"] * bool(untrained)
+            + [(f"notebook {training[0]} is" if len(training) == 1
+                else f"notebooks {', '.join(training)} are") + " still training"] * bool(training))
         within = (f" so far; {not_yet}" if missing
                   else verdict(measured, fastest, budgets.get("study"), "the study's", "notebooks 00-07"))
         first, last = study["notebook"].min(), study["notebook"].max()
@@ -549,9 +574,26 @@ def describe_training_time(times: pd.DataFrame, budgets: dict[str, float] | None
         line = f"Notebook 08 trained {len(beyond)} model{'s' if len(beyond) > 1 else ''} in {hours(measured)} ({hours(fastest)} at the fastest epochs)"
         if "beyond" in beyond.index:
             final = beyond.loc["beyond"]
-            within = verdict(final.hours, final.hours_at_fastest, budgets.get("final model of 08"), "its", "")
-            line += f"; its final model took {hours(final.hours)} ({hours(final.hours_at_fastest)}){within}"
+            if bool(final.get("finished", True)):
+                within = verdict(final.hours, final.hours_at_fastest, budgets.get("final model of 08"), "its", "")
+                line += f"; its final model took {hours(final.hours)} ({hours(final.hours_at_fastest)}){within}"
+            else:
+                line += (f"; its final model, still training, has taken {hours(final.hours)} so far "
+                         f"({hours(final.hours_at_fastest)})")
         lines.append(line + ".")
+    if "machines" in times:
+        named = list(dict.fromkeys(n for cell in times["machines"] for n in str(cell).split("; ")
+                                   if n and n != NOT_RECORDED))
+        unrecorded = [t for t, cell in times["machines"].items() if NOT_RECORDED in str(cell).split("; ")]
+        missing = f"where {', '.join(unrecorded)} trained is not recorded"
+        if len(named) > 1:
+            where = ", ".join(named[:-1]) + " and " + named[-1]
+            lines.append(f"These times come from {len(named)} machines ({where}): a processor's speed moves every "
+                         "epoch's time, so compare trainings across them with care" + (f"; {missing}." if unrecorded else "."))
+        elif named and unrecorded:
+            lines.append(f"The recorded epochs ran on {named[0]}; {missing} (it may have been another processor).")
+        elif named:
+            lines.append(f"Every epoch ran on {named[0]}.")
     unknown = times[times["notebook"] == "?"]
     if len(unknown):
         lines.append(f"Trainings of no known notebook: {', '.join(unknown.index)} ({hours(unknown['hours'].sum())}).")

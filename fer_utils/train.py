@@ -9,6 +9,8 @@ One experiment lives in one folder (``run_dir / name``)::
 
     backup/        Keras BackupAndRestore state, written after every epoch (removed when done)
     history.csv    one row per finished epoch (kept across interruptions)
+    machines.json  which machine trained which epochs (a run resumed in another session may have
+                   moved to another processor; :func:`fer_utils.history.read_machines` reads it)
     best.keras     the model of the epoch with the best validation score so far
     done.json      written last: the settings and the best epoch of a finished run
 
@@ -30,7 +32,7 @@ import keras
 import numpy as np
 
 from .augment import load_model
-from .history import read_history  # kept importable from here; it needs no Keras
+from .history import MACHINES_FILE, read_history  # read_history is kept importable from here; it needs no Keras
 
 #: Keras' progress output: 1 = progress bar (interactive), 2 = one line per epoch (logs, papermill).
 DEFAULT_VERBOSE = 2
@@ -90,6 +92,48 @@ class _RateLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+class _MachineLog(keras.callbacks.Callback):
+    """Records in ``machines.json`` which machine trained which epochs, one segment per call of ``fit``:
+    its first and last epoch (1-based), the processor (or GPU), the Keras backend and the precision.
+    A training resumed in another working session may run on another processor, and its epoch times
+    (and so its images per second) then mix two machines; the segments say which epochs ran where.
+    Segments that an earlier, longer attempt left beyond the first epoch of this one are cut back."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+        self.segment: dict | None = None
+        self.earlier: list[dict] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.segment is not None:
+            return
+        from .machinery.backend import device_info
+        from .machinery.speed import BF16_FLAGS, cpu_flags
+
+        first = epoch + 1
+        try:
+            earlier = json.loads(self.path.read_text()).get("segments", [])
+        except (OSError, ValueError, AttributeError):
+            earlier = []
+        self.earlier = [{**s, "last_epoch": min(int(s["last_epoch"]), first - 1)}
+                        for s in earlier if isinstance(s, dict) and int(s.get("first_epoch", first)) < first]
+        device = device_info()
+        self.segment = {
+            "first_epoch": first, "last_epoch": first - 1,
+            "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "device": device["kind"], "name": device["name"], "count": device["count"],
+            "cpu_cores": device["cores"], "bf16_flags": sorted(BF16_FLAGS & cpu_flags()),
+            "backend": device["backend"], "precision": self.model.dtype_policy.name,
+        }
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.segment is None:
+            return
+        self.segment["last_epoch"] = epoch + 1
+        _write_json_atomic(self.path, {"segments": [*self.earlier, self.segment]})
 
 
 def _schedule_of(optimizer) -> keras.optimizers.schedules.LearningRateSchedule | None:
@@ -258,7 +302,7 @@ def train_model(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     history_csv, best_path = folder / "history.csv", folder / "best.keras"
-    backup_dir, done_path = folder / "backup", folder / "done.json"
+    backup_dir, done_path, machines_path = folder / "backup", folder / "done.json", folder / MACHINES_FILE
     settings = {
         "epochs": epochs, "batch_size": batch_size, "seed": seed, "monitor": monitor,
         "early_stopping_patience": early_stopping_patience,
@@ -302,7 +346,7 @@ def train_model(
         backup_dir.exists()
         or (best_path.exists() and _finished(previous, monitor, mode, epochs, early_stopping_patience)))
     if not resuming:  # a fresh run: nothing of an older, different run may leak in
-        for stale in (history_csv, best_path, done_path):
+        for stale in (history_csv, best_path, done_path, machines_path):
             stale.unlink(missing_ok=True)
         shutil.rmtree(backup_dir, ignore_errors=True)
         previous = {}
@@ -322,6 +366,7 @@ def train_model(
         factor=reduce_lr_factor, min_lr=min_learning_rate)]
     callbacks = [
         _EpochTimer(),
+        _MachineLog(machines_path),
         keras.callbacks.BackupAndRestore(str(backup_dir)),
         *plateau,  # before the CSVLogger, which then records each epoch's rate
         *([_RateLogger()] if schedule is not None else []),

@@ -67,7 +67,7 @@ def test_the_plan_keeps_what_the_run_reads_again(stopped_run):
     assert running.pop("oversample/best.keras") == "slim" and set(running.values()) == {"copy"}
     # finished notebooks' trainings: their histories and verdicts, not their checkpoints
     for name in ("baseline", "undersample", "augment_report"):
-        assert actions[f"{name}/history.csv"] == actions[f"{name}/done.json"] == "copy"
+        assert actions[f"{name}/history.csv"] == actions[f"{name}/done.json"] == actions[f"{name}/machines.json"] == "copy"
         assert actions[f"{name}/best.keras"].startswith("leave: notebook")
     # models read later are exported; one no later notebook reads is left out
     assert actions["models/baseline.keras"] == actions["models/undersample.keras"] == "export"

@@ -349,6 +349,7 @@ def test_describe_training_time_against_the_budgets(tmp_path):
     for name, seconds in {"baseline": [3600, 1800], "undersample": [1800], "oversample": [3600],
                           "class_weights": [1800], "augment_report": [3600], "augment_face": [3600, 3600]}.items():
         write_history(tmp_path / name, seconds)
+        (tmp_path / name / "done.json").write_text("{}")
     times = training_time(tmp_path)
     # kept epochs (the first of each, every PublicTest accuracy being 0.5): 1 + 0.5 + 1 + 0.5 + 1 + 1 = 5 h of 6.5
     assert describe_training_time(times).splitlines() == [
@@ -368,6 +369,13 @@ def test_describe_training_time_against_the_budgets(tmp_path):
                                  "advance, would not fit the budget of 4 h.")
     assert describe_training_time(times.drop(index=["augment_report", "augment_face"])).splitlines()[0].endswith(
         "so far; notebook 04 has not trained yet.")
+    # a notebook with a training still running, or one not started, gets no verdict on the budget either
+    running = times.copy()
+    running.loc["augment_face", "finished"] = False
+    assert describe_training_time(running, {"study": 4}).splitlines()[0].endswith(
+        "so far; notebook 04 is still training.")
+    assert describe_training_time(times.drop(index=["augment_face", "undersample"]), {"study": 4}).splitlines()[0].endswith(
+        "so far; notebook 02 has not trained yet; notebook 04 is still training.")
     assert describe_training_time(times.drop(index=["augment_report", "augment_face"]), {"study": 2}).endswith(
         "or a cap allowed).")  # no verdict on a budget before every notebook has trained
     assert describe_training_time(times.loc[["baseline"]]).startswith(
@@ -375,10 +383,16 @@ def test_describe_training_time_against_the_budgets(tmp_path):
         "so far; notebooks 02, 03, 04 have not trained yet.")
     write_history(tmp_path / "beyond_vgg", [1800])
     write_history(tmp_path / "beyond", [7200, 9000, 7200])
+    (tmp_path / "beyond" / "done.json").write_text("{}")
     assert describe_training_time(training_time(tmp_path)).splitlines()[2] == (
         "Notebook 08 trained 2 models in 7.0 h (6.5 h at the fastest epochs); its final model took 6.5 h (6.0 h): "
         "over its budget of 6 h as measured but within it at the fastest epochs, so the excess is time the epochs "
         "lost to sharing the machine.")
+    still = training_time(tmp_path)
+    still.loc["beyond", "finished"] = False
+    assert describe_training_time(still).splitlines()[2] == (
+        "Notebook 08 trained 2 models in 7.0 h (6.5 h at the fastest epochs); its final model, still training, has "
+        "taken 6.5 h so far (6.0 h).")
     assert describe_training_time(training_time(tmp_path / "empty")) == (
         "No training of this run has a history with epoch times.")
 
@@ -534,3 +548,33 @@ def test_calibration_summary_and_its_prose(tmp_path):
     assert "Best calibrated: baseline (expected calibration error 0.100); worst: oversample (0.300)." in text
     assert describe_calibration(t.loc[["baseline"]]).startswith("Every model here claims more than it delivers")
     assert describe_calibration(t.iloc[:0]) == "no model of this run keeps its class probabilities"
+
+
+def test_training_time_says_which_machines_trained_and_when_they_differ(tmp_path):
+    from fer_utils.experiment import describe_training_time, training_time
+
+    def record(folder, *segments):
+        (folder / "machines.json").write_text(json.dumps({"segments": [
+            {"first_epoch": a, "last_epoch": b, "name": name, "device": "cpu", "backend": "tensorflow",
+             "precision": "mixed_bfloat16"} for a, b, name in segments]}))
+
+    write_history(tmp_path / "baseline", [300, 300, 300])                # from before machines were recorded
+    write_history(tmp_path / "oversample", [200, 200, 100, 100])
+    record(tmp_path / "oversample", (1, 2, "AMD EPYC"), (3, 4, "Intel Xeon"))
+    times = training_time(tmp_path)
+    assert times.loc["baseline", "machines"] == "not recorded"
+    assert times.loc["oversample", "machines"] == "AMD EPYC; Intel Xeon"
+    assert describe_training_time(times).splitlines()[-1] == (
+        "These times come from 2 machines (AMD EPYC and Intel Xeon): a processor's speed moves every epoch's time, "
+        "so compare trainings across them with care; where baseline trained is not recorded.")
+    record(tmp_path / "oversample", (1, 4, "Intel Xeon"))
+    assert describe_training_time(training_time(tmp_path)).splitlines()[-1] == (
+        "The recorded epochs ran on Intel Xeon; where baseline trained is not recorded (it may have been another "
+        "processor).")
+    record(tmp_path / "baseline", (1, 3, "Intel Xeon"))
+    assert describe_training_time(training_time(tmp_path)).splitlines()[-1] == "Every epoch ran on Intel Xeon."
+    # published results keep the record beside the history, as <training>_machines.json
+    flat = tmp_path / "published"
+    write_history(flat, [100, 100], name="oversample_history.csv")
+    (flat / "oversample_machines.json").write_text((tmp_path / "oversample" / "machines.json").read_text())
+    assert training_time(flat).loc["oversample", "machines"] == "Intel Xeon"

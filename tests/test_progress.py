@@ -124,12 +124,20 @@ def test_run_status_describes_notebooks_and_trainings(tmp_path):
         "  oversample: epoch 2 of at most 16 · PublicTest 0.450 (best 0.450 at epoch 2) · learning rate 1e-03 · "
         "7 min this epoch · at most 1.6 h left · last epoch 5 min ago",
         "Notebooks 01-03 trained 2 models in 1.9 h (their epochs' times, summed; 1.9 h at each training's fastest "
-        "epoch) so far; notebooks 02, 04 have not trained yet.",
+        "epoch) so far; notebooks 02, 04 have not trained yet; notebook 03 is still training.",
         # the baseline's best is its 21st epoch of 25 (5,040 s), oversampling's its last (830 s)
         "Up to each training's kept epoch (its best on PublicTest) they took 1.6 h; the other 16 min went to epochs "
         "after it (those early stopping spends to be sure of a peak, or a cap allowed).",
     ]
     assert progress.run_status(tmp_path / "nothing", steps) == "nothing: no such run directory yet (nothing has run)"
+    # where a training recorded its machines, the status says which epochs ran where
+    (run / "oversample" / "machines.json").write_text(json.dumps({"segments": [
+        {"first_epoch": 2, "last_epoch": 2, "name": "Test Xeon", "device": "cpu", "backend": "tensorflow",
+         "precision": "mixed_bfloat16"}]}))
+    lines = progress.run_status(run, steps, now=path.stat().st_mtime + 300).splitlines()
+    assert lines[lines.index(next(l for l in lines if l.startswith("  oversample:"))) + 1] == (
+        "    epoch 1 on a machine not recorded (410 s an epoch at the median), epoch 2 on Test Xeon (tensorflow, "
+        "mixed_bfloat16, 420 s an epoch at the median)")
 
 
 def test_fer_study_status_runs_nothing(tmp_path, capsys):

@@ -86,6 +86,11 @@ def test_publish_copies_a_finished_run_and_writes_the_manifest(tmp_path):
     (root / "results" / "reference" / "metrics" / "peers").mkdir(parents=True)
     (root / "results" / "reference" / "metrics" / "peers" / "older.json").write_text("{}")  # an older run's
     (root / "results" / "reference" / "beyond_old_history.csv").write_text("epoch,epoch_seconds\n0,1\n")
+    (root / "results" / "reference" / "beyond_old_machines.json").write_text("{}")
+    (root / "results" / "reference" / "undersample_machines.json").write_text("{}")  # an older run's record
+    segments = {"segments": [{"first_epoch": 1, "last_epoch": 1, "name": "Test CPU", "device": "cpu",
+                              "backend": "tensorflow", "precision": "mixed_bfloat16"}]}
+    (run / "class_weights" / "machines.json").write_text(json.dumps(segments))
     manifest = pub.publish(run, root, nbdir)
 
     assert json.loads((nbdir / "03_b.ipynb").read_text())["metadata"]["papermill"]["duration"] == 61.25
@@ -96,6 +101,9 @@ def test_publish_copies_a_finished_run_and_writes_the_manifest(tmp_path):
     assert (results / "class_weights_history.csv").read_text() == "epoch,accuracy,epoch_seconds\n0,0.3,300.0\n"
     assert sorted(p.name for p in results.glob("*_history.csv")) == sorted(
         f"{n}_history.csv" for n in [*EXPERIMENTS, "beyond_vgg"])  # the older run's step is gone
+    # the machine record travels beside its history; a training without one leaves none of an older run's
+    assert [p.name for p in results.glob("*_machines.json")] == ["class_weights_machines.json"]
+    assert json.loads((results / "class_weights_machines.json").read_text()) == segments
     assert (root / "models" / "baseline.keras").read_bytes() == b"model bytes"
     assert sorted(p.name for p in (root / "models").glob("*.keras")) == ["augment_face.keras", "baseline.keras"]
     assert manifest["models_removed"] == ["oversample.keras"]
@@ -127,7 +135,9 @@ def test_publish_copies_a_finished_run_and_writes_the_manifest(tmp_path):
     assert ("What it cost:\n\n- Notebooks 01-04 trained 6 models in 25 min (their epochs' times, summed; 25 min at "
             "each training's fastest epoch), within the study's budget of 8 h for notebooks 00-07.\n"
             "- Notebook 08 trained 2 models in 30 min (30 min at the fastest epochs); its final model took 10 min (10 min), "
-            "within its budget of 6 h.\n\nAgainst the source report:\n\n- baseline CNN (01): ours") in block
+            "within its budget of 6 h.\n- The recorded epochs ran on Test CPU; where baseline, undersample, oversample, "
+            "augment_report, augment_face, beyond, beyond_vgg trained is not recorded (it may have been another "
+            "processor).\n\nAgainst the source report:\n\n- baseline CNN (01): ours") in block
     assert "Against a peer readers will try:\n\n- a peer: accuracy" in block and "- Caveat: it saw these faces." in block
     assert sorted(p.name for p in (results / "metrics" / "peers").iterdir()) == ["fer_package.json"]
     assert sorted(p.name for p in (results / "predictions" / "peers").iterdir()) == ["fer_package.npz"]

@@ -354,3 +354,45 @@ def test_reduced_learning_rate_carries_across_an_interruption(tmp_path, arrays):
     resumed = interrupted_and_resumed(slow, tmp_path / "split", 2, **settings)
     assert resumed.resumed_from == 2
     assert resumed.history["learning_rate"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_machines_json_says_which_machine_trained_which_epochs(tmp_path, arrays, monkeypatch):
+    import fer_utils.machinery.backend as backend
+    from fer_utils.history import MACHINES_FILE, describe_machines, read_machines
+
+    folder = tmp_path / "exp"
+    monkeypatch.setattr(backend, "cpu_name", lambda: "Xeon A")
+    with pytest.raises(Killed):
+        train_model(tiny_model(), arrays, arrays, folder, epochs=5, batch_size=16, seed=1,
+                    callbacks=[Interrupt(after_epoch=2)])
+    monkeypatch.setattr(backend, "cpu_name", lambda: "EPYC B")
+    with pytest.raises(Killed):
+        train_model(tiny_model(), arrays, arrays, folder, epochs=5, batch_size=16, seed=1,
+                    callbacks=[Interrupt(after_epoch=3)])
+    train_model(tiny_model(), arrays, arrays, folder, epochs=5, batch_size=16, seed=1)
+    raw = json.loads((folder / MACHINES_FILE).read_text())["segments"]
+    assert [(s["first_epoch"], s["last_epoch"], s["name"]) for s in raw] == [(1, 2, "Xeon A"), (3, 3, "EPYC B"),
+                                                                           (4, 5, "EPYC B")]
+    assert raw[0]["backend"] == keras.backend.backend() and raw[0]["precision"] == "float32"
+    segments = read_machines(folder)
+    # the two sessions on the same kind of processor are one segment; each segment's seconds are its epochs'
+    assert [(s["first_epoch"], s["last_epoch"], s["name"], s["sessions"]) for s in segments] == [
+        (1, 2, "Xeon A", 1), (3, 5, "EPYC B", 2)]
+    seconds = read_history(folder / "history.csv")["epoch_seconds"]
+    assert segments[0]["seconds"] == pytest.approx(sum(seconds[:2]), abs=0.1)
+    assert segments[1]["seconds"] == pytest.approx(sum(seconds[2:]), abs=0.1)
+    line = describe_machines(segments)
+    assert line.startswith("epochs 1-2 on Xeon A (") and ", epochs 3-5 on EPYC B (" in line
+
+    # a training from before machines were recorded: its epochs are said to be unrecorded, not guessed
+    (folder / MACHINES_FILE).write_text(json.dumps({"segments": raw[1:]}))
+    assert [(s["first_epoch"], s["last_epoch"], s["name"]) for s in read_machines(folder)] == [
+        (1, 2, None), (3, 5, "EPYC B")]
+    assert describe_machines(read_machines(folder)).startswith("epochs 1-2 on a machine not recorded (")
+    (folder / MACHINES_FILE).write_text("{not json")
+    assert [(s["first_epoch"], s["last_epoch"], s["name"]) for s in read_machines(folder)] == [(1, 5, None)]
+    assert read_machines(tmp_path / "nothing") == [] and describe_machines([]) == ""
+
+    # a fresh run (other settings) forgets the old run's machines
+    train_model(tiny_model(), arrays, arrays, folder, epochs=1, batch_size=8, seed=1)
+    assert [(s["first_epoch"], s["last_epoch"]) for s in read_machines(folder)] == [(1, 1)]

@@ -25,7 +25,7 @@ the run is published. What goes in, smallest that lets the run go on exactly as 
   optimizer's state (:func:`fer_utils.train.slim_checkpoint`: same precision and weights, the same
   predictions, a third of the bytes) unless that state can be read again, which is only when the
   training finished at its cap with its best epoch last (raising the cap goes on from it);
-* of a finished notebook's trainings, the history and ``done.json``; its models only where a later
+* of a finished notebook's trainings, the history, ``done.json`` and ``machines.json``; its models only where a later
   notebook reads them: the baseline (notebooks 05, 07 and 08 start from it) and the most accurate model
   so far (notebook 06 ships it), written as :func:`fer_utils.experiment.export_model` writes a shipped
   model (float32, no optimizer state: a third of the size, the same predictions). The rest are left
@@ -60,6 +60,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..data import repo_root
+from ..history import MACHINES_FILE
 from .publish import sha256 as _sha256
 from .study import StudyError, papermill_record, resolve, shown
 
@@ -135,7 +136,7 @@ def plan(run: str | os.PathLike, finished_only: bool = False) -> dict[str, str]:
                                 "(a save of finished notebooks only)")
             elif not finished and rel.name == "best.keras" and not _optimizer_read_again(run / top):
                 actions[key] = "slim"
-            elif not finished or rel.name in ("history.csv", "done.json"):
+            elif not finished or rel.name in ("history.csv", "done.json", MACHINES_FILE):
                 actions[key] = "copy"
             else:
                 actions[key] = f"leave: notebook {training_notebook(top)} finished; its checkpoints are not read again"

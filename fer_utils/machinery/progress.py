@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..experiment import training_notebook, training_order
+from ..history import describe_machines, machines_path, read_machines
 
 #: The notebook parameter that caps each training folder's epochs (a number: a fixed count).
 EPOCHS_PARAMETER: dict[str, str | int] = {
@@ -195,5 +196,7 @@ def run_status(run: str | os.PathLike, steps: list[tuple[Path, Path, dict]], now
             ago = _duration(max(0.0, now - path.stat().st_mtime))
             line += f" · last epoch {ago} ago" if rows else f" · started {ago} ago"
         lines.append(f"  {line}")
+        if machines_path(path).exists():  # trainings from before machines were recorded have none
+            lines.append(f"    {describe_machines(read_machines(path))}")
     lines.append(describe_training_time(training_time(run)))
     return "\n".join(lines)

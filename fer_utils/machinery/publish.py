@@ -23,6 +23,8 @@ whole or not at all:
     run/<training>/history.csv       -> results/<profile>/<training>_history.csv  (every training's:
                                                                the experiments', notebook 08's steps' and
                                                                the exercises'; older runs' removed)
+    run/<training>/machines.json     -> results/<profile>/<training>_machines.json  (which machine trained
+                                                               which epochs, where recorded)
     run/metrics/peers/*.json         -> results/<profile>/metrics/peers/  (the fer package's scores, if any)
     run/predictions/peers/*.npz      -> results/<profile>/predictions/peers/  (and its answers)
     run/shipped/*.keras              -> models/               (with a generated models/README.md;
@@ -53,6 +55,7 @@ from pathlib import Path
 
 from ..data import repo_root
 from ..evaluate import read_metrics
+from ..history import MACHINES_FILE
 from ..experiment import (EXPERIMENTS, PEER_METRICS, PEER_PREDICTIONS, TRAINED_IN, readme_results, training_notebook,
                           training_time)
 from .study import StudyError, notebook_cells, notebook_numbers, notebooks, papermill_record, resolve, shown
@@ -371,11 +374,16 @@ def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
         experiments[name] = _experiment_entry(results / "metrics" / f"{name}.json")
     histories = {path.parent.name for path in run.glob("*/history.csv")
                  if training_notebook(path.parent.name) not in pending}
-    for old in sorted(results.glob("*_history.csv")):
-        if old.name[: -len("_history.csv")] not in histories:
+    for old in sorted([*results.glob("*_history.csv"), *results.glob(f"*_{MACHINES_FILE}")]):
+        if old.name[: old.name.rindex("_")] not in histories:
             old.unlink()  # a training of an older run that this run did not do
     for name in sorted(histories):  # every training's, the steps and exercises included: what the run cost
         _copy(run / name / "history.csv", results / f"{name}_history.csv")
+        machines = results / f"{name}_{MACHINES_FILE}"  # which machine trained which epochs, where recorded
+        if (run / name / MACHINES_FILE).exists():
+            _copy(run / name / MACHINES_FILE, machines)
+        else:
+            machines.unlink(missing_ok=True)
     times = training_time(results)
     for folder, pattern in ((PEER_METRICS.parent, "*.json"), (PEER_PREDICTIONS.parent, "*.npz")):
         for old in sorted((results / folder).glob(pattern)):
