@@ -306,3 +306,66 @@ def test_a_run_that_never_holds_still_is_not_saved_and_the_old_carry_stays(stopp
         carry.save(stopped_run, held, attempts=3, wait=0)
     assert json.loads((held / "CARRY.json").read_text()) == first
     assert not (tmp_path / ".held.building").exists()
+
+
+def test_a_save_is_committed_and_a_later_save_of_the_same_session_amends_it(tmp_path):
+    import subprocess
+    from datetime import datetime, timezone
+
+    def git(*args) -> str:
+        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q"), git("config", "user.name", "t"), git("config", "user.email", "t@t")
+    (tmp_path / "a.txt").write_text("start\n")
+    git("add", "."), git("commit", "-qm", "Carry the r run: a save an earlier session committed (landed)")
+    since = git("rev-parse", "HEAD").strip()
+    held = tmp_path / "results" / "r-in-progress"
+    held.mkdir(parents=True)
+    (held / "state.bin").write_bytes(b"epoch 3")
+    (held / "old.txt").write_text("goes later\n")
+    (tmp_path / "b.txt").write_text("work in progress\n")
+    git("add", "b.txt")  # staged foreground work must stay out of the carry commit
+    message = "Carry the r run: full save"
+    # the landed carry commit the session started from is never amended
+    assert carry.commit_carry(held, since, message, tmp_path).endswith("committed as " + git("rev-parse", "--short", "HEAD").strip())
+    assert git("rev-parse", "HEAD~1").strip() == since
+    assert git("diff", "--cached", "--name-only").split() == ["b.txt"]
+    assert sorted(git("show", "--name-only", "--format=", "HEAD").split()) == ["results/r-in-progress/old.txt",
+                                                                                "results/r-in-progress/state.bin"]
+    # a second save of the same session replaces the first: one carry commit, the newest bytes
+    (held / "state.bin").write_bytes(b"epoch 9")
+    (held / "old.txt").unlink()
+    assert "amended this session's carry commit" in carry.commit_carry(held, since, message + " again", tmp_path)
+    assert git("rev-list", "--count", f"{since}..HEAD").strip() == "1"
+    assert git("show", "HEAD:results/r-in-progress/state.bin") == "epoch 9"
+    assert git("ls-tree", "-r", "--name-only", "HEAD").split() == ["a.txt", "results/r-in-progress/state.bin"]
+    assert git("log", "-1", "--format=%s").strip() == message + " again"
+    assert carry.commit_carry(held, since, message, tmp_path).endswith("nothing changed since the last commit; "
+                                                                       "nothing committed")
+    # after another commit, a save is a commit of its own
+    git("commit", "-qm", "foreground work")
+    (held / "state.bin").write_bytes(b"epoch 12")
+    assert carry.commit_carry(held, since, message, tmp_path).startswith("results/r-in-progress: committed as ")
+    assert git("rev-list", "--count", f"{since}..HEAD").strip() == "3"
+    with pytest.raises(StudyError, match="nosuch: not a commit"):
+        carry.commit_carry(held, "nosuch", message, tmp_path)
+    tip = git("rev-parse", "HEAD").strip()
+    git("checkout", "-q", "-b", "side", since)  # a commit after HEAD is no session's start
+    with pytest.raises(StudyError, match="not an ancestor of HEAD"):
+        carry.commit_carry(held, tip, message, tmp_path)
+    with pytest.raises(ValueError, match="begins with 'Carry the '"):
+        carry.commit_carry(held, since, "save", tmp_path)
+    # --at: the seconds until the next such UTC time
+    noon = datetime(2026, 12, 6, 12, 0, tzinfo=timezone.utc)
+    assert carry.wait_until("12:30", noon) == 1800 and carry.wait_until("11:00", noon) == 23 * 3600
+    with pytest.raises(ValueError, match="HH:MM"):
+        carry.wait_until("25:00", noon)
+
+
+def test_commit_and_at_go_with_save_and_commit_needs_since(capsys):
+    for argv, expected in ((["show", "runs/x", "--commit"], "--commit and --at go with save"),
+                           (["save", "runs/x", "--commit"], "save --commit needs --since"),
+                           (["save", "runs/x", "--at", "9"], "--at takes a UTC time as HH:MM")):
+        with pytest.raises(SystemExit):
+            carry.main(argv)
+        assert expected in capsys.readouterr().err

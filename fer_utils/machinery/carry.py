@@ -10,6 +10,8 @@ folder that is committed, and unpacks it into a run directory at the next sessio
     python -m fer_utils.machinery.study --skip-finished ...      # goes on where it stopped
     python -m fer_utils.machinery.carry show runs/reference      # what save would keep (writes nothing)
     python -m fer_utils.machinery.carry save runs/reference --finished-only   # mid-session, run going on
+    python -m fer_utils.machinery.carry save runs/reference --commit --since REV --at 14:50
+                                    # at 14:50 UTC, save and commit (REV: the commit the session started from)
 
 The carried folder is ``results/<run name>-in-progress/`` unless ``--carry`` says otherwise. It is not a
 publication (``fer_utils.machinery.publish`` does that once the run is complete) and is removed once
@@ -45,6 +47,11 @@ What a save costs the repository matters as much as what it keeps: a stop's comm
 one its old bytes. A training's state is 54 MB for the report's CNN (weights and Adam's two moments),
 so keep one carried save per session (replace, rather than add to, a carry commit made earlier in the
 same session), and check the sum with :func:`submission_bytes` before the session ends.
+:func:`commit_carry` (``save --commit``) does both: it amends the session's own carry commit when that is
+the last commit, and commits anew otherwise, then says what the session's commits add up to. With
+``--at HH:MM`` it waits until then (UTC) first, so that a save is made and committed before a session's
+end even when the session is busy, or cut short, at that time: sessions that planned one save for their
+last minutes have lost the run twice.
 """
 
 from __future__ import annotations
@@ -324,6 +331,11 @@ def _readme(manifest: dict) -> str:
         "```\n"
         f"python -m fer_utils.machinery.carry restore runs/{manifest['run']} --carry {where}\n"
         f"python -m fer_utils.machinery.study --profile {manifest['run']} --skip-finished --defer 08\n"
+        "```\n\n"
+        "and at once, so that the session's save is made and committed even if the session is busy or cut short\n"
+        "(HH:MM: a UTC time about half an hour before the session ends; REV: the commit it started from):\n\n"
+        "```\n"
+        f"python -m fer_utils.machinery.carry save runs/{manifest['run']} --commit --since REV --at HH:MM\n"
         "```\n"
     )
 
@@ -422,6 +434,96 @@ def submission_bytes(since: str, cwd: str | os.PathLike | None = None) -> int:
     return total
 
 
+#: how every carry commit's subject begins (so that a later save of the same session can amend it)
+COMMIT_PREFIX = "Carry the "
+
+
+def _git(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=check)
+
+
+def commit_carry(carry: str | os.PathLike, since: str, message: str, cwd: str | os.PathLike | None = None,
+                 tries: int = 5, wait: float = 10.0) -> str:
+    """Commit the carried folder ``carry`` (and nothing else: other staged changes stay staged).
+
+    It amends the last commit when that is this session's own carry commit: a commit after ``since`` (the
+    commit the session started from, which has landed and is never rewritten) whose subject begins with
+    :data:`COMMIT_PREFIX` and which changed nothing outside ``carry``. Otherwise it makes a new commit. A
+    second save then replaces the first instead of adding its bytes to the stop's diffs. ``message``
+    must begin with :data:`COMMIT_PREFIX`. Retries while another git command holds the index (``tries``
+    times, ``wait`` seconds apart). Returns a line saying what it did; StudyError when ``since`` is not an
+    ancestor of HEAD or git fails."""
+    cwd = Path(cwd) if cwd else repo_root()
+    if not message.startswith(COMMIT_PREFIX):
+        raise ValueError(f"a carry commit's message begins with {COMMIT_PREFIX!r}")
+    carry = Path(carry).resolve()
+    try:
+        rel = carry.relative_to(Path(_git(["rev-parse", "--show-toplevel"], cwd).stdout.strip()).resolve()).as_posix()
+        since_sha = _git(["rev-parse", "--verify", "--quiet", f"{since}^{{commit}}"], cwd).stdout.strip()
+        head = _git(["rev-parse", "HEAD"], cwd).stdout.strip()
+    except ValueError:
+        raise StudyError(f"{shown(carry)} is not inside the repository") from None
+    except (OSError, subprocess.CalledProcessError):
+        raise StudyError(f"{since}: not a commit of this repository") from None
+    if _git(["merge-base", "--is-ancestor", since_sha, head], cwd, check=False).returncode:
+        raise StudyError(f"{since} is not an ancestor of HEAD: it is not the commit this session started from")
+    own = False
+    if head != since_sha:
+        subject = _git(["log", "-1", "--format=%s", head], cwd).stdout
+        changed = _git(["diff-tree", "--no-commit-id", "--name-only", "-r", head], cwd).stdout.split()
+        own = subject.startswith(COMMIT_PREFIX) and all(c == rel or c.startswith(rel + "/") for c in changed)
+    for attempt in range(tries):
+        added = _git(["add", "-A", "--", rel], cwd, check=False)
+        if added.returncode == 0:
+            if not _git(["diff", "--cached", "--quiet", head, "--", rel], cwd, check=False).returncode:
+                return f"{rel}: nothing changed since the last commit; nothing committed"
+            done = _git(["commit", "-q", *(["--amend"] if own else []), "-m", message, "--only", "--", rel],
+                        cwd, check=False)
+            if done.returncode == 0:
+                sha = _git(["rev-parse", "--short", "HEAD"], cwd).stdout.strip()
+                what = "amended this session's carry commit" if own else "committed"
+                return f"{rel}: {what} as {sha}"
+            error = done.stderr.strip() or done.stdout.strip()
+        else:
+            error = added.stderr.strip()
+        if "index.lock" not in error or attempt + 1 == tries:
+            raise StudyError(f"git could not commit {rel}: {error.splitlines()[-1] if error else 'no message'}")
+        time.sleep(wait)
+    raise StudyError(f"git could not commit {rel}")  # not reached
+
+
+def commit_message(manifest: dict) -> str:
+    """The subject of a carry commit: what the save holds, from its manifest."""
+    kind = "save of the finished notebooks" if manifest["finished_only"] else "full save"
+    done = ", ".join(manifest["finished_notebooks"]) or "none"
+    note = f"; {manifest['note']}" if manifest.get("note") else ""
+    return (f"{COMMIT_PREFIX}{manifest['run']} run: {kind} at {manifest['saved_utc']} (notebooks finished: {done}; "
+            f"{len(manifest['files'])} files, {manifest['bytes'] / 2**20:.1f} MiB{note})")
+
+
+def wait_until(clock: str, now: datetime | None = None) -> float:
+    """Seconds from ``now`` (UTC) until the next ``HH:MM`` UTC (today's, or tomorrow's once it has passed).
+    ValueError on a malformed time."""
+    try:
+        hour, minute = (int(part) for part in clock.split(":"))
+        if not (0 <= hour < 24 and 0 <= minute < 60):
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"--at takes a UTC time as HH:MM, got {clock!r}") from None
+    now = now or datetime.now(timezone.utc)
+    target = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    seconds = (target - now).total_seconds()
+    return seconds if seconds >= 0 else seconds + 86400
+
+
+def _print_cost(since: str) -> int:
+    """Print what the commits since ``since`` add up to against a stop's limit; 1 when over it, else 0."""
+    total = submission_bytes(since)
+    print(f"commits since {since} and uncommitted changes: {total / 2**20:.1f} MiB of diffs, "
+          f"{total / SUBMISSION_LIMIT:.0%} of a stop's {SUBMISSION_LIMIT // 2**20} MiB")
+    return 0 if total <= SUBMISSION_LIMIT else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer_utils.machinery.carry",
                                      description="Carry a long run between working sessions (see the module's docstring).")
@@ -433,20 +535,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="restore into a run directory that holds files")
     parser.add_argument("--finished-only", action="store_true",
                         help="save (and show): leave out the trainings of notebooks that have not finished")
-    parser.add_argument("--since", help="cost: the commit the session started from")
+    parser.add_argument("--since", help="cost, save --commit: the commit the session started from")
+    parser.add_argument("--commit", action="store_true",
+                        help="save: commit the carried folder (amending this session's own carry commit when it is "
+                             "the last one), then say what the session's commits add up to; needs --since")
+    parser.add_argument("--at", metavar="HH:MM", help="save: wait until this UTC time first (run it in the background)")
     args = parser.parse_args(argv)
+    if args.command != "save" and (args.commit or args.at):
+        parser.error("--commit and --at go with save")
+    if args.commit and not args.since:
+        parser.error("save --commit needs --since COMMIT (the commit the session started from)")
+    if args.at:
+        try:
+            delay = wait_until(args.at)
+        except ValueError as exc:
+            parser.error(str(exc))
+        print(f"carry: saving at {args.at} UTC, in {delay / 60:.0f} min", flush=True)
+        time.sleep(delay)
     if args.command == "cost":
         if not args.since:
             parser.error("cost needs --since COMMIT (the commit the session started from)")
         try:
-            total = submission_bytes(args.since)
+            return _print_cost(args.since)
         except StudyError as exc:
             print(f"carry: {exc}", file=sys.stderr)
             return 2
-        share = total / SUBMISSION_LIMIT
-        print(f"commits since {args.since} and uncommitted changes: {total / 2**20:.1f} MiB of diffs, "
-              f"{share:.0%} of a stop's {SUBMISSION_LIMIT // 2**20} MiB")
-        return 0 if total <= SUBMISSION_LIMIT else 1
     if not args.run_dir:
         parser.error(f"{args.command} needs the run directory")
     run = resolve(args.run_dir)
@@ -462,6 +575,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "save":
             manifest = save(run, carry, args.note, args.finished_only)
             print(f"{shown(carry)}: " + describe(manifest))
+            if args.commit:
+                print(commit_carry(carry, args.since, commit_message(manifest)))
+                return _print_cost(args.since)
         else:
             manifest = restore(run, carry, args.force)
             print(f"{shown(run)} restored from {shown(carry)}: " + describe(manifest))
