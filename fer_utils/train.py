@@ -118,8 +118,13 @@ class _MachineLog(keras.callbacks.Callback):
             earlier = json.loads(self.path.read_text()).get("segments", [])
         except (OSError, ValueError, AttributeError):
             earlier = []
-        self.earlier = [{**s, "last_epoch": min(int(s["last_epoch"]), first - 1)}
-                        for s in earlier if isinstance(s, dict) and int(s.get("first_epoch", first)) < first]
+        self.earlier = []
+        for segment in earlier if isinstance(earlier, list) else []:
+            try:  # a record it cannot read is dropped, never a reason to stop a training
+                if int(segment["first_epoch"]) < first:
+                    self.earlier.append({**segment, "last_epoch": min(int(segment["last_epoch"]), first - 1)})
+            except (TypeError, KeyError, ValueError):
+                continue
         device = device_info()
         self.segment = {
             "first_epoch": first, "last_epoch": first - 1,

@@ -340,6 +340,7 @@ def test_a_save_is_committed_and_a_later_save_of_the_same_session_amends_it(tmp_
     assert git("show", "HEAD:results/r-in-progress/state.bin") == "epoch 9"
     assert git("ls-tree", "-r", "--name-only", "HEAD").split() == ["a.txt", "results/r-in-progress/state.bin"]
     assert git("log", "-1", "--format=%s").strip() == message + " again"
+    assert git("diff", "--cached", "--name-only").split() == ["b.txt"]  # still staged, still not committed
     assert carry.commit_carry(held, since, message, tmp_path).endswith("nothing changed since the last commit; "
                                                                        "nothing committed")
     # after another commit, a save is a commit of its own

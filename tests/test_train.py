@@ -391,6 +391,15 @@ def test_machines_json_says_which_machine_trained_which_epochs(tmp_path, arrays,
     assert describe_machines(read_machines(folder)).startswith("epochs 1-2 on a machine not recorded (")
     (folder / MACHINES_FILE).write_text("{not json")
     assert [(s["first_epoch"], s["last_epoch"], s["name"]) for s in read_machines(folder)] == [(1, 5, None)]
+    # a damaged record never stops a training: what it cannot read is dropped
+    other = tmp_path / "other"
+    with pytest.raises(Killed):
+        train_model(tiny_model(), arrays, arrays, other, epochs=4, batch_size=16, seed=1,
+                    callbacks=[Interrupt(after_epoch=2)])
+    (other / MACHINES_FILE).write_text(json.dumps({"segments": [{"first_epoch": 1}, "x", raw[1]]}))
+    train_model(tiny_model(), arrays, arrays, other, epochs=4, batch_size=16, seed=1)
+    assert [(s["first_epoch"], s["last_epoch"], s["name"]) for s in read_machines(other)] == [
+        (1, 2, None), (3, 4, "EPYC B")]
     assert read_machines(tmp_path / "nothing") == [] and describe_machines([]) == ""
 
     # a fresh run (other settings) forgets the old run's machines
