@@ -348,6 +348,8 @@ def test_a_save_is_committed_and_a_later_save_of_the_same_session_amends_it(tmp_
     (held / "state.bin").write_bytes(b"epoch 12")
     assert carry.commit_carry(held, since, message, tmp_path).startswith("results/r-in-progress: committed as ")
     assert git("rev-list", "--count", f"{since}..HEAD").strip() == "3"
+    # a save names the commit of the code that made it, not this session's carry commit (amended away next time)
+    assert carry._commit(tmp_path) == git("rev-parse", "--short", "HEAD~1").strip()
     with pytest.raises(StudyError, match="nosuch: not a commit"):
         carry.commit_carry(held, "nosuch", message, tmp_path)
     tip = git("rev-parse", "HEAD").strip()

@@ -179,12 +179,19 @@ def _optimizer_read_again(folder: Path) -> bool:
         return False
 
 
-def _commit() -> str | None:
+def _commit(cwd: str | os.PathLike | None = None) -> str | None:
+    """The commit whose code made the save: HEAD, or the newest commit before it that is not a carry commit
+    (a carry commit of this session is amended by the next save, and would then name a commit that is gone)."""
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo_root(), capture_output=True,
-                              text=True, check=True).stdout.strip() or None
+        log = subprocess.run(["git", "log", "-50", "--format=%h %s"], cwd=cwd or repo_root(), capture_output=True,
+                             text=True, check=True).stdout.splitlines()
     except (OSError, subprocess.CalledProcessError):
         return None
+    for line in log:
+        sha, _, subject = line.partition(" ")
+        if not subject.startswith(COMMIT_PREFIX):
+            return sha
+    return log[0].split(" ", 1)[0] if log else None
 
 
 def _stored_name(rel: str) -> str:
