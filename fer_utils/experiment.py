@@ -539,7 +539,7 @@ def describe_training_time(times: pd.DataFrame, budgets: dict[str, float] | None
         # a notebook that has trained some of its models but not all is still training
         unfinished = set(study.loc[~study["finished"].astype(bool), "notebook"]) if "finished" in study else set()
         unfinished |= {TRAINED_IN[name] for name in TRAINED_IN if TRAINED_IN[name] in set(study["notebook"])
-                       and TRAINED_IN[name] < "05" and name not in study.index}
+                       and name not in study.index}
         training = sorted(unfinished)
         missing = sorted([*untrained, *training])
         not_yet = "; ".join(

@@ -55,7 +55,7 @@ from pathlib import Path
 
 from ..data import repo_root
 from ..evaluate import read_metrics
-from ..history import MACHINES_FILE
+from ..history import MACHINES_FILE, machines_path
 from ..experiment import (EXPERIMENTS, PEER_METRICS, PEER_PREDICTIONS, TRAINED_IN, readme_results, training_notebook,
                           training_time)
 from .study import StudyError, notebook_cells, notebook_numbers, notebooks, papermill_record, resolve, shown
@@ -379,7 +379,7 @@ def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
             old.unlink()  # a training of an older run that this run did not do
     for name in sorted(histories):  # every training's, the steps and exercises included: what the run cost
         _copy(run / name / "history.csv", results / f"{name}_history.csv")
-        machines = results / f"{name}_{MACHINES_FILE}"  # which machine trained which epochs, where recorded
+        machines = machines_path(results / f"{name}_history.csv")  # which machine trained which epochs, where recorded
         if (run / name / MACHINES_FILE).exists():
             _copy(run / name / MACHINES_FILE, machines)
         else:
