@@ -607,11 +607,40 @@ REPORT_ACCURACY: dict[str, float] = {
 }
 
 
+def _cpu_name(hardware: dict) -> str | None:
+    """A provenance's processor and core count ("AMD EPYC, 2 cores"); None when it has no processor."""
+    if not hardware.get("cpu"):
+        return None
+    return f"{hardware['cpu']}, {hardware.get('cpu_count', '?')} cores"
+
+
+def describe_machines_of(table: pd.DataFrame, fallback: str) -> str:
+    """The machine(s) whose numbers :func:`summary_table`'s ``table`` holds, for a sentence: ``fallback``
+    when every experiment's metrics came from one processor (or none is recorded), else each
+    processor with the notebooks whose metrics it wrote ("AMD EPYC, 2 cores (notebooks 01, 03) and
+    Intel(R) Xeon(R) Processor, 2 cores (notebook 04)"), in the order of their first notebook. A run
+    carried across working sessions may change machines between notebooks, and the table's
+    training times and images per second are each machine's own."""
+    if "cpu" not in table or table["cpu"].dropna().nunique() < 2:
+        return fallback
+    by_cpu: dict[str, list[str]] = {}
+    for name, cpu in table["cpu"].items():
+        if cpu is None or (isinstance(cpu, float) and np.isnan(cpu)):
+            cpu = "an unrecorded processor"
+        notebook = TRAINED_IN.get(name, "?")
+        if notebook not in by_cpu.setdefault(cpu, []):
+            by_cpu[cpu].append(notebook)
+    parts = [f"{cpu} (notebook{'s' if len(nbs) > 1 else ''} {', '.join(sorted(nbs))})"
+             for cpu, nbs in sorted(by_cpu.items(), key=lambda item: min(item[1]))]
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
 def summary_table(run: str | os.PathLike, names: list[str] | None = None) -> pd.DataFrame:
     """:func:`compare` over the study's experiments, with the report's accuracy beside ours.
 
     Adds ``best_epoch``, ``profile``, ``precision`` (float32 for metrics files
-    older than the fast path) and ``finished_utc`` from each metrics file, and ``report_accuracy``
+    older than the fast path), ``finished_utc`` and ``cpu`` (the processor that wrote the metrics file,
+    with its core count; None where not recorded) from each metrics file, and ``report_accuracy``
     (NaN where the report has no number). Rows follow :data:`EXPERIMENTS`' order.
     """
     names = list(EXPERIMENTS) if names is None else names
@@ -623,7 +652,7 @@ def summary_table(run: str | os.PathLike, names: list[str] | None = None) -> pd.
     for name, p in provs.items():
         extra[name] = {"best_epoch": p.get("best_epoch"),
                        "profile": p.get("profile"), "precision": p.get("precision", "float32"),
-                       "finished_utc": p.get("finished_utc")}
+                       "finished_utc": p.get("finished_utc"), "cpu": _cpu_name(p.get("hardware") or {})}
     table = table.join(pd.DataFrame.from_dict(extra, orient="index"))
     table["report_accuracy"] = [REPORT_ACCURACY.get(name, np.nan) for name in table.index]
     return table
@@ -943,6 +972,7 @@ def readme_results(results: str | os.PathLike, manifest: dict) -> str:
     wall = _duration(sum(n.get("executed_in_s") or 0 for n in notebooks.values()))
     pending = manifest.get("pending") or []
     finished = "its published notebooks finished by" if pending else "finished"
+    machine = describe_machines_of(table, machine)
     lines = [f"The `{manifest['profile']}` run, {finished} {manifest['run_finished_utc']} on {machine}: "
              f"{train} of training (the epochs' times, summed across interruptions), and "
              f"{wall} for the notebooks' kept executions. Computed by `fer-publish` from "

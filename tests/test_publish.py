@@ -198,6 +198,32 @@ def test_a_notebook_still_running_can_be_left_out(tmp_path):
     assert "Notebook 08" not in block and "beyond the report" not in block
 
 
+def test_a_run_carried_across_machines_names_each_with_its_notebooks(tmp_path):
+    from fer_utils.experiment import describe_machines_of, summary_table
+
+    run, root, nbdir = finished_run(tmp_path)
+    for name in ("augment_report", "augment_face"):  # notebook 04 ran in a later session, on another processor
+        path = run / "metrics" / f"{name}.json"
+        payload = json.loads(path.read_text())
+        payload["provenance"]["hardware"]["cpu"] = "Other CPU"
+        path.write_text(json.dumps(payload))
+    manifest = pub.publish(run, root, nbdir)
+    results = root / "results" / "reference"
+    table = summary_table(results)
+    assert table.loc["baseline", "cpu"] == "Test CPU, 2 cores" and table.loc["augment_face", "cpu"] == "Other CPU, 2 cores"
+    block = pub.readme_results_block((root / "README.md").read_text())
+    assert block == readme_results(results, manifest)
+    assert block.startswith("The `reference` run, finished 2026-11-28 12:00 UTC on Test CPU, 2 cores (notebooks 01, "
+                            "02, 03, 08) and Other CPU, 2 cores (notebook 04): ")
+    # one processor (or none recorded): the manifest's machine, as before
+    assert describe_machines_of(table.drop(index=["augment_report", "augment_face"]), "one machine") == "one machine"
+    assert describe_machines_of(table.drop(columns="cpu"), "one machine") == "one machine"
+    models = (root / "models" / "README.md").read_text()  # the manifest names the baseline's machine
+    assert "finished 2026-11-28 12:00 UTC on Test CPU, 2 cores)" in models
+    assert "kept on PublicTest, trained in mixed_bfloat16 on Other CPU |" in models  # augment_face, shipped
+    assert models.count(" on Other CPU") == 1
+
+
 def test_a_model_scored_with_test_time_augmentation_says_how_to_predict_with_it(tmp_path):
     run, root, nbdir = finished_run(tmp_path)
     metrics = json.loads((run / "metrics" / "beyond.json").read_text())

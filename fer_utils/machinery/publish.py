@@ -258,18 +258,21 @@ def _experiment_entry(metrics_path: Path) -> dict:
             "balanced_accuracy": m["balanced_accuracy"], "epochs": p["epochs"],
             "best_epoch": p.get("best_epoch"), "train_seconds": p.get("train_seconds"),
             "wall_seconds": p.get("wall_seconds"), "precision": p.get("precision", "float32"),
-            "finished_utc": p.get("finished_utc"), "test_time_augmentation": p.get("test_time_augmentation")}
+            "finished_utc": p.get("finished_utc"), "test_time_augmentation": p.get("test_time_augmentation"),
+            "cpu": (p.get("hardware") or {}).get("cpu")}
 
 
 def models_readme(manifest: dict) -> str:
     """``models/README.md`` for the shipped models of ``manifest`` (generated, not hand-kept)."""
     profile = manifest["profile"]
+    machine_cpu = manifest.get("hardware", {}).get("cpu")  # a model trained elsewhere (a carried run) says where
     rows = []
     for name, model in manifest["models"].items():
         exp = manifest["experiments"][name]
         lo, hi = exp["accuracy_ci95"]
         rows.append(f"| `{name}.keras` | {EXPERIMENTS.get(name, name)}, epoch {exp['best_epoch']} of "
-                    f"{exp['epochs']} kept on PublicTest, trained in {exp['precision']} | "
+                    f"{exp['epochs']} kept on PublicTest, trained in {exp['precision']}"
+                    f"{' on ' + exp['cpu'] if exp.get('cpu') and exp['cpu'] != machine_cpu else ''} | "
                     f"{exp['accuracy']:.3f} ({lo:.3f}–{hi:.3f}) | {model['mib']:.1f} MiB | "
                     f"`{model['sha256'][:16]}` |")
     best = max(manifest["experiments"], key=lambda n: manifest["experiments"][n]["accuracy"])
