@@ -607,7 +607,7 @@ REPORT_ACCURACY: dict[str, float] = {
 }
 
 
-def _cpu_name(hardware: dict) -> str | None:
+def described_cpu(hardware: dict) -> str | None:
     """A provenance's processor and core count ("AMD EPYC, 2 cores"); None when it has no processor."""
     if not hardware.get("cpu"):
         return None
@@ -652,7 +652,7 @@ def summary_table(run: str | os.PathLike, names: list[str] | None = None) -> pd.
     for name, p in provs.items():
         extra[name] = {"best_epoch": p.get("best_epoch"),
                        "profile": p.get("profile"), "precision": p.get("precision", "float32"),
-                       "finished_utc": p.get("finished_utc"), "cpu": _cpu_name(p.get("hardware") or {})}
+                       "finished_utc": p.get("finished_utc"), "cpu": described_cpu(p.get("hardware") or {})}
     table = table.join(pd.DataFrame.from_dict(extra, orient="index"))
     table["report_accuracy"] = [REPORT_ACCURACY.get(name, np.nan) for name in table.index]
     return table

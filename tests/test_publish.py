@@ -218,10 +218,10 @@ def test_a_run_carried_across_machines_names_each_with_its_notebooks(tmp_path):
     # one processor (or none recorded): the manifest's machine, as before
     assert describe_machines_of(table.drop(index=["augment_report", "augment_face"]), "one machine") == "one machine"
     assert describe_machines_of(table.drop(columns="cpu"), "one machine") == "one machine"
-    models = (root / "models" / "README.md").read_text()  # the manifest names the baseline's machine
-    assert "finished 2026-11-28 12:00 UTC on Test CPU, 2 cores)" in models
-    assert "kept on PublicTest, trained in mixed_bfloat16 on Other CPU |" in models  # augment_face, shipped
-    assert models.count(" on Other CPU") == 1
+    models = (root / "models" / "README.md").read_text()  # each shipped model names where it trained
+    assert "finished 2026-11-28 12:00 UTC) and copied here" in models
+    assert "| augmentation, face recipe (04), epoch 3 of 15 kept on PublicTest, trained in mixed_bfloat16 on Other CPU, 2 cores |" in models
+    assert "| baseline CNN (01), epoch 3 of 10 kept on PublicTest, trained in mixed_bfloat16 on Test CPU, 2 cores |" in models
 
 
 def test_a_model_scored_with_test_time_augmentation_says_how_to_predict_with_it(tmp_path):
@@ -461,3 +461,10 @@ def test_readme_scaling_table_is_computed_from_the_benchmark():
 
     path = repo_root() / "benchmarks" / "results" / "input_scaling_cpu.json"
     assert scaling_markdown(path) in (repo_root() / "README.md").read_text()
+
+
+def test_the_committed_models_readme_is_generated_from_the_manifest():
+    from fer_utils.data import repo_root
+
+    root = repo_root()
+    assert (root / "models" / "README.md").read_text() == pub.models_readme(pub.read_manifest(root))

@@ -57,7 +57,7 @@ from ..data import repo_root
 from ..evaluate import read_metrics
 from ..history import MACHINES_FILE, machines_path
 from ..experiment import (EXPERIMENTS, PEER_METRICS, PEER_PREDICTIONS, TRAINED_IN, readme_results, training_notebook,
-                          training_time)
+                          described_cpu, training_time)
 from .study import StudyError, notebook_cells, notebook_numbers, notebooks, papermill_record, resolve, shown
 
 MANIFEST = Path("results") / "published.json"
@@ -259,20 +259,22 @@ def _experiment_entry(metrics_path: Path) -> dict:
             "best_epoch": p.get("best_epoch"), "train_seconds": p.get("train_seconds"),
             "wall_seconds": p.get("wall_seconds"), "precision": p.get("precision", "float32"),
             "finished_utc": p.get("finished_utc"), "test_time_augmentation": p.get("test_time_augmentation"),
-            "cpu": (p.get("hardware") or {}).get("cpu")}
+            "cpu": described_cpu(p.get("hardware") or {})}
 
 
 def models_readme(manifest: dict) -> str:
     """``models/README.md`` for the shipped models of ``manifest`` (generated, not hand-kept)."""
     profile = manifest["profile"]
-    machine_cpu = manifest.get("hardware", {}).get("cpu")  # a model trained elsewhere (a carried run) says where
+    # each model says where it trained (a carried run may change machines); files from before the
+    # experiments recorded it fall back on the manifest's machine (the baseline's)
+    machine = described_cpu(manifest.get("hardware") or {}) or "an unrecorded machine"
     rows = []
     for name, model in manifest["models"].items():
         exp = manifest["experiments"][name]
         lo, hi = exp["accuracy_ci95"]
         rows.append(f"| `{name}.keras` | {EXPERIMENTS.get(name, name)}, epoch {exp['best_epoch']} of "
-                    f"{exp['epochs']} kept on PublicTest, trained in {exp['precision']}"
-                    f"{' on ' + exp['cpu'] if exp.get('cpu') and exp['cpu'] != machine_cpu else ''} | "
+                    f"{exp['epochs']} kept on PublicTest, trained in {exp['precision']} on "
+                    f"{exp.get('cpu') or machine} | "
                     f"{exp['accuracy']:.3f} ({lo:.3f}–{hi:.3f}) | {model['mib']:.1f} MiB | "
                     f"`{model['sha256'][:16]}` |")
     best = max(manifest["experiments"], key=lambda n: manifest["experiments"][n]["accuracy"])
@@ -290,8 +292,6 @@ def models_readme(manifest: dict) -> str:
                 f"({manifest['experiments'][with_tta[0]]['test_time_augmentation']}): predict the same way with "
                 "`fer_utils.beyond.tta_probabilities(model, faces_uint8)` or `fer-predict --model ... --tta`; "
                 "a plain `model.predict` sees only the centre crop and scores a little lower.")
-    hardware = manifest.get("hardware", {})
-    machine = f"{hardware.get('cpu', '?')}, {hardware.get('cpu_count', '?')} cores"
     withdrawn = manifest.get("withdrawn")
     warning = [f"> **Withdrawn results ({withdrawn['date']}).** {withdrawn['reason']} These models stay only so "
                "that `fer-predict` and notebook 07 have something to run until a run on canonical data "
@@ -301,7 +301,7 @@ def models_readme(manifest: dict) -> str:
         "",
         *warning,
         f"Exported by notebook 06 of the `{profile}` run (`{manifest['run_dir']}`, finished "
-        f"{manifest['run_finished_utc']} on {machine}) and copied here by `python -m fer_utils.machinery.publish`; "
+        f"{manifest['run_finished_utc']}) and copied here by `python -m fer_utils.machinery.publish`; "
         f"their metrics are in `results/{profile}/metrics/`. This file is generated: edit "
         "`fer_utils/machinery/publish.py`, not this file.",
         "",
