@@ -39,13 +39,24 @@ def test_cheap_notebook_is_copied_whole_and_empty_ones_are_left_out():
     assert nbcheck.stable_copy(notebook(cell("x", text="1"))) is None  # nothing marked
 
 
+#: Published notebooks that nbval does not check yet: none of their cells is both cheap and stable without the
+#: run's trained models and metrics, which a checkout lacks (a gap noted on issue #14: each needs a marked cell
+#: that a clean checkout can re-run, added when the run's notebooks are next executed).
+NOT_YET_CHECKED = {"04_augmentation.ipynb", "05_gradcam.ipynb", "06_results_summary.ipynb",
+                   "07_predict_new_faces.ipynb"}
+
+
 def test_committed_notebooks_have_checkable_copies(tmp_path):
-    """Every committed notebook with outputs gets a checkable copy; bare sources (no run published for
-    them yet) are left out."""
+    """Every committed notebook with outputs gets a checkable copy, but for the ones listed as not yet
+    checked (which must then have outputs and no marked cell); bare sources (no run published for them yet)
+    are left out."""
     written = {p.name: p for p in nbcheck.write_copies(notebooks(), tmp_path)}
     executed = {p.name for p in notebooks()
                 if any(c.get("outputs") for c in nbformat.read(p, as_version=4).cells if c.cell_type == "code")}
-    assert set(written) == executed and "00_data_exploration.ipynb" in written
+    assert NOT_YET_CHECKED <= executed  # an entry for a notebook without outputs is stale: remove it
+    assert set(written) == executed - NOT_YET_CHECKED
+    assert {"00_data_exploration.ipynb", "01_baseline_cnn.ipynb", "02_undersampling.ipynb",
+            "03_oversampling.ipynb"} <= set(written)
     exploration = nbformat.read(written["00_data_exploration.ipynb"], as_version=4)
     committed = nbformat.read(notebooks()[0], as_version=4)
     assert len(exploration.cells) == sum(c.cell_type == "code" for c in committed.cells)
