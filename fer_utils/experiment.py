@@ -614,10 +614,29 @@ def described_cpu(hardware: dict) -> str | None:
     return f"{hardware['cpu']}, {hardware.get('cpu_count', '?')} cores"
 
 
+def trained_on(provenance: dict) -> str | None:
+    """Where a metrics file's model trained: the machines of its ``training_machines`` record, in the order
+    they trained (a training resumed on another machine names both, joined by " then "), else the
+    machine that wrote the file (:func:`described_cpu`, the only record older trainings have); None when
+    neither is recorded."""
+    names: list[str] = []
+    for segment in provenance.get("training_machines") or []:
+        name = segment.get("name") if isinstance(segment, dict) else None
+        if name and name not in names:
+            names.append(name)
+    if not names:
+        return described_cpu(provenance.get("hardware") or {})
+    cores = (provenance.get("hardware") or {}).get("cpu_count")
+    if len(names) == 1 and names[0] == (provenance.get("hardware") or {}).get("cpu") and cores:
+        return f"{names[0]}, {cores} cores"
+    return " then ".join(names)
+
+
 def describe_machines_of(table: pd.DataFrame, fallback: str) -> str:
     """The machine(s) whose numbers :func:`summary_table`'s ``table`` holds, for a sentence: ``fallback``
-    when every experiment's metrics came from one processor (or none is recorded), else each
-    processor with the notebooks whose metrics it wrote ("AMD EPYC, 2 cores (notebooks 01, 03) and
+    when every experiment's model trained on one machine (or none is recorded; the table's ``cpu``:
+    :func:`trained_on`), else each machine with the notebooks whose models it trained ("AMD EPYC, 2 cores
+    (notebooks 01, 03) and
     Intel(R) Xeon(R) Processor, 2 cores (notebook 04)"), in the order of their first notebook. A run
     carried across working sessions may change machines between notebooks, and the table's
     training times and images per second are each machine's own."""
@@ -639,8 +658,8 @@ def summary_table(run: str | os.PathLike, names: list[str] | None = None) -> pd.
     """:func:`compare` over the study's experiments, with the report's accuracy beside ours.
 
     Adds ``best_epoch``, ``profile``, ``precision`` (float32 for metrics files
-    older than the fast path), ``finished_utc`` and ``cpu`` (the processor that wrote the metrics file,
-    with its core count; None where not recorded) from each metrics file, and ``report_accuracy``
+    older than the fast path), ``finished_utc`` and ``cpu`` (where the model trained: :func:`trained_on`)
+    from each metrics file, and ``report_accuracy``
     (NaN where the report has no number). Rows follow :data:`EXPERIMENTS`' order.
     """
     names = list(EXPERIMENTS) if names is None else names
@@ -652,7 +671,7 @@ def summary_table(run: str | os.PathLike, names: list[str] | None = None) -> pd.
     for name, p in provs.items():
         extra[name] = {"best_epoch": p.get("best_epoch"),
                        "profile": p.get("profile"), "precision": p.get("precision", "float32"),
-                       "finished_utc": p.get("finished_utc"), "cpu": described_cpu(p.get("hardware") or {})}
+                       "finished_utc": p.get("finished_utc"), "cpu": trained_on(p)}
     table = table.join(pd.DataFrame.from_dict(extra, orient="index"))
     table["report_accuracy"] = [REPORT_ACCURACY.get(name, np.nan) for name in table.index]
     return table

@@ -224,6 +224,20 @@ def test_a_run_carried_across_machines_names_each_with_its_notebooks(tmp_path):
     assert "| baseline CNN (01), epoch 3 of 10 kept on PublicTest, trained in mixed_bfloat16 on Test CPU, 2 cores |" in models
 
 
+def test_trained_on_prefers_the_training_machines_record():
+    from fer_utils.experiment import trained_on
+
+    hardware = {"cpu": "Xeon", "cpu_count": 2}
+    assert trained_on({"hardware": hardware}) == "Xeon, 2 cores"  # no record: the machine that wrote the file
+    assert trained_on({}) is None
+    one = [{"first_epoch": 1, "last_epoch": 9, "name": "Xeon"}]
+    assert trained_on({"hardware": hardware, "training_machines": one}) == "Xeon, 2 cores"
+    moved = [{"first_epoch": 1, "last_epoch": 4, "name": "EPYC"}, {"first_epoch": 5, "last_epoch": 9, "name": "Xeon"},
+             {"first_epoch": 10, "last_epoch": 12, "name": "EPYC"}]
+    assert trained_on({"hardware": hardware, "training_machines": moved}) == "EPYC then Xeon"
+    assert trained_on({"hardware": hardware, "training_machines": [{"name": "NVIDIA H200"}]}) == "NVIDIA H200"
+
+
 def test_a_model_scored_with_test_time_augmentation_says_how_to_predict_with_it(tmp_path):
     run, root, nbdir = finished_run(tmp_path)
     metrics = json.loads((run / "metrics" / "beyond.json").read_text())

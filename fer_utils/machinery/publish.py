@@ -57,7 +57,7 @@ from ..data import repo_root
 from ..evaluate import read_metrics
 from ..history import MACHINES_FILE, machines_path
 from ..experiment import (EXPERIMENTS, PEER_METRICS, PEER_PREDICTIONS, TRAINED_IN, readme_results, training_notebook,
-                          described_cpu, training_time)
+                          described_cpu, trained_on, training_time)
 from .study import StudyError, notebook_cells, notebook_numbers, notebooks, papermill_record, resolve, shown
 
 MANIFEST = Path("results") / "published.json"
@@ -259,7 +259,7 @@ def _experiment_entry(metrics_path: Path) -> dict:
             "best_epoch": p.get("best_epoch"), "train_seconds": p.get("train_seconds"),
             "wall_seconds": p.get("wall_seconds"), "precision": p.get("precision", "float32"),
             "finished_utc": p.get("finished_utc"), "test_time_augmentation": p.get("test_time_augmentation"),
-            "cpu": described_cpu(p.get("hardware") or {})}
+            "cpu": trained_on(p)}
 
 
 def models_readme(manifest: dict) -> str:
