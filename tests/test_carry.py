@@ -53,6 +53,8 @@ def stopped_run(tmp_path, arrays):
     (run / "NOTES.txt").write_text("started\n")
     (run / "figures").mkdir()
     (run / "figures" / "01_curves.png").write_bytes(b"png")
+    (run / "shipped").mkdir()
+    (run / "shipped" / "baseline.keras").write_bytes(b"exported by notebook 06")
     return run
 
 
@@ -74,9 +76,26 @@ def test_the_plan_keeps_what_the_run_reads_again(stopped_run):
     assert actions["models/augment_report.keras"] == ("leave: notebook 04 finished and no later notebook "
                                                       "reads this model")
     assert actions["notebooks/03_oversampling.ipynb"] == "leave: this notebook has not finished; it runs again"
+    # notebook 06 runs again after the unfinished training notebooks, and exports the shipped models again
+    assert actions["shipped/baseline.keras"] == ("leave: notebook 06 exports the shipped models again once "
+                                                 "notebooks 03 and 08 have finished")
     for rel in ("notebooks/01_baseline_cnn.ipynb", "run.log", "NOTES.txt", "figures/01_curves.png",
                 "metrics/baseline.json", "predictions/undersample.npz"):
         assert actions[rel] == "copy", rel
+
+
+def test_the_shipped_models_are_kept_once_every_training_notebook_finished(tmp_path):
+    from fer_utils.experiment import TRAINED_IN
+
+    run = tmp_path / "run"
+    for number in sorted({"00", "06", *TRAINED_IN.values()}):
+        executed_notebook(run / "notebooks" / f"{number}_x.ipynb", end_time="2026-12-01T12:00:00+00:00")
+    (run / "shipped").mkdir()
+    (run / "shipped" / "baseline.keras").write_bytes(b"exported by notebook 06")
+    assert carry.plan(run)["shipped/baseline.keras"] == "copy"  # the finished run: 06 does not run again
+    executed_notebook(run / "notebooks" / "08_x.ipynb", end_time=None)  # 08 still training
+    assert carry.plan(run)["shipped/baseline.keras"] == ("leave: notebook 06 exports the shipped models again once "
+                                                         "notebook 08 has finished")
 
 
 def test_save_then_restore_goes_on_exactly_as_the_run_would_have(stopped_run, tmp_path, arrays):

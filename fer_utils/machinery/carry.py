@@ -123,12 +123,15 @@ def plan(run: str | os.PathLike, finished_only: bool = False) -> dict[str, str]:
     ``"leave: why"``.
     With ``finished_only``, the trainings of notebooks that have not finished are left out too (a
     save that costs the repository little, in case the session ends before the full one)."""
-    from ..experiment import training_notebook
+    from ..experiment import TRAINED_IN, training_notebook
 
     run = Path(run)
     if not run.is_dir():
         raise StudyError(f"{shown(run)}: no such run directory")
     done = finished_notebooks(run)
+    # notebook 06 exports the shipped models from every experiment's metrics; while a notebook that trains
+    # one has not finished (08, deferred), 06 runs again after it and exports them again
+    summary_again = sorted(set(TRAINED_IN.values()) - done)
     folders = trainings(run)
     later = set(models_read_later(run))
     actions: dict[str, str] = {}
@@ -157,6 +160,10 @@ def plan(run: str | os.PathLike, finished_only: bool = False) -> dict[str, str]:
             else:
                 actions[key] = ("leave: notebook " + training_notebook(name) + " finished and no later "
                                 "notebook reads this model")
+        elif top == "shipped" and summary_again:
+            several = len(summary_again) > 1
+            actions[key] = (f"leave: notebook 06 exports the shipped models again once notebook{'s' if several else ''} "
+                            f"{' and '.join(summary_again)} {'have' if several else 'has'} finished")
         elif top == "notebooks" and path.suffix == ".ipynb" and path.name[:2] not in done:
             actions[key] = "leave: this notebook has not finished; it runs again"
         elif path.name.startswith(".") or "__pycache__" in rel.parts:
