@@ -19,7 +19,9 @@ the run is published. What goes in, smallest that lets the run go on exactly as 
 
 * every file of the run directory except models and trainings: the executed notebooks (only those
   that finished: the others run again anyway), figures, metrics, predictions, notes, and the log
-  (``run.log`` travels as ``run_log.txt``: logs are ignored by git);
+  (``run.log`` travels as ``run_log.txt``: logs are ignored by git); ``shipped/`` (notebook 06's
+  exports) only once every notebook that trains an experiment has finished: before that, 06 runs
+  again after them and exports the shipped models again;
 * every training folder (``<name>/``) of a notebook that has not finished: its history, its last
   epoch's state (``backup/``, weights and optimizer) and its best epoch's model, so that the notebook,
   run again, resumes the training at its next epoch or finds it finished (and writes its
