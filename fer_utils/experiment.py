@@ -619,31 +619,29 @@ def trained_on(provenance: dict) -> str | None:
     they trained (a training resumed on another machine names both, joined by " then "), else the
     machine that wrote the file (:func:`described_cpu`, the only record older trainings have); None when
     neither is recorded."""
+    hardware = provenance.get("hardware") or {}
     names: list[str] = []
     for segment in provenance.get("training_machines") or []:
         name = segment.get("name") if isinstance(segment, dict) else None
         if name and name not in names:
             names.append(name)
-    if not names:
-        return described_cpu(provenance.get("hardware") or {})
-    cores = (provenance.get("hardware") or {}).get("cpu_count")
-    if len(names) == 1 and names[0] == (provenance.get("hardware") or {}).get("cpu") and cores:
-        return f"{names[0]}, {cores} cores"
+    if names == [hardware.get("cpu")] or not names:  # one machine, the one that wrote the file: say its cores too
+        return described_cpu(hardware)
     return " then ".join(names)
 
 
 def describe_machines_of(table: pd.DataFrame, fallback: str) -> str:
     """The machine(s) whose numbers :func:`summary_table`'s ``table`` holds, for a sentence: ``fallback``
-    when every experiment's model trained on one machine (or none is recorded; the table's ``cpu``:
+    when every experiment's model trained on one machine (or none is recorded; the table's ``trained_on``:
     :func:`trained_on`), else each machine with the notebooks whose models it trained ("AMD EPYC, 2 cores
-    (notebooks 01, 03) and
-    Intel(R) Xeon(R) Processor, 2 cores (notebook 04)"), in the order of their first notebook. A run
+    (notebooks 01, 03) and Intel(R) Xeon(R) Processor, 2 cores (notebook 04)"), in the order of their
+    first notebook. A run
     carried across working sessions may change machines between notebooks, and the table's
     training times and images per second are each machine's own."""
-    if "cpu" not in table or table["cpu"].dropna().nunique() < 2:
+    if "trained_on" not in table or table["trained_on"].dropna().nunique() < 2:
         return fallback
     by_cpu: dict[str, list[str]] = {}
-    for name, cpu in table["cpu"].items():
+    for name, cpu in table["trained_on"].items():
         if cpu is None or (isinstance(cpu, float) and np.isnan(cpu)):
             cpu = "an unrecorded processor"
         notebook = TRAINED_IN.get(name, "?")
@@ -658,7 +656,7 @@ def summary_table(run: str | os.PathLike, names: list[str] | None = None) -> pd.
     """:func:`compare` over the study's experiments, with the report's accuracy beside ours.
 
     Adds ``best_epoch``, ``profile``, ``precision`` (float32 for metrics files
-    older than the fast path), ``finished_utc`` and ``cpu`` (where the model trained: :func:`trained_on`)
+    older than the fast path), ``finished_utc`` and ``trained_on`` (where the model trained: :func:`trained_on`)
     from each metrics file, and ``report_accuracy``
     (NaN where the report has no number). Rows follow :data:`EXPERIMENTS`' order.
     """
@@ -671,7 +669,7 @@ def summary_table(run: str | os.PathLike, names: list[str] | None = None) -> pd.
     for name, p in provs.items():
         extra[name] = {"best_epoch": p.get("best_epoch"),
                        "profile": p.get("profile"), "precision": p.get("precision", "float32"),
-                       "finished_utc": p.get("finished_utc"), "cpu": trained_on(p)}
+                       "finished_utc": p.get("finished_utc"), "trained_on": trained_on(p)}
     table = table.join(pd.DataFrame.from_dict(extra, orient="index"))
     table["report_accuracy"] = [REPORT_ACCURACY.get(name, np.nan) for name in table.index]
     return table

@@ -210,14 +210,15 @@ def test_a_run_carried_across_machines_names_each_with_its_notebooks(tmp_path):
     manifest = pub.publish(run, root, nbdir)
     results = root / "results" / "reference"
     table = summary_table(results)
-    assert table.loc["baseline", "cpu"] == "Test CPU, 2 cores" and table.loc["augment_face", "cpu"] == "Other CPU, 2 cores"
+    assert (table.loc["baseline", "trained_on"] == "Test CPU, 2 cores"
+            and table.loc["augment_face", "trained_on"] == "Other CPU, 2 cores")
     block = pub.readme_results_block((root / "README.md").read_text())
     assert block == readme_results(results, manifest)
     assert block.startswith("The `reference` run, finished 2026-11-28 12:00 UTC on Test CPU, 2 cores (notebooks 01, "
                             "02, 03, 08) and Other CPU, 2 cores (notebook 04): ")
     # one processor (or none recorded): the manifest's machine, as before
     assert describe_machines_of(table.drop(index=["augment_report", "augment_face"]), "one machine") == "one machine"
-    assert describe_machines_of(table.drop(columns="cpu"), "one machine") == "one machine"
+    assert describe_machines_of(table.drop(columns="trained_on"), "one machine") == "one machine"
     models = (root / "models" / "README.md").read_text()  # each shipped model names where it trained
     assert "finished 2026-11-28 12:00 UTC) and copied here" in models
     assert "| augmentation, face recipe (04), epoch 3 of 15 kept on PublicTest, trained in mixed_bfloat16 on Other CPU, 2 cores |" in models

@@ -259,7 +259,7 @@ def _experiment_entry(metrics_path: Path) -> dict:
             "best_epoch": p.get("best_epoch"), "train_seconds": p.get("train_seconds"),
             "wall_seconds": p.get("wall_seconds"), "precision": p.get("precision", "float32"),
             "finished_utc": p.get("finished_utc"), "test_time_augmentation": p.get("test_time_augmentation"),
-            "cpu": trained_on(p)}
+            "trained_on": trained_on(p)}
 
 
 def models_readme(manifest: dict) -> str:
@@ -274,7 +274,7 @@ def models_readme(manifest: dict) -> str:
         lo, hi = exp["accuracy_ci95"]
         rows.append(f"| `{name}.keras` | {EXPERIMENTS.get(name, name)}, epoch {exp['best_epoch']} of "
                     f"{exp['epochs']} kept on PublicTest, trained in {exp['precision']} on "
-                    f"{exp.get('cpu') or machine} | "
+                    f"{exp.get('trained_on') or machine} | "
                     f"{exp['accuracy']:.3f} ({lo:.3f}–{hi:.3f}) | {model['mib']:.1f} MiB | "
                     f"`{model['sha256'][:16]}` |")
     best = max(manifest["experiments"], key=lambda n: manifest["experiments"][n]["accuracy"])
