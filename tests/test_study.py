@@ -178,6 +178,28 @@ def test_finished_already_needs_a_clean_finish(tmp_path):
     assert not study.finished_already(tmp_path / "nb.ipynb", tmp_path / "missing.ipynb", {"x": 2})
 
 
+def test_finished_already_survives_publishing_the_run(tmp_path):
+    """fer-publish rewrites the source's "No committed outputs yet" note; a run executed before that is
+    still the same notebook, and continuing the run must not train it again (it did once, truncating a
+    finished training's history before it was stopped). Any other change of a markdown cell counts."""
+    pending = (f"# Title\n\n{study.PENDING_NOTE} Earlier outputs were withdrawn.\n> Run it yourself.\n\n"
+               "Read on.")
+    code = {"cell_type": "code", "source": "x = 1", "metadata": {}}
+    meta = {"papermill": {"parameters": {"x": 2}, "end_time": "2026-11-28T10:00:00", "exception": None}}
+    (tmp_path / "done.ipynb").write_text(json.dumps(
+        {"cells": [{"cell_type": "markdown", "source": pending, "metadata": {}}, code], "metadata": meta}))
+
+    def source_says(text):
+        (tmp_path / "nb.ipynb").write_text(json.dumps(
+            {"cells": [{"cell_type": "markdown", "source": text, "metadata": {}}, code], "metadata": {}}))
+        return study.finished_already(tmp_path / "nb.ipynb", tmp_path / "done.ipynb", {"x": 2})
+
+    assert source_says(pending)
+    assert source_says(f"# Title\n\n{study.PUBLISHED_NOTE}\n\nRead on.")  # as fer-publish leaves it
+    assert not source_says(f"# Title\n\n{study.PUBLISHED_NOTE}\n\nRead on, and more.")
+    assert not source_says("# Another title\n\nRead on.")
+
+
 @pytest.mark.slow
 @pytest.mark.realdata
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])

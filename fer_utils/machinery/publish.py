@@ -58,19 +58,13 @@ from ..evaluate import read_metrics
 from ..history import MACHINES_FILE, machines_path
 from ..experiment import (EXPERIMENTS, PEER_METRICS, PEER_PREDICTIONS, TRAINED_IN, readme_results, training_notebook,
                           described_cpu, trained_on, training_time)
-from .study import StudyError, notebook_cells, notebook_numbers, notebooks, papermill_record, resolve, shown
+from .study import (PENDING_NOTE, PUBLISHED_NOTE, StudyError, notebook_cells, notebook_numbers, notebooks, papermill_record,
+                    published_cells, resolve, shown)
 
 MANIFEST = Path("results") / "published.json"
 #: The README's results lie between these lines; fer-publish writes them (:func:`write_readme_results`).
 README_BEGIN = "<!-- results: written by fer-publish from results/published.json and its metrics; do not edit -->"
 README_END = "<!-- end of the results written by fer-publish -->"
-#: How a notebook's first cell says that it has no committed outputs (a blockquote opening with this).
-PENDING_NOTE = "> **No committed outputs yet.**"
-#: What a published notebook says in its place.
-PUBLISHED_NOTE = ("The committed outputs below come from the run named in the first output line (profile, data, "
-                  "machine, date), published with `fer-publish`.")
-
-
 class PublishError(RuntimeError):
     """The run cannot be published; the message lists every reason, one per line."""
 
@@ -174,35 +168,6 @@ def _copy(src: Path, dest: Path) -> None:
     tmp = dest.with_name(f".{dest.name}.tmp")
     shutil.copyfile(src, tmp)
     os.replace(tmp, dest)
-
-
-def published_cells(notebook: dict) -> bool:
-    """Replace, in place, a markdown cell's "No committed outputs yet" blockquote (:data:`PENDING_NOTE`
-    and the quoted lines after it) with :data:`PUBLISHED_NOTE`; return whether anything changed.
-
-    The executed notebooks of a run carry the note their source had while no run was published, and
-    it would be false once their outputs are committed."""
-    changed = False
-    for cell in notebook.get("cells", []):
-        if cell.get("cell_type") != "markdown":
-            continue
-        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
-        lines = source.split("\n")
-        if not any(line.startswith(PENDING_NOTE) for line in lines):
-            continue
-        kept, quoting = [], False
-        for line in lines:
-            if line.startswith(PENDING_NOTE):
-                quoting = True
-                kept.append(PUBLISHED_NOTE)
-            elif quoting and line.startswith(">"):
-                continue
-            else:
-                quoting = False
-                kept.append(line)
-        cell["source"] = "\n".join(kept)
-        changed = True
-    return changed
 
 
 def _published_form(path: Path) -> list[tuple[str, str]]:

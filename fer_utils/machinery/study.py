@@ -217,6 +217,42 @@ def papermill_record(notebook: dict) -> dict:
     return notebook.get("metadata", {}).get("papermill", {})
 
 
+#: How a notebook's first cell says that it has no committed outputs (a blockquote opening with this).
+PENDING_NOTE = "> **No committed outputs yet.**"
+#: What a published notebook says in its place.
+PUBLISHED_NOTE = ("The committed outputs below come from the run named in the first output line (profile, data, "
+                  "machine, date), published with `fer-publish`.")
+
+
+def published_cells(notebook: dict) -> bool:
+    """Replace, in place, a markdown cell's "No committed outputs yet" blockquote (:data:`PENDING_NOTE`
+    and the quoted lines after it) with :data:`PUBLISHED_NOTE`; return whether anything changed.
+
+    The executed notebooks of a run carry the note their source had while no run was published, and
+    it would be false once their outputs are committed."""
+    changed = False
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") != "markdown":
+            continue
+        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        lines = source.split("\n")
+        if not any(line.startswith(PENDING_NOTE) for line in lines):
+            continue
+        kept, quoting = [], False
+        for line in lines:
+            if line.startswith(PENDING_NOTE):
+                quoting = True
+                kept.append(PUBLISHED_NOTE)
+            elif quoting and line.startswith(">"):
+                continue
+            else:
+                quoting = False
+                kept.append(line)
+        cell["source"] = "\n".join(kept)
+        changed = True
+    return changed
+
+
 def finished_already(notebook: Path, executed: Path, params: dict[str, object]) -> bool:
     """Whether ``executed`` is a finished, error-free run of ``notebook`` as it is now (same cells)
     with the same parameters, so that running it again would only repeat it."""
@@ -226,6 +262,8 @@ def finished_already(notebook: Path, executed: Path, params: dict[str, object]) 
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return False
     meta = papermill_record(done)
+    published_cells(done)  # publishing the run rewrote the source's "no outputs yet" note, nothing else
+    published_cells(source)
     return (bool(meta.get("end_time")) and not meta.get("exception")
             and meta.get("parameters") == params and notebook_cells(done) == notebook_cells(source))
 
