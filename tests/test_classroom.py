@@ -50,6 +50,7 @@ def test_student_notebook_clears_outputs_and_tags_stubs():
     plain = nbformat.v4.new_code_cell("print(1)")
     plain.outputs = [nbformat.v4.new_output("stream", text="1\n")]
     plain.execution_count = 3
+    plain.metadata["tags"] = ["nbval-check-output"]  # compares the committed output, which a student copy lacks
     injected = nbformat.v4.new_code_cell('run_dir = "runs/reference"')
     injected.metadata["tags"] = ["injected-parameters"]
     nb = teacher(nbformat.v4.new_markdown_cell("# 01"), plain, injected,
@@ -59,6 +60,7 @@ def test_student_notebook_clears_outputs_and_tags_stubs():
     assert student.cells[0].source.startswith("*Student copy, generated from `notebooks/01_x.ipynb`")
     code = [c for c in student.cells if c.cell_type == "code"]
     assert all(c.outputs == [] and c.execution_count is None for c in code)
+    assert "tags" not in code[0].metadata
     assert code[1].metadata["tags"] == ["exercise", "raises-exception"]
     assert "exercise 01.1 is not answered yet" in code[1].source
     assert nb.cells[1].outputs and "print(2)" in nb.cells[3].source  # the teacher's notebook is untouched

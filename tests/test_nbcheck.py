@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import nbformat
 
+from fer_utils.experiment import training_time
 from fer_utils.machinery import nbcheck
 from fer_utils.machinery.study import notebooks
 
@@ -39,24 +42,72 @@ def test_cheap_notebook_is_copied_whole_and_empty_ones_are_left_out():
     assert nbcheck.stable_copy(notebook(cell("x", text="1"))) is None  # nothing marked
 
 
-#: Published notebooks that nbval does not check yet: none of their cells is both cheap and stable without the
-#: run's trained models and metrics, which a checkout lacks (a gap noted on issue #14: each needs a marked cell
-#: that a clean checkout can re-run, added when the run's notebooks are next executed).
-NOT_YET_CHECKED = {"04_augmentation.ipynb", "05_gradcam.ipynb", "06_results_summary.ipynb",
-                   "07_predict_new_faces.ipynb"}
-
-
 def test_committed_notebooks_have_checkable_copies(tmp_path):
-    """Every committed notebook with outputs gets a checkable copy, but for the ones listed as not yet
-    checked (which must then have outputs and no marked cell); bare sources (no run published for them yet)
-    are left out."""
+    """Every committed notebook with outputs gets a checkable copy; bare sources (no run published for them
+    yet) are left out. Notebooks 04-07 are marked by tags (their run had finished when the marks came)."""
     written = {p.name: p for p in nbcheck.write_copies(notebooks(), tmp_path)}
     executed = {p.name for p in notebooks()
                 if any(c.get("outputs") for c in nbformat.read(p, as_version=4).cells if c.cell_type == "code")}
-    assert NOT_YET_CHECKED <= executed  # an entry for a notebook without outputs is stale: remove it
-    assert set(written) == executed - NOT_YET_CHECKED
-    assert {"00_data_exploration.ipynb", "01_baseline_cnn.ipynb", "02_undersampling.ipynb",
-            "03_oversampling.ipynb"} <= set(written)
+    assert set(written) == executed
+    assert {"00_data_exploration.ipynb", "01_baseline_cnn.ipynb", "02_undersampling.ipynb", "03_oversampling.ipynb",
+            "04_augmentation.ipynb", "05_gradcam.ipynb", "06_results_summary.ipynb",
+            "07_predict_new_faces.ipynb"} <= set(written)
     exploration = nbformat.read(written["00_data_exploration.ipynb"], as_version=4)
     committed = nbformat.read(notebooks()[0], as_version=4)
     assert len(exploration.cells) == sum(c.cell_type == "code" for c in committed.cells)
+    for name in ("04_augmentation.ipynb", "05_gradcam.ipynb", "06_results_summary.ipynb", "07_predict_new_faces.ipynb"):
+        copy = nbformat.read(written[name], as_version=4)
+        marked = [c for c in copy.cells if nbcheck.is_marked(c)]
+        assert marked and all(c.outputs for c in marked), name  # each compares committed outputs
+        assert not any("train_model(" in c.source for c in copy.cells), name  # and trains nothing
+
+
+def test_a_tag_marks_a_cell_like_the_comment():
+    nb = notebook(cell("epochs = 5", ["parameters"]), cell("data = load()", text="loaded\n"),
+                  cell("r = train_model(m)", text="trained\n"),
+                  cell("print(table)", [nbcheck.MARK_TAG], text="0.670\n"), cell("print(other)", text="x\n"))
+    copy = nbcheck.stable_copy(nb)
+    assert [c.source for c in copy.cells] == ["epochs = 5", "data = load()", "print(table)"]
+    assert copy.cells[-1].outputs[0].text == "0.670\n"
+    assert not nbcheck.is_marked(nbformat.v4.new_markdown_cell("x", metadata={"tags": [nbcheck.MARK_TAG]}))
+
+
+def test_copies_point_at_the_given_run_dir(tmp_path):
+    nb = notebook(cell('profile = "reference"\nrun_dir = "runs/reference"\nseed = 42', ["injected-parameters"]),
+                  cell("data = load()", text="loaded\n"), cell("# NBVAL_CHECK_OUTPUT\nprint(run_dir)", text="x\n"))
+    nbformat.write(nb, tmp_path / "04_x.ipynb")
+    (copy_path,) = nbcheck.write_copies([tmp_path / "04_x.ipynb"], tmp_path / "out", ".nbval/reference")
+    injected = nbformat.read(copy_path, as_version=4).cells[0].source
+    assert injected == 'profile = "reference"\nrun_dir = ".nbval/reference"\nseed = 42'
+    assert 'run_dir = "runs/reference"' in nbformat.read(tmp_path / "04_x.ipynb", as_version=4).cells[1].source
+
+
+def test_published_run_holds_the_published_results_and_models(tmp_path):
+    root = tmp_path / "repo"
+    results = root / "results" / "reference"
+    for rel, text in {"metrics/baseline.json": "{}", "metrics/peers/fer_package.json": "{}",
+                      "predictions/baseline.npz": "npz",
+                      "baseline_history.csv": "epoch,epoch_seconds,val_accuracy\n0,100.0,0.5\n",
+                      "augment_face_history.csv": "epoch,epoch_seconds,val_accuracy\n0,90.0,0.4\n",
+                      "augment_face_machines.json": "[]", "README.md": "about these files"}.items():
+        (results / rel).parent.mkdir(parents=True, exist_ok=True)
+        (results / rel).write_text(text)
+    (root / "models").mkdir()
+    (root / "models" / "baseline.keras").write_bytes(b"weights")
+    (root / "results" / "published.json").write_text(json.dumps(
+        {"profile": "reference", "models": {"baseline": {"file": "models/baseline.keras"}}}))
+
+    run = nbcheck.published_run(root, tmp_path / "out")
+    assert run == tmp_path / "out" / "reference"
+    files = sorted(p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file())
+    assert files == ["augment_face_history.csv", "augment_face_machines.json", "baseline_history.csv",
+                     "metrics/baseline.json", "metrics/peers/fer_package.json", "models/baseline.keras",
+                     "predictions/baseline.npz"]
+    times = training_time(run)  # the helpers read the published layout: its histories count as finished
+    assert list(times.index) == ["baseline", "augment_face"] and times["finished"].all()
+    (run / "figures").mkdir()
+    (run / "models" / "baseline.keras").write_bytes(b"changed")  # a notebook writing into its run...
+    assert (root / "models" / "baseline.keras").read_bytes() == b"weights"  # ...leaves the published file alone
+    assert nbcheck.published_run(root, tmp_path / "out") == run
+    assert not (run / "figures").exists()  # a second call starts from the published files again
+    assert nbcheck.published_run(tmp_path / "empty", tmp_path / "out2") is None  # nothing published

@@ -311,6 +311,30 @@ def test_the_no_outputs_note_becomes_the_line_naming_the_run(tmp_path):
     assert (run / "notebooks" / "03_b.ipynb").read_text() == json.dumps(executed)  # the run is only read
 
 
+def test_publishing_keeps_the_committed_notebooks_nbval_tags(tmp_path):
+    """A cell tagged nbval-check-output after the run executed its notebook keeps the tag when the run's
+    copy (without it) is published; a tag the committed notebook no longer has goes; other tags stay."""
+    run, root, nbdir = finished_run(tmp_path)
+    code = {"cell_type": "code", "execution_count": None, "outputs": [], "source": "print(table)"}
+    injected = {"cell_type": "code", "execution_count": None, "outputs": [], "source": "profile = 'reference'",
+                "metadata": {"tags": ["injected-parameters"]}}
+    source = json.loads((nbdir / "03_b.ipynb").read_text())
+    source["cells"] += [{**code, "metadata": {"tags": ["nbval-check-output"]}},
+                        {**code, "source": "print(2)", "metadata": {"tags": ["exercise"]}}]
+    (nbdir / "03_b.ipynb").write_text(json.dumps(source))
+    executed = json.loads((run / "notebooks" / "03_b.ipynb").read_text())
+    executed["cells"] += [injected, {**code, "metadata": {}, "outputs": [{"output_type": "stream", "name": "stdout",
+                                                                         "text": "0.67\n"}]},
+                          {**code, "source": "print(2)", "metadata": {"tags": ["exercise", "nbval-skip"]}}]
+    (run / "notebooks" / "03_b.ipynb").write_text(json.dumps(executed))
+    pub.publish(run, root, nbdir)
+
+    published = json.loads((nbdir / "03_b.ipynb").read_text())["cells"]
+    assert [c.get("metadata", {}).get("tags") for c in published] == [
+        None, ["injected-parameters"], ["nbval-check-output"], ["exercise"]]
+    assert published[2]["outputs"][0]["text"] == "0.67\n"  # the run's outputs, the committed copy's marks
+
+
 @pytest.mark.parametrize("breakage, expected", [
     (lambda run: (run / "metrics" / "oversample.json").unlink(), "metrics/oversample.json: missing"),
     (lambda run: (run / "augment_face" / "history.csv").unlink(), "augment_face/history.csv: missing"),

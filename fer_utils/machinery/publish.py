@@ -179,10 +179,39 @@ def _published_form(path: Path) -> list[tuple[str, str]]:
     return notebook_cells(notebook)
 
 
+def nbval_tags_kept(notebook: dict, committed: dict) -> bool:
+    """Give, in place, each cell of the executed ``notebook`` the nbval tags (``nbval-*``, such as
+    ``nbval-check-output``) of its cell in the ``committed`` notebook it replaces; return whether any
+    changed. The cells pair up in order, papermill's injected parameters left out of both (the check
+    before publishing makes their sources agree). A tag marks a cell for CI's check of the committed
+    outputs without changing its source, so a run that executed the notebook before the tag was added
+    is still the same notebook; without this, publishing it would drop the mark."""
+    def cells(nb: dict) -> list[dict]:
+        return [c for c in nb.get("cells", [])
+                if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+
+    changed = False
+    for cell, old in zip(cells(notebook), cells(committed)):
+        if cell.get("cell_type") != old.get("cell_type"):
+            continue
+        tags = cell.get("metadata", {}).get("tags", [])
+        wanted = [t for t in tags if not t.startswith("nbval-")] + \
+                 [t for t in old.get("metadata", {}).get("tags", []) if t.startswith("nbval-")]
+        if sorted(wanted) != sorted(tags):
+            cell.setdefault("metadata", {})["tags"] = wanted
+            changed = True
+    return changed
+
+
 def _copy_notebook(src: Path, dest: Path) -> None:
-    """Copy an executed notebook whole or not at all, with :func:`published_cells` applied."""
+    """Copy an executed notebook whole or not at all, with :func:`published_cells` applied and the
+    committed copy's nbval tags kept (:func:`nbval_tags_kept`)."""
     notebook = json.loads(src.read_text())
-    if published_cells(notebook):
+    try:
+        committed = json.loads(dest.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        committed = {}
+    if nbval_tags_kept(notebook, committed) | published_cells(notebook):
         _write_text(dest, json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
     else:
         _copy(src, dest)
