@@ -105,6 +105,11 @@ def test_run_status_describes_notebooks_and_trainings(tmp_path):
     run = tmp_path / "run"
     steps = study.plan("reference", run, {"epochs_oversample": 16}, only=["00", "01", "02", "03"])
     executed(run / "notebooks" / "00_data_exploration.ipynb", "2026-11-30T03:14:05+00:00", duration=20)
+    # 00 executed as the notebook is now, with these parameters; 01's execution has other cells (none)
+    record = json.loads(steps[0][1].read_text())
+    record["cells"] = json.loads(steps[0][0].read_text())["cells"]
+    record["metadata"]["papermill"]["parameters"] = steps[0][2]
+    steps[0][1].write_text(json.dumps(record))
     executed(run / "notebooks" / "01_baseline_cnn.ipynb", "2026-11-30T07:00:00+00:00")
     executed(run / "notebooks" / "02_undersampling.ipynb", None, exception=True)
     executed(run / "notebooks" / "03_oversampling.ipynb", None)
@@ -115,7 +120,8 @@ def test_run_status_describes_notebooks_and_trainings(tmp_path):
     assert text.splitlines() == [
         "notebooks:",
         "  00_data_exploration: finished (its last execution 20 s, ended 2026-11-30 03:14 UTC)",
-        "  01_baseline_cnn: finished (its last execution 2.0 h, ended 2026-11-30 07:00 UTC)",
+        "  01_baseline_cnn: finished (its last execution 2.0 h, ended 2026-11-30 07:00 UTC) · but not of the "
+        "notebook as it is now (its cells or these parameters differ): --skip-finished runs it again",
         "  02_undersampling: failed",
         "  03_oversampling: running or interrupted",
         "trainings:",

@@ -346,6 +346,7 @@ def _readme(manifest: dict) -> str:
         "To go on:\n\n"
         "```\n"
         f"python -m fer_utils.machinery.carry restore runs/{manifest['run']} --carry {where}\n"
+        f"python -m fer_utils.machinery.study --profile {manifest['run']} --status   # what --skip-finished would run again\n"
         f"python -m fer_utils.machinery.study --profile {manifest['run']} --skip-finished --defer 08\n"
         "```\n\n"
         "and at once, so that the session's save is made and committed even if the session is busy or cut short\n"

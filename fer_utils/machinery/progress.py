@@ -170,7 +170,8 @@ def notebook_state(executed: Path) -> str:
 
 def run_status(run: str | os.PathLike, steps: list[tuple[Path, Path, dict]], now: float | None = None) -> str:
     """What a run directory holds, for ``fer-study --status``: each notebook of ``steps`` (finished,
-    failed, running or interrupted, not run), each training (:func:`describe_epochs`, ``finished``
+    failed, running or interrupted, not run; a finished one whose execution is not of the notebook as it
+    is now, with these parameters, says that ``--skip-finished`` runs it again), each training (:func:`describe_epochs`, ``finished``
     where its ``done.json`` exists, and how long ago its last epoch landed), and the training time
     so far."""
     from ..experiment import describe_training_time, training_time
@@ -179,10 +180,16 @@ def run_status(run: str | os.PathLike, steps: list[tuple[Path, Path, dict]], now
     now = time.time() if now is None else now
     if not run.is_dir():
         return f"{run.name}: no such run directory yet (nothing has run)"
+    from .study import finished_already
+
     caps = epoch_caps(steps)
     lines = ["notebooks:"]
-    for nb, out, _ in steps:
-        lines.append(f"  {nb.stem}: {notebook_state(out)}")
+    for nb, out, params in steps:
+        state = notebook_state(out)
+        if state.startswith("finished") and not finished_already(nb, out, params):
+            state += (" · but not of the notebook as it is now (its cells or these parameters differ): "
+                      "--skip-finished runs it again")
+        lines.append(f"  {nb.stem}: {state}")
     histories = sorted(run.glob("*/history.csv"), key=lambda p: training_order(p.parent.name))
     if histories:
         lines.append("trainings:")
