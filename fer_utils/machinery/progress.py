@@ -171,9 +171,9 @@ def notebook_state(executed: Path) -> str:
 def run_status(run: str | os.PathLike, steps: list[tuple[Path, Path, dict]], now: float | None = None) -> str:
     """What a run directory holds, for ``fer-study --status``: each notebook of ``steps`` (finished,
     failed, running or interrupted, not run; a finished one whose execution is not of the notebook as it
-    is now, with these parameters, says that ``--skip-finished`` runs it again), each training (:func:`describe_epochs`, ``finished``
-    where its ``done.json`` exists, and how long ago its last epoch landed), and the training time
-    so far."""
+    is now, with these parameters, says that ``--skip-finished`` runs it again), each training
+    (:func:`describe_epochs`, ``finished`` where its ``done.json`` exists, and how long ago its last
+    epoch landed), and the training time so far."""
     from ..experiment import describe_training_time, training_time
 
     run = Path(run)

@@ -65,6 +65,8 @@ MANIFEST = Path("results") / "published.json"
 #: The README's results lie between these lines; fer-publish writes them (:func:`write_readme_results`).
 README_BEGIN = "<!-- results: written by fer-publish from results/published.json and its metrics; do not edit -->"
 README_END = "<!-- end of the results written by fer-publish -->"
+
+
 class PublishError(RuntimeError):
     """The run cannot be published; the message lists every reason, one per line."""
 
