@@ -16,7 +16,8 @@ whole or not at all:
 
     run/notebooks/NN_*.ipynb         -> notebooks/            (the executed notebooks, with outputs; a
                                                                "No committed outputs yet" note becomes a
-                                                               line naming where the outputs come from)
+                                                               line naming where the outputs come from, and
+                                                               the committed notebook's nbval tags are kept)
     run/figures/*.png                -> figures/              (numbered figures of older runs removed)
     run/metrics/<name>.json          -> results/<profile>/metrics/
     run/predictions/<name>.npz       -> results/<profile>/predictions/
