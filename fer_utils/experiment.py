@@ -635,9 +635,8 @@ def describe_machines_of(table: pd.DataFrame, fallback: str) -> str:
     when every experiment's model trained on one machine (or none is recorded; the table's ``trained_on``:
     :func:`trained_on`), else each machine with the notebooks whose models it trained ("AMD EPYC, 2 cores
     (notebooks 01, 03) and Intel(R) Xeon(R) Processor, 2 cores (notebook 04)"), in the order of their
-    first notebook. A run
-    carried across working sessions may change machines between notebooks, and the table's
-    training times and images per second are each machine's own."""
+    first notebook. A run carried across working sessions may change machines between notebooks, and the
+    table's training times and images per second are each machine's own."""
     if "trained_on" not in table or table["trained_on"].dropna().nunique() < 2:
         return fallback
     by_cpu: dict[str, list[str]] = {}

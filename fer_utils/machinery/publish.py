@@ -59,8 +59,8 @@ from ..evaluate import read_metrics
 from ..history import MACHINES_FILE, machines_path
 from ..experiment import (EXPERIMENTS, PEER_METRICS, PEER_PREDICTIONS, TRAINED_IN, readme_results, training_notebook,
                           described_cpu, trained_on, training_time)
-from .study import (PENDING_NOTE, PUBLISHED_NOTE, StudyError, notebook_cells, notebook_numbers, notebooks, papermill_record,
-                    published_cells, resolve, shown)
+from .study import (PENDING_NOTE, PUBLISHED_NOTE, StudyError, notebook_numbers, notebooks, own_cells, papermill_record,
+                    published_cells, published_form, resolve, shown)
 
 MANIFEST = Path("results") / "published.json"
 #: The README's results lie between these lines; fer-publish writes them (:func:`write_readme_results`).
@@ -174,12 +174,8 @@ def _copy(src: Path, dest: Path) -> None:
 
 
 def _published_form(path: Path) -> list[tuple[str, str]]:
-    """A notebook's cells (type and source, papermill's injected parameters left out) as publishing
-    would commit them (:func:`published_cells`): what must agree between a run's executed copy and the
-    committed notebook."""
-    notebook = json.loads(path.read_text())
-    published_cells(notebook)
-    return notebook_cells(notebook)
+    """:func:`published_form` of the notebook at ``path``."""
+    return published_form(json.loads(path.read_text()))
 
 
 def nbval_tags_kept(notebook: dict, committed: dict) -> bool:
@@ -189,12 +185,8 @@ def nbval_tags_kept(notebook: dict, committed: dict) -> bool:
     before publishing makes their sources agree). A tag marks a cell for CI's check of the committed
     outputs without changing its source, so a run that executed the notebook before the tag was added
     is still the same notebook; without this, publishing it would drop the mark."""
-    def cells(nb: dict) -> list[dict]:
-        return [c for c in nb.get("cells", [])
-                if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
-
     changed = False
-    for cell, old in zip(cells(notebook), cells(committed)):
+    for cell, old in zip(own_cells(notebook), own_cells(committed)):
         if cell.get("cell_type") != old.get("cell_type"):
             continue
         tags = cell.get("metadata", {}).get("tags", [])

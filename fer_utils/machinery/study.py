@@ -197,10 +197,15 @@ def _only_expected_errors(executed: Path) -> bool:
     return True
 
 
+def own_cells(nb: dict) -> list[dict]:
+    """Every cell of ``nb`` but the one papermill injects the parameters into: the cells a run's executed
+    copy shares with its source notebook."""
+    return [c for c in nb.get("cells", []) if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+
+
 def notebook_cells(nb: dict) -> list[tuple[str, str]]:
     """(type, source) of every cell but the one papermill injects the parameters into."""
-    return [(c["cell_type"], "".join(c["source"])) for c in nb["cells"]
-            if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    return [(c["cell_type"], "".join(c["source"])) for c in own_cells(nb)]
 
 
 def _ended(executed: Path) -> str:
@@ -253,6 +258,14 @@ def published_cells(notebook: dict) -> bool:
     return changed
 
 
+def published_form(notebook: dict) -> list[tuple[str, str]]:
+    """:func:`notebook_cells` of ``notebook`` as publishing commits it (:func:`published_cells`, applied in
+    place): what must agree between a run's executed copy and the source notebook, before and after the
+    run is published, for the two to be the same notebook."""
+    published_cells(notebook)
+    return notebook_cells(notebook)
+
+
 def finished_already(notebook: Path, executed: Path, params: dict[str, object]) -> bool:
     """Whether ``executed`` is a finished, error-free run of ``notebook`` as it is now (same cells)
     with the same parameters, so that running it again would only repeat it."""
@@ -262,10 +275,8 @@ def finished_already(notebook: Path, executed: Path, params: dict[str, object]) 
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return False
     meta = papermill_record(done)
-    published_cells(done)  # publishing the run rewrote the source's "no outputs yet" note, nothing else
-    published_cells(source)
-    return (bool(meta.get("end_time")) and not meta.get("exception")
-            and meta.get("parameters") == params and notebook_cells(done) == notebook_cells(source))
+    return (bool(meta.get("end_time")) and not meta.get("exception")  # publishing may have rewritten the note
+            and meta.get("parameters") == params and published_form(done) == published_form(source))
 
 
 #: Which notebooks each notebook reads the results of (by number prefix). The run goes in number order,
