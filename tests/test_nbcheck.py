@@ -44,18 +44,19 @@ def test_cheap_notebook_is_copied_whole_and_empty_ones_are_left_out():
 
 def test_committed_notebooks_have_checkable_copies(tmp_path):
     """Every committed notebook with outputs gets a checkable copy; bare sources (no run published for them
-    yet) are left out. Notebooks 04-07 are marked by tags (their run had finished when the marks came)."""
+    yet) are left out. Notebooks 04-08 are marked by tags (their run had finished when the marks came)."""
     written = {p.name: p for p in nbcheck.write_copies(notebooks(), tmp_path)}
     executed = {p.name for p in notebooks()
                 if any(c.get("outputs") for c in nbformat.read(p, as_version=4).cells if c.cell_type == "code")}
     assert set(written) == executed
     assert {"00_data_exploration.ipynb", "01_baseline_cnn.ipynb", "02_undersampling.ipynb", "03_oversampling.ipynb",
             "04_augmentation.ipynb", "05_gradcam.ipynb", "06_results_summary.ipynb",
-            "07_predict_new_faces.ipynb"} <= set(written)
+            "07_predict_new_faces.ipynb", "08_beyond_the_baseline.ipynb"} <= set(written)
     exploration = nbformat.read(written["00_data_exploration.ipynb"], as_version=4)
     committed = nbformat.read(notebooks()[0], as_version=4)
     assert len(exploration.cells) == sum(c.cell_type == "code" for c in committed.cells)
-    for name in ("04_augmentation.ipynb", "05_gradcam.ipynb", "06_results_summary.ipynb", "07_predict_new_faces.ipynb"):
+    for name in ("04_augmentation.ipynb", "05_gradcam.ipynb", "06_results_summary.ipynb", "07_predict_new_faces.ipynb",
+                 "08_beyond_the_baseline.ipynb"):
         copy = nbformat.read(written[name], as_version=4)
         marked = [c for c in copy.cells if nbcheck.is_marked(c)]
         assert marked and all(c.outputs for c in marked), name  # each compares committed outputs
@@ -111,3 +112,18 @@ def test_published_run_holds_the_published_results_and_models(tmp_path):
     assert nbcheck.published_run(root, tmp_path / "out") == run
     assert not (run / "figures").exists()  # a second call starts from the published files again
     assert nbcheck.published_run(tmp_path / "empty", tmp_path / "out2") is None  # nothing published
+
+
+def test_a_trailing_semicolon_still_hides_the_last_value_in_the_copy():
+    """The copy ends such a cell with ``pass``, so no kernel displays the value the ';' hid (the path
+    ``save_and_show`` returns showed up in notebook 08's Grad-CAM cell under nbval); other cells are
+    left as they are."""
+    nb = notebook(cell("epochs = 5", ["parameters"]), cell("data = load()", text="loaded\n"),
+                  cell("r = train_model(m)", text="trained\n"),
+                  cell('plots.save_and_show(fig, "a.png");  ', [nbcheck.MARK_TAG]),
+                  cell("print(table)", [nbcheck.MARK_TAG], text="0.670\n"))
+    copy = nbcheck.stable_copy(nb)
+    assert copy.cells[-2].source.splitlines() == ['plots.save_and_show(fig, "a.png");',
+                                                  "pass  # nbcheck: the trailing ';' hides the last value"]
+    assert copy.cells[-1].source == "print(table)"
+    assert nb.cells[4].source == 'plots.save_and_show(fig, "a.png");  '  # the original is untouched
