@@ -44,7 +44,7 @@ def test_cheap_notebook_is_copied_whole_and_empty_ones_are_left_out():
 
 def test_committed_notebooks_have_checkable_copies(tmp_path):
     """Every committed notebook with outputs gets a checkable copy; bare sources (no run published for them
-    yet) are left out. Notebooks 04-08 are marked by tags (their run had finished when the marks came)."""
+    yet) are left out. Notebooks 04-08 are marked by tags (their run was under way or finished when the marks came)."""
     written = {p.name: p for p in nbcheck.write_copies(notebooks(), tmp_path)}
     executed = {p.name for p in notebooks()
                 if any(c.get("outputs") for c in nbformat.read(p, as_version=4).cells if c.cell_type == "code")}

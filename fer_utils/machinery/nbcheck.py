@@ -79,9 +79,10 @@ def quieted(copy: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """``copy`` with a ``pass`` after each code cell whose last line ends in ``;`` (in place; returned).
 
     A trailing semicolon tells IPython not to display the cell's last value (``save_and_show(...);``
-    shows the figure, not the path it returns). IPython decides that from its input history, which the
-    kernel nbval starts does not always keep, and the path then shows up as an output the committed
-    cell never had. After a ``pass`` there is no last value to display, with any kernel."""
+    shows the figure, not the path it returns). Under nbval the semicolon did not hide it in notebook 08's
+    Grad-CAM cell (IPython reads it from its input history, which is the likely difference), and the path
+    showed up as an output the committed cell never had. After a ``pass`` there is no last value to
+    display, with any kernel."""
     for cell in copy.cells:
         if cell.cell_type == "code" and cell.source.rstrip().endswith(";"):
             cell.source = cell.source.rstrip() + "\npass  # nbcheck: the trailing ';' hides the last value"
