@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_utils.machinery import publish as pub
+from fer_utils.machinery import classroom, publish as pub
 from fer_utils.evaluate import classification_metrics, write_metrics
 from fer_utils.experiment import EXPERIMENTS, readme_results, save_peer
 
@@ -107,6 +107,9 @@ def test_publish_copies_a_finished_run_and_writes_the_manifest(tmp_path):
     assert (root / "models" / "baseline.keras").read_bytes() == b"model bytes"
     assert sorted(p.name for p in (root / "models").glob("*.keras")) == ["augment_face.keras", "baseline.keras"]
     assert manifest["models_removed"] == ["oversample.keras"]
+    # the student copies are made from the notebooks just published (their first note names the run)
+    assert {p.name: p.read_text() for p in (root / "student").iterdir()} == classroom.student_copies(nbdir)
+    assert "`notebooks/03_b.ipynb`" in (root / "student" / "03_b.ipynb").read_text()
 
     assert manifest == pub.read_manifest(root)
     assert manifest["profile"] == "reference" and manifest["run_finished_utc"] == "2026-11-28 12:00 UTC"
@@ -319,13 +322,14 @@ def test_publishing_keeps_the_committed_notebooks_nbval_tags(tmp_path):
     injected = {"cell_type": "code", "execution_count": None, "outputs": [], "source": "profile = 'reference'",
                 "metadata": {"tags": ["injected-parameters"]}}
     source = json.loads((nbdir / "03_b.ipynb").read_text())
+    answer = "### BEGIN SOLUTION\nprint(2)\n### END SOLUTION"
     source["cells"] += [{**code, "metadata": {"tags": ["nbval-check-output"]}},
-                        {**code, "source": "print(2)", "metadata": {"tags": ["exercise"]}}]
+                        {**code, "source": answer, "metadata": {"tags": ["exercise"]}}]
     (nbdir / "03_b.ipynb").write_text(json.dumps(source))
     executed = json.loads((run / "notebooks" / "03_b.ipynb").read_text())
     executed["cells"] += [injected, {**code, "metadata": {}, "outputs": [{"output_type": "stream", "name": "stdout",
                                                                          "text": "0.67\n"}]},
-                          {**code, "source": "print(2)", "metadata": {"tags": ["exercise", "nbval-skip"]}}]
+                          {**code, "source": answer, "metadata": {"tags": ["exercise", "nbval-skip"]}}]
     (run / "notebooks" / "03_b.ipynb").write_text(json.dumps(executed))
     pub.publish(run, root, nbdir)
 
@@ -333,6 +337,8 @@ def test_publishing_keeps_the_committed_notebooks_nbval_tags(tmp_path):
     assert [c.get("metadata", {}).get("tags") for c in published] == [
         None, ["injected-parameters"], ["nbval-check-output"], ["exercise"]]
     assert published[2]["outputs"][0]["text"] == "0.67\n"  # the run's outputs, the committed copy's marks
+    answer_cell = "".join(json.loads((root / "student" / "03_b.ipynb").read_text())["cells"][-1]["source"])
+    assert "Your turn: exercise 03.1" in answer_cell and "print(2)" not in answer_cell
 
 
 @pytest.mark.parametrize("breakage, expected", [
@@ -358,6 +364,11 @@ def test_publishing_keeps_the_committed_notebooks_nbval_tags(tmp_path):
      "notebooks/03_b.ipynb: the run executed another version of it .its cells differ from the committed "
      "notebook's, which publishing would overwrite.: run it again in this run directory .fer-study --only 03 "
      "--skip-finished re-runs only what changed.$"),
+    # an exercise whose answer has no markers: its student copy would give the answer away
+    (lambda run: (run.parent / "repo" / "notebooks" / "00_a.ipynb").write_text(json.dumps(
+        {"cells": [{"cell_type": "code", "metadata": {"tags": ["exercise"]}, "source": "print(1)", "outputs": [],
+                    "execution_count": None}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})),
+     "the student copies cannot be made: 00_a.ipynb: cell 0 has no solution markers"),
 ])
 def test_an_incomplete_run_is_refused_before_anything_is_copied(tmp_path, breakage, expected):
     run, root, nbdir = finished_run(tmp_path)
@@ -368,6 +379,7 @@ def test_an_incomplete_run_is_refused_before_anything_is_copied(tmp_path, breaka
     assert (root / "models" / "oversample.keras").exists()
     assert (root / "figures" / "01_old_only.png").exists()
     assert json.loads((nbdir / "00_a.ipynb").read_text())["metadata"] == {}
+    assert not (root / "student").exists()
 
 
 def test_command_line_check_and_errors(tmp_path, capsys, monkeypatch):

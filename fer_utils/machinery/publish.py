@@ -31,6 +31,8 @@ whole or not at all:
     run/shipped/*.keras              -> models/               (with a generated models/README.md;
                                                                a re-export of the same weights is not copied,
                                                                models the run does not ship are removed)
+    the teacher notebooks, stubbed   -> student/              (the student copies, generated again:
+                                                               :mod:`fer_utils.machinery.classroom`)
     a manifest                       -> results/published.json
     the results, computed            -> README.md, between README_BEGIN and README_END
 
@@ -59,6 +61,7 @@ from ..evaluate import read_metrics
 from ..history import MACHINES_FILE, machines_path
 from ..experiment import (EXPERIMENTS, PEER_METRICS, PEER_PREDICTIONS, TRAINED_IN, readme_results, training_notebook,
                           described_cpu, trained_on, training_time)
+from .classroom import STUDENT_DIR, ExerciseError, student_copies, write_student_copies
 from .study import (PENDING_NOTE, PUBLISHED_NOTE, StudyError, notebook_numbers, notebooks, own_cells, papermill_record,
                     published_cells, published_form, resolve, shown)
 
@@ -161,6 +164,10 @@ def check_run(run: Path, notebook_dir: Path | None = None,
                             + (f" (notebook {', '.join(pending)} pending)" if pending else ""))
     if not sorted((run / "figures").glob("*.png")):
         problems.append("figures/*.png: no figures")
+    try:  # publishing writes them again; the run's notebooks have the committed ones' cells (checked above)
+        student_copies(notebook_dir)
+    except ExerciseError as exc:
+        problems.append(f"the student copies cannot be made: {exc}")
     profile = profiles.pop() if len(profiles) == 1 else ""
     return profile, problems
 
@@ -343,6 +350,8 @@ def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
                 if nb.stem[:2] not in pending}
     for name in executed:
         _copy_notebook(run / "notebooks" / name, notebook_dir / name)
+    # publishing rewrites a notebook's first note (the run it comes from), which the student copy carries
+    write_student_copies(root / STUDENT_DIR, notebook_dir)
 
     figures = [f for f in sorted((run / "figures").glob("*.png")) if f.name[:2] not in pending]
     new_names = {f.name for f in figures}
@@ -502,7 +511,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"published {manifest['run_dir']} (profile {manifest['profile']}): "
           f"{len(manifest['notebooks'])} notebooks, {len(manifest['experiments'])} experiments "
-          f"into results/{manifest['profile']}/, models {', '.join(manifest['models'])}; "
+          f"into results/{manifest['profile']}/, models {', '.join(manifest['models'])}, "
+          f"student copies into {STUDENT_DIR}/; "
           f"{len(manifest['figures_removed'])} figure(s) and {len(manifest['models_removed'])} model(s) "
           "of older runs removed"
           + (f"; pending: {', '.join(manifest['pending'])}" if manifest["pending"] else ""))
