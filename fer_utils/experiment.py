@@ -307,7 +307,9 @@ def describe_stopping(run: str | os.PathLike, names: list[str]) -> str:
     the PublicTest count of the experiment's metrics file: a smaller gain is a curve that has levelled
     off (more epochs might still add a fraction of a point); a larger one, or one that cannot be
     judged (no metrics file yet), is a curve that may still have been rising. Runs of fewer than three
-    epochs are too short to tell.
+    epochs are too short to tell. A training whose learning rate was annealed to nearly zero by a
+    schedule (:func:`annealed_schedule`) peaks late by design: there a late gain says that a longer
+    schedule might help, not that this training, continued, would.
     """
     return "\n".join(_stopping_lines(run, names)) or "No experiment of this run has a training history."
 
@@ -326,6 +328,7 @@ def _stopping_lines(run: str | os.PathLike, names: list[str]) -> list[str]:
         facts = (f"best PublicTest accuracy {top:.3f} at epoch {best} of {epochs}, "
                  f"validation loss lowest at epoch {low}")
         patience = max(3, epochs // 4)
+        annealed = annealed_schedule(history)
         if epochs < 3:
             lines.append(f"{label}: {facts}; too few epochs to tell whether it was still improving.")
             continue
@@ -344,13 +347,34 @@ def _stopping_lines(run: str | os.PathLike, names: list[str]) -> list[str]:
             if gain < se:
                 lines.append(f"{label}: {facts}; {late}, but {added}, less than {noise}: it had levelled off "
                              "(more epochs might still add a fraction of a point).")
+            elif annealed:
+                lines.append(f"{label}: {facts}; {late} and {added}, more than {noise}, but {ANNEALED}")
             else:
                 lines.append(f"{label}: {facts}; {late} and {added}, more than {noise}: it was still "
                              "improving, and more epochs might raise it.")
             continue
-        lines.append(f"{label}: {facts}; {late}, so it may still have been improving and more epochs "
-                     "might raise it.")
+        lines.append(f"{label}: {facts}; {late}, " + (f"but {ANNEALED}" if annealed else
+                     "so it may still have been improving and more epochs might raise it."))
     return lines
+
+
+#: What a late best means for a training whose learning rate followed a schedule to its end.
+ANNEALED = ("its learning rate followed a schedule down to nearly zero at the last epoch, and such a schedule "
+            "puts the best epochs late by design: at that rate, training this model on would barely change it, "
+            "and whether more epochs help takes a new run with a longer schedule.")
+
+
+def annealed_schedule(history: dict) -> bool:
+    """Whether a training's learning rate followed a schedule to (nearly) zero, as a cosine does: it
+    changed at most epochs (a drop on a plateau changes it at a few) and its last epoch's rate is at
+    most 1 % of its highest. Under such a schedule the best epoch comes late by design, so a late
+    best does not mean that the same training, continued, would still be improving."""
+    rates = np.asarray(history.get("learning_rate") or [], dtype=float)
+    rates = rates[np.isfinite(rates)]
+    if len(rates) < 3 or rates.max() <= 0:
+        return False
+    changes = int(np.count_nonzero(np.diff(rates)))
+    return changes >= (len(rates) - 1) / 2 and rates[-1] <= 0.01 * rates.max()
 
 
 def _publictest_count(run: Path, name: str) -> int | None:

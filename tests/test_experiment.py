@@ -279,6 +279,37 @@ def test_describe_stopping_sets_a_late_gain_against_publictest_noise(tmp_path):
         "the best epoch came within the last 10, so it may still have been improving and more epochs might raise it.")
 
 
+def test_a_late_best_under_an_annealing_schedule_asks_for_a_longer_schedule(tmp_path):
+    """A cosine schedule ends at a rate near zero and peaks late by design: the same 3 late points read as
+    'a longer schedule might help', not 'still improving'; a rate dropped on plateaus keeps the old verdict."""
+    import json
+    import math
+
+    from fer_utils.experiment import ANNEALED, annealed_schedule, describe_stopping
+
+    epochs = 40
+    acc = [0.3 + 0.01 * i for i in range(30)] + [0.59 + 0.003 * i for i in range(1, 11)]
+    cosine = [0.05 * 0.5 * (1 + math.cos(math.pi * (i + 1) / epochs)) for i in range(epochs)]
+    plateau = [1e-3] * 20 + [1e-4] * 10 + [1e-5] * 10  # two drops; the last rate is 1 % of the first
+    (tmp_path / "metrics").mkdir()
+    for name, rates in (("beyond", cosine), ("baseline", plateau)):
+        (tmp_path / name).mkdir()
+        rows = [f"{i},{a},{2 - a},{r}" for i, (a, r) in enumerate(zip(acc, rates))]
+        (tmp_path / name / "history.csv").write_text("epoch,val_accuracy,val_loss,learning_rate\n" + "\n".join(rows) + "\n")
+        (tmp_path / "metrics" / f"{name}.json").write_text(json.dumps(
+            {"provenance": {"data_counts": {"splits": {"PublicTest": 3589}}}, "metrics": {}}))
+    assert annealed_schedule({"learning_rate": cosine}) and not annealed_schedule({"learning_rate": plateau})
+    assert not annealed_schedule({"learning_rate": [1e-3] * 40}) and not annealed_schedule({})
+    assert not annealed_schedule({"learning_rate": cosine[:20]})  # stopped halfway down: the rate is still high
+    beyond, baseline = describe_stopping(tmp_path, ["beyond", "baseline"]).split("\n")
+    assert beyond.endswith("added 3.0 points to the best before them, more than one standard error of a PublicTest "
+                           "accuracy (0.8 points on 3,589 faces), but " + ANNEALED)
+    assert "whether more epochs help takes a new run with a longer schedule" in beyond
+    assert baseline.endswith("it was still improving, and more epochs might raise it.")
+    (tmp_path / "metrics" / "beyond.json").unlink()  # no PublicTest count: the late best alone
+    assert describe_stopping(tmp_path, ["beyond"]).endswith("the best epoch came within the last 10, but " + ANNEALED)
+
+
 def test_each_experiment_names_the_notebook_that_trains_it():
     from fer_utils.experiment import EXPERIMENTS, TRAINED_IN
 
