@@ -14,8 +14,8 @@ Models: notebook 04's baseline CNN with the ``face`` recipe, and notebook 08's V
 width 48 with the ``strong`` recipe, on random uint8 faces in batches of 128, in the precision
 ``auto`` picks here. For each: the first ``fit`` (compiling, for ``after``), then the best and the
 median of timed passes of ``--steps`` steps, the step's GFLOP/s (three forward passes' worth,
-:func:`fer_utils.machinery.bench.model_flops`) and its share of the ceiling measured in the same
-process (:func:`fer_utils.machinery.bench.measure_matmul` in the layers' compute precision).
+:func:`fer_study.bench.model_flops`) and its share of the ceiling measured in the same
+process (:func:`fer_study.bench.measure_matmul` in the layers' compute precision).
 """
 
 from __future__ import annotations
@@ -60,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     if keras.backend.backend() != "jax":
         print("run it with KERAS_BACKEND=jax: the compile question is JAX's", file=sys.stderr)
         return 2
-    from fer_utils.machinery.backend import describe_device
-    from fer_utils.machinery.bench import measure_matmul, model_flops
-    from fer_utils.machinery.speed import set_precision
+    from fer_utils.device import describe_device
+    from fer_study.bench import measure_matmul, model_flops
+    from fer_utils.device import set_precision
     from fer_utils.model import build_baseline, build_vgg, compile_model
 
     policy = set_precision("auto")

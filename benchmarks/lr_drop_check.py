@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     import fer_utils.model  # noqa: F401  (registers the model's own layers for loading)
     from fer_utils.data import SPLITS, load_fer2013
     from fer_utils.evaluate import hardware_info, library_versions
-    from fer_utils.machinery.speed import set_precision
-    from fer_utils.machinery.study import shown
+    from fer_utils.device import set_precision
+    from fer_utils.notebook import shown
 
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_file():

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     from fer_utils.data import SPLITS, load_fer2013
     from fer_utils.evaluate import classification_metrics, hardware_info, library_versions, predict_labels
     from fer_utils.model import build_baseline, compile_model
-    from fer_utils.machinery.speed import set_precision
+    from fer_utils.device import set_precision
     from fer_utils.train import read_history, train_model
 
     policy = set_precision(args.precision)

@@ -37,7 +37,7 @@ import keras  # noqa: E402
 
 from fer_utils.data import SPLITS, load_fer2013  # noqa: E402
 from fer_utils.evaluate import hardware_info, library_versions  # noqa: E402
-from fer_utils.machinery.speed import set_precision  # noqa: E402
+from fer_utils.device import set_precision  # noqa: E402
 from fer_utils.model import build_baseline, compile_model  # noqa: E402
 
 #: name -> (learning rate, batch size, L2 on the 512-filter convs, input scaled to [0, 1],

@@ -5,7 +5,7 @@
 Each variant runs in a fresh Python process (thread counts, XLA and precision policies are
 process-wide), on the same real FER-2013 training images, the unchanged architecture and
 ``model.fit`` on uint8 arrays as the notebooks call it: one ``fit`` of two epochs, the second
-timed (as ``fer_utils.machinery.bench`` times it), then ``predict`` on PrivateTest. The figures are
+timed (as ``fer_study.bench`` times it), then ``predict`` on PrivateTest. The figures are
 images/s and the ratio to the float32 ceiling the process measures itself (matmul GFLOP/s
 divided by the model's FLOPs per image).
 
@@ -41,7 +41,7 @@ spec = json.loads(sys.argv[1])
 import keras
 if spec.get("policy"):
     keras.mixed_precision.set_global_policy(spec["policy"])
-from fer_utils.machinery.bench import measure_matmul, model_flops
+from fer_study.bench import measure_matmul, model_flops
 from fer_utils.data import load_fer2013
 from fer_utils.model import build_baseline, compile_model
 

@@ -26,7 +26,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from .machinery.backend import cpu_name
+from .device import cpu_name
 from .data import EMOTIONS
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ def hardware_info() -> dict:
     except (ValueError, OSError, AttributeError):
         pass
     try:
-        from .machinery.backend import device_info
+        from .device import device_info
 
         device = device_info()
         info["keras_backend"] = device["backend"]

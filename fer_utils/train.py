@@ -9,13 +9,12 @@ One experiment lives in one folder (``run_dir / name``)::
 
     backup/        Keras BackupAndRestore state, written after every epoch (removed when done)
     history.csv    one row per finished epoch (kept across interruptions)
-    machines.json  which machine trained which epochs (a run resumed in another session may have
-                   moved to another processor; :func:`fer_utils.history.read_machines` reads it)
     best.keras     the model of the epoch with the best validation score so far
     done.json      written last: the settings and the best epoch of a finished run
 
 Calling :func:`train_model` again with the same settings resumes an interrupted
-run at the next epoch, and returns a finished run without training again.
+run at the next epoch, and returns a finished run without training again; either way it prints the
+same line for every epoch (:func:`epoch_line`), the recorded epochs' from the history.
 """
 
 from __future__ import annotations
@@ -32,9 +31,9 @@ import keras
 import numpy as np
 
 from .augment import load_model
-from .history import MACHINES_FILE, read_history  # read_history is kept importable from here; it needs no Keras
+from .history import read_history  # read_history is kept importable from here; it needs no Keras
 
-#: Keras' progress output: 1 = progress bar (interactive), 2 = one line per epoch (logs, papermill).
+#: Progress output: 0 = none, 1 = Keras' progress bar, 2 = one line per epoch (:func:`epoch_line`).
 DEFAULT_VERBOSE = 2
 
 
@@ -64,15 +63,9 @@ class TrainResult:
     settings: dict = field(default_factory=dict)
 
     def describe(self) -> str:
-        """One line: what this call did (trained, resumed, or found a finished run), and the kept epoch."""
-        if self.resumed_from >= self.epochs_run:
-            what = f"finished run found ({self.epochs_run} epochs), not trained again"
-        elif self.resumed_from:
-            what = f"resumed after epoch {self.resumed_from}, trained to epoch {self.epochs_run}"
-        else:
-            what = f"trained {self.epochs_run} epoch(s)"
-        return (f"{self.folder.name}: {what}; kept epoch {self.best_epoch} "
-                f"(best on validation); {self.images_per_second:.1f} training images/s")
+        """One line: the epochs trained, the kept epoch and the training speed."""
+        return (f"{self.folder.name}: {self.epochs_run} epoch{'s' if self.epochs_run != 1 else ''} trained; kept "
+                f"epoch {self.best_epoch} (best on validation); {self.images_per_second:.1f} training images/s")
 
 
 class _EpochTimer(keras.callbacks.Callback):
@@ -86,59 +79,59 @@ class _EpochTimer(keras.callbacks.Callback):
             logs["epoch_seconds"] = time.perf_counter() - self._start
 
 
+def epoch_line(epoch: int, epochs: int, logs: dict) -> str:
+    """One epoch as :func:`train_model` prints it, from Keras' epoch logs or a row of ``history.csv``:
+    ``epoch  3/30 · 212 s · train accuracy 0.487, loss 2.493 · validation accuracy 0.395, loss 2.493 ·
+    rate 0.001``. The same line whether the epoch was just trained or read back from the history."""
+
+    def number(key: str) -> float | None:
+        value = logs.get(key)
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return None
+        return value if math.isfinite(value) else None
+
+    parts = [f"epoch {epoch:>{len(str(epochs))}}/{epochs}"]
+    seconds = number("epoch_seconds")
+    if seconds is not None:
+        parts.append(f"{seconds:.0f} s")
+    for prefix, what in (("", "train"), ("val_", "validation")):
+        acc, loss = number(f"{prefix}accuracy"), number(f"{prefix}loss")
+        shown = [f"accuracy {acc:.3f}"] * (acc is not None) + [f"loss {loss:.3f}"] * (loss is not None)
+        if shown:
+            parts.append(f"{what} {', '.join(shown)}")
+    rate = number("learning_rate")
+    if rate is not None:
+        parts.append(f"rate {rate:.2g}")
+    return " · ".join(parts)
+
+
+class _EpochPrinter(keras.callbacks.Callback):
+    """Prints :func:`epoch_line` at the end of every epoch (after the callbacks that add the epoch's time
+    and rate to its logs)."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        print(epoch_line(epoch + 1, self.epochs, logs or {}), flush=True)
+
+
+def print_recorded_epochs(history: dict[str, list[float]], epochs: int) -> None:
+    """Print :func:`epoch_line` for every epoch recorded in ``history`` (as :func:`read_history` reads it)."""
+    for i in range(len(history.get("epoch", []))):
+        print(epoch_line(i + 1, epochs, {key: values[i] for key, values in history.items()
+                                         if i < len(values)}), flush=True)
+
+
 class _RateLogger(keras.callbacks.Callback):
     """Adds ``learning_rate`` (the schedule's rate at the end of the epoch) to the epoch logs."""
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
-
-class _MachineLog(keras.callbacks.Callback):
-    """Records in ``machines.json`` which machine trained which epochs, one segment per call of ``fit``:
-    its first and last epoch (1-based), the processor (or GPU), the Keras backend and the precision.
-    A training resumed in another working session may run on another processor, and its epoch times
-    (and so its images per second) then mix two machines; the segments say which epochs ran where.
-    Segments that an earlier, longer attempt left beyond the first epoch of this one are cut back."""
-
-    def __init__(self, path: Path):
-        super().__init__()
-        self.path = path
-        self.segment: dict | None = None
-        self.earlier: list[dict] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if self.segment is not None:
-            return
-        from .machinery.backend import device_info
-        from .machinery.speed import BF16_FLAGS, cpu_flags
-
-        first = epoch + 1
-        try:
-            earlier = json.loads(self.path.read_text()).get("segments", [])
-        except (OSError, ValueError, AttributeError):
-            earlier = []
-        self.earlier = []
-        for segment in earlier if isinstance(earlier, list) else []:
-            try:  # a record it cannot read is dropped, never a reason to stop a training
-                if int(segment["first_epoch"]) < first:
-                    self.earlier.append({**segment, "last_epoch": min(int(segment["last_epoch"]), first - 1)})
-            except (TypeError, KeyError, ValueError):
-                continue
-        device = device_info()
-        self.segment = {
-            "first_epoch": first, "last_epoch": first - 1,
-            "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "device": device["kind"], "name": device["name"], "count": device["count"],
-            "cpu_cores": device["cores"], "bf16_flags": sorted(BF16_FLAGS & cpu_flags()),
-            "backend": device["backend"], "precision": self.model.dtype_policy.name,
-        }
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.segment is None:
-            return
-        self.segment["last_epoch"] = epoch + 1
-        _write_json_atomic(self.path, {"segments": [*self.earlier, self.segment]})
 
 
 def _schedule_of(optimizer) -> keras.optimizers.schedules.LearningRateSchedule | None:
@@ -255,9 +248,8 @@ def train_model(
 ) -> TrainResult:
     """Train a compiled model, checkpointing every epoch; resume or skip when already run.
 
-    A run that finished at its epoch cap with its best epoch last goes on when called again with a
-    larger ``epochs`` and otherwise the same settings (its checkpoint is its last epoch's state);
-    any other change of settings starts afresh.
+    Called again with the same settings, an interrupted run resumes at its next epoch and a finished
+    one is returned without training; any change of settings starts afresh.
 
     Args:
         model: a compiled Keras model (its weights are replaced when resuming).
@@ -278,7 +270,9 @@ def train_model(
             but validation accuracy can stall, and a rate lowered then slows everything after.
         class_weight: optional per-class loss weights, passed to ``fit``.
         callbacks: extra Keras callbacks, run after the checkpointing ones.
-        verbose: Keras progress output (1 bar, 2 one line per epoch).
+        verbose: progress output: 2 (default) one line per epoch (:func:`epoch_line`), the epochs of a
+            finished or interrupted run read back from its history first, so that the output is the
+            same whether it trained now or earlier; 1 Keras' progress bar; 0 nothing.
 
     Returns:
         A :class:`TrainResult` whose model is the best epoch's.
@@ -307,7 +301,7 @@ def train_model(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     history_csv, best_path = folder / "history.csv", folder / "best.keras"
-    backup_dir, done_path, machines_path = folder / "backup", folder / "done.json", folder / MACHINES_FILE
+    backup_dir, done_path = folder / "backup", folder / "done.json"
     settings = {
         "epochs": epochs, "batch_size": batch_size, "seed": seed, "monitor": monitor,
         "early_stopping_patience": early_stopping_patience,
@@ -338,20 +332,17 @@ def train_model(
     mode = "min" if "loss" in monitor else "max"
 
     previous = read_history(history_csv)
-    extending = False
     if done_path.exists() and best_path.exists():
         done = json.loads(done_path.read_text())
         if done.get("settings") == settings:
+            if verbose == 2:
+                print_recorded_epochs(previous, epochs)
             return _result(folder, done, resumed_from=int(done["epochs_run"]))
-        extending = _extendable(done, settings, previous) and holds_optimizer_state(best_path)
-    if extending:  # a finished run given more epochs: go on from its last epoch, as after an interruption
-        shutil.rmtree(backup_dir, ignore_errors=True)
-        _restore_state(model, best_path)
-    resuming = extending or history_csv.exists() and not done_path.exists() and (
+    resuming = history_csv.exists() and not done_path.exists() and (
         backup_dir.exists()
         or (best_path.exists() and _finished(previous, monitor, mode, epochs, early_stopping_patience)))
     if not resuming:  # a fresh run: nothing of an older, different run may leak in
-        for stale in (history_csv, best_path, done_path, machines_path):
+        for stale in (history_csv, best_path, done_path):
             stale.unlink(missing_ok=True)
         shutil.rmtree(backup_dir, ignore_errors=True)
         previous = {}
@@ -371,20 +362,20 @@ def train_model(
         factor=reduce_lr_factor, min_lr=min_learning_rate)]
     callbacks = [
         _EpochTimer(),
-        _MachineLog(machines_path),
         keras.callbacks.BackupAndRestore(str(backup_dir)),
         *plateau,  # before the CSVLogger, which then records each epoch's rate
         *([_RateLogger()] if schedule is not None else []),
         checkpoint,
+        *([_EpochPrinter(epochs)] if verbose == 2 else []),
         keras.callbacks.CSVLogger(str(history_csv), append=True),
     ]
     if early_stopping_patience is not None:
         callbacks.append(_ResumableEarlyStopping(
             previous.get(monitor, []), monitor=monitor, mode=mode, patience=early_stopping_patience))
-    if extending:  # the old done.json goes once the first new epoch is in the backup and the history
-        callbacks.append(_RemoveAfterFirstEpoch(done_path))
     callbacks.extend(extra_callbacks)
 
+    if verbose == 2 and resumed_from:  # the epochs trained before the interruption, as they were printed then
+        print_recorded_epochs(previous, epochs)
     if resumed_from and _finished(previous, monitor, mode, epochs, early_stopping_patience):
         # stopped after its last epoch but before done.json was written: nothing left to train
         shutil.rmtree(backup_dir, ignore_errors=True)
@@ -392,9 +383,8 @@ def train_model(
         model.fit(
             x_train, y_train,
             batch_size=batch_size, epochs=epochs, validation_data=val, shuffle=True,
-            class_weight=class_weight, callbacks=callbacks, verbose=verbose,
-            initial_epoch=resumed_from if extending else 0,  # otherwise BackupAndRestore sets it
-        )
+            class_weight=class_weight, callbacks=callbacks, verbose=1 if verbose == 1 else 0,
+        )  # BackupAndRestore sets the first epoch of a resumed run
     history = read_history(history_csv)
     scores = np.asarray(history[monitor])
     best_index = int(np.nanargmin(scores) if mode == "min" else np.nanargmax(scores))
@@ -409,77 +399,6 @@ def train_model(
     }
     _write_json_atomic(done_path, done)
     return _result(folder, done, resumed_from=resumed_from)
-
-
-def _extendable(done: dict, settings: dict, history: dict[str, list[float]]) -> bool:
-    """Whether a finished run (``done``) can go on to the larger epoch cap of ``settings``: every
-    other setting is the same, it ran to its old cap (early stopping did not end it), its history
-    holds those epochs, and its best epoch was the last, so that its checkpoint is the state the
-    last epoch left (weights, batch-norm statistics and optimizer), the state an interrupted run
-    resumes from. Otherwise the last epoch's state is gone and the run must start afresh."""
-    old = done.get("settings") or {}
-    epochs_run = int(done.get("epochs_run", -1))
-    return ({k: v for k, v in old.items() if k != "epochs"} == {k: v for k, v in settings.items() if k != "epochs"}
-            and int(old.get("epochs", 0)) < settings["epochs"]
-            and epochs_run == int(old.get("epochs", 0)) == len(history.get("epoch", []))
-            and int(done.get("best_epoch", -1)) == epochs_run)
-
-
-def holds_optimizer_state(checkpoint: str | os.PathLike) -> bool:
-    """Whether a ``.keras`` file holds an optimizer's state (its step count and moments), as a
-    training checkpoint does and a model slimmed by :func:`slim_checkpoint` or exported for inference
-    does not. Reads the file's weights table only; False for a file that is not a readable ``.keras``."""
-    import io
-    import zipfile
-
-    import h5py
-
-    try:
-        with zipfile.ZipFile(checkpoint) as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as f:
-            return "optimizer" in f and len(f["optimizer"].get("vars", {})) > 0
-    except (OSError, KeyError, zipfile.BadZipFile):
-        return False
-
-
-def slim_checkpoint(checkpoint: str | os.PathLike, dest: str | os.PathLike) -> Path:
-    """Write ``checkpoint`` (a ``best.keras``) to ``dest`` without its optimizer's state: the same layers,
-    precision policy and weights (batch-norm statistics included), so it predicts exactly as the
-    checkpoint does, in a third of the bytes.
-
-    A checkpoint's optimizer state is read only when a finished training is given more epochs and its
-    best epoch was its last (:func:`train_model` goes on from it); a slimmed one makes such a training
-    start afresh instead. Written whole or not at all; returns ``dest``."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.stem}.tmp.keras")
-    try:
-        load_model(checkpoint, compile=False).save(tmp)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest
-
-
-def _restore_state(model: keras.Model, checkpoint: Path) -> None:
-    """Load a checkpoint's weights and optimizer state (its step count and moments) into ``model``."""
-    saved = load_model(checkpoint)
-    model.set_weights(saved.get_weights())
-    model.optimizer.build(model.trainable_variables)
-    if len(model.optimizer.variables) != len(saved.optimizer.variables):
-        raise ValueError(f"{checkpoint.name}: its optimizer state does not fit this model's optimizer")
-    for mine, theirs in zip(model.optimizer.variables, saved.optimizer.variables):
-        mine.assign(theirs)
-
-
-class _RemoveAfterFirstEpoch(keras.callbacks.Callback):
-    """Deletes a file at the end of the first epoch of a fit (after the checkpointing callbacks)."""
-
-    def __init__(self, path: Path):
-        super().__init__()
-        self.path = path
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.path.unlink(missing_ok=True)
 
 
 def _finished(history: dict[str, list[float]], monitor: str, mode: str, epochs: int,

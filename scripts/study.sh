@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m fer_utils.machinery.study "$@"
+exec .venv/bin/python -m fer_study.runner "$@"

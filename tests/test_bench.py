@@ -1,4 +1,4 @@
-"""fer_utils.machinery.bench: quick mode runs and writes well-formed JSON (speed is not checked here)."""
+"""fer_study.bench: quick mode runs and writes well-formed JSON (speed is not checked here)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from fer_utils.machinery import bench
+from fer_study import bench
 from fer_utils.model import build_baseline
 
 

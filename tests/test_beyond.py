@@ -302,7 +302,7 @@ def test_compare_runs_on_other_faces_and_of_nothing(tmp_path):
 
 
 def test_read_model_run(tmp_path):
-    from fer_utils.experiment import read_model_run
+    from fer_utils.experiments import read_model_run
     from fer_utils.evaluate import write_metrics
 
     payload = _payload(0.7)

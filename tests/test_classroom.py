@@ -1,4 +1,4 @@
-"""fer_utils.machinery.classroom: exercises in every notebook, and the generated student copies."""
+"""fer_study.classroom: exercises in every notebook, and the generated student copies."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import nbformat
 import pytest
 
 from fer_utils.data import repo_root
-from fer_utils.machinery import classroom
-from fer_utils.machinery.study import notebooks
+from fer_study import classroom
+from fer_study.runner import notebooks
 
 
 def teacher(*cells):
@@ -102,16 +102,3 @@ def test_check_reports_stale_copies(tmp_path, capsys):
     assert classroom.stale_copies(dest) == [] and not (dest / "09_gone.ipynb").exists()
 
 
-def test_students_see_the_lessons_first_and_the_machinery_apart():
-    import ast
-    import importlib
-
-    package = repo_root() / "fer_utils"
-    for name in ("data", "model", "train", "evaluate", "plots", "balance", "augment", "gradcam", "predict", "beyond"):
-        doc = ast.get_docstring(ast.parse((package / f"{name}.py").read_text()))
-        assert doc and "*The lesson.*" in doc.split("\n\n")[1], name
-    top = {p.stem for p in package.glob("*.py")}
-    machinery = {p.stem for p in (package / "machinery").glob("*.py")}
-    for name in ("study", "publish", "nbcheck", "bench", "speed", "backend", "classroom", "render_check"):
-        assert name in machinery and name not in top, name
-        importlib.import_module(f"fer_utils.machinery.{name}")

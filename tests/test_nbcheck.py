@@ -1,4 +1,4 @@
-"""fer_utils.machinery.nbcheck: the copies of the committed notebooks that nbval re-executes in CI."""
+"""fer_study.nbcheck: the copies of the committed notebooks that nbval re-executes in CI."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 
 import nbformat
 
-from fer_utils.experiment import training_time
-from fer_utils.machinery import nbcheck
-from fer_utils.machinery.study import notebooks
+from fer_utils.experiments import training_time
+from fer_study import nbcheck
+from fer_study.runner import notebooks
 
 
 def cell(source, tags=(), text=None):
@@ -90,7 +90,7 @@ def test_published_run_holds_the_published_results_and_models(tmp_path):
                       "predictions/baseline.npz": "npz",
                       "baseline_history.csv": "epoch,epoch_seconds,val_accuracy\n0,100.0,0.5\n",
                       "augment_face_history.csv": "epoch,epoch_seconds,val_accuracy\n0,90.0,0.4\n",
-                      "augment_face_machines.json": "[]", "README.md": "about these files"}.items():
+                      "README.md": "about these files"}.items():
         (results / rel).parent.mkdir(parents=True, exist_ok=True)
         (results / rel).write_text(text)
     (root / "models").mkdir()
@@ -101,7 +101,7 @@ def test_published_run_holds_the_published_results_and_models(tmp_path):
     run = nbcheck.published_run(root, tmp_path / "out")
     assert run == tmp_path / "out" / "reference"
     files = sorted(p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file())
-    assert files == ["augment_face_history.csv", "augment_face_machines.json", "baseline_history.csv",
+    assert files == ["augment_face_history.csv", "baseline_history.csv",
                      "metrics/baseline.json", "metrics/peers/fer_package.json", "models/baseline.keras",
                      "predictions/baseline.npz"]
     times = training_time(run)  # the helpers read the published layout: its histories count as finished

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from fer_utils import peers
-from fer_utils.experiment import describe_against_peer
+from fer_utils.compare import describe_against_peer
 
 
 def test_inputs_follow_the_fer_package_preprocessing():

@@ -172,55 +172,6 @@ def test_no_model_anywhere(monkeypatch, tmp_path, capsys):
     assert code == 2 and "no model" in errors[0]
 
 
-def published_root(tmp_path: Path, model_file: Path, withdrawn: bool) -> Path:
-    """A repository with a shipped model listed in results/published.json, withdrawn or not."""
-    import shutil
-
-    root = tmp_path / "repo"
-    (root / "models").mkdir(parents=True)
-    (root / "results").mkdir()
-    shutil.copy(model_file, root / "models" / "baseline.keras")
-    manifest = {"profile": "reference", "models": {"baseline": {"file": "models/baseline.keras"}}}
-    if withdrawn:
-        manifest["withdrawn"] = {"date": "2026-11-29", "reason": "The run was computed on a blurred copy; it "
-                                                                "was replaced (see the README)."}
-    (root / "results" / "published.json").write_text(json.dumps(manifest))
-    return root
-
-
-def test_a_withdrawn_shipped_model_is_passed_over_or_warned_about(tmp_path, model_file, monkeypatch, capsys):
-    """The study once shipped a model trained on a blurred copy of the data; fer-predict says so, and prefers
-    a model of the user's own run when there is one."""
-    import shutil
-
-    import fer_utils.data
-
-    monkeypatch.delenv(predict.MODEL_ENV, raising=False)
-    root = published_root(tmp_path, model_file, withdrawn=True)
-    shipped = root / "models" / "baseline.keras"
-    warning = predict.withdrawn_warning(shipped, root)
-    assert warning == ("baseline.keras comes from a run withdrawn on 2026-11-29. The run was computed on a blurred "
-                       "copy. Its answers are not to be trusted: train a model on the genuine data (notebook 01) and "
-                       "pass it with --model.")
-    assert predict.withdrawn_warning(model_file, root) is None  # not a shipped model
-    assert predict.default_model_path(root) == shipped          # the only model there: used, with the warning
-    monkeypatch.setattr(fer_utils.data, "repo_root", lambda: root)
-    code, out, errors = run_cli([GRACE_HOPPER, "--json"], capsys)
-    assert code == 0 and errors == [f"fer-predict: warning: {warning}"]
-    assert json.loads(out)["warning"] == warning
-    # a model of the user's own reference run is preferred to the withdrawn one
-    own = root / "runs" / "reference" / "models" / "baseline.keras"
-    own.parent.mkdir(parents=True)
-    shutil.copy(model_file, own)
-    assert predict.default_model_path(root) == own
-    code, out, errors = run_cli([GRACE_HOPPER, "--json"], capsys)
-    assert code == 0 and errors == [] and "warning" not in json.loads(out)
-    # once a run on canonical data is published, its shipped model is the default again, without a warning
-    fresh = published_root(tmp_path / "fresh", model_file, withdrawn=False)
-    assert predict.withdrawn_warning(fresh / "models" / "baseline.keras", fresh) is None
-    assert predict.default_model_path(fresh) == fresh / "models" / "baseline.keras"
-
-
 def test_annotation_is_written_whole_or_not_at_all(tmp_path, predictor, monkeypatch):
     import cv2
 

@@ -1,4 +1,4 @@
-"""fer_utils.machinery.progress: a line per epoch while a run goes on, and fer-study --status."""
+"""fer_study.progress: a line per epoch while a run goes on, and fer-study --status."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from fer_utils.machinery import progress, study
+from fer_study import progress
+from fer_study import runner as study
 
 HEADER = "epoch,accuracy,epoch_seconds,learning_rate,loss,val_accuracy,val_loss\n"
 
@@ -86,8 +87,6 @@ def test_epoch_caps_follow_the_profiles_and_the_notebooks_parameters(tmp_path):
                     "beyond_sgd": 8, "beyond_strong": 8, "beyond_smooth": 8, "beyond": 130}
     assert progress.epoch_caps(study.plan("reference", tmp_path, {"epochs_oversample": 4}, only=["03"])) == {
         "oversample": 4, "class_weights": 24}
-    # a notebook planned twice (--defer 08: the summary before and after 08) changes nothing
-    assert progress.epoch_caps(study.plan("reference", tmp_path, {}, defer=["08"])) == caps
     # every folder's parameter is declared by the notebook that trains it
     declared = {nb.stem[:2]: study.parameter_names(nb) for nb in study.notebooks()}
     for folder, parameter in progress.EPOCHS_PARAMETER.items():
@@ -129,21 +128,13 @@ def test_run_status_describes_notebooks_and_trainings(tmp_path):
         "4 min this epoch · finished",
         "  oversample: epoch 2 of at most 16 · PublicTest 0.450 (best 0.450 at epoch 2) · learning rate 1e-03 · "
         "7 min this epoch · at most 1.6 h left · last epoch 5 min ago",
-        "Notebooks 01-03 trained 2 models in 1.9 h (their epochs' times, summed; 1.9 h at each training's fastest "
-        "epoch) so far; notebooks 02, 04 have not trained yet; notebook 03 is still training.",
+        "Notebooks 01-03 trained 2 models in 1 h 54 min (their epochs' times, summed; 1 h 54 min at each "
+        "training's fastest epoch); not finished yet: notebook 02, 03, 04.",
         # the baseline's best is its 21st epoch of 25 (5,040 s), oversampling's its last (830 s)
-        "Up to each training's kept epoch (its best on PublicTest) they took 1.6 h; the other 16 min went to epochs "
-        "after it (those early stopping spends to be sure of a peak, or a cap allowed).",
+        "Up to each training's kept epoch (its best on PublicTest) they took 1 h 38 min; the other 16 min went to "
+        "epochs after it (those early stopping spends to be sure of a peak, or a schedule's last, low-rate epochs).",
     ]
     assert progress.run_status(tmp_path / "nothing", steps) == "nothing: no such run directory yet (nothing has run)"
-    # where a training recorded its machines, the status says which epochs ran where
-    (run / "oversample" / "machines.json").write_text(json.dumps({"segments": [
-        {"first_epoch": 2, "last_epoch": 2, "name": "Test Xeon", "device": "cpu", "backend": "tensorflow",
-         "precision": "mixed_bfloat16"}]}))
-    lines = progress.run_status(run, steps, now=path.stat().st_mtime + 300).splitlines()
-    assert lines[lines.index(next(l for l in lines if l.startswith("  oversample:"))) + 1] == (
-        "    epoch 1 on a machine not recorded (410 s an epoch at the median), epoch 2 on Test Xeon (tensorflow, "
-        "mixed_bfloat16, 420 s an epoch at the median)")
 
 
 def test_fer_study_status_runs_nothing(tmp_path, capsys):
@@ -161,7 +152,7 @@ def test_fer_study_status_loads_no_keras(tmp_path):
     TensorFlow's seconds of start-up and its log lines (it once did, through the history reader)."""
     run = tmp_path / "run"
     history(run / "baseline", [(240, 1e-3, 0.5)])
-    code = ("import sys; from fer_utils.machinery import study; "
+    code = ("import sys; from fer_study import runner as study; "
             f"code = study.main(['--status', '--run-dir', {str(run)!r}]); "
             "print('loaded:', sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules)); "
             "sys.exit(code)")

@@ -1,4 +1,4 @@
-"""fer_utils.machinery.publish: a finished run is checked, then copied into the repository with a manifest."""
+"""fer_study.publish: a finished run is checked, then copied into the repository with a manifest."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_utils.machinery import classroom, publish as pub
+from fer_study import classroom, publish as pub
+from fer_study import notebooks as nbfiles
 from fer_utils.evaluate import classification_metrics, write_metrics
-from fer_utils.experiment import EXPERIMENTS, readme_results, save_peer
+from fer_utils.experiments import EXPERIMENTS, save_peer
+from fer_study.publish import readme_results
 
 
 def source_notebook(path: Path, text: str = "reference") -> None:
@@ -86,24 +88,16 @@ def test_publish_copies_a_finished_run_and_writes_the_manifest(tmp_path):
     (root / "results" / "reference" / "metrics" / "peers").mkdir(parents=True)
     (root / "results" / "reference" / "metrics" / "peers" / "older.json").write_text("{}")  # an older run's
     (root / "results" / "reference" / "beyond_old_history.csv").write_text("epoch,epoch_seconds\n0,1\n")
-    (root / "results" / "reference" / "beyond_old_machines.json").write_text("{}")
-    (root / "results" / "reference" / "undersample_machines.json").write_text("{}")  # an older run's record
-    segments = {"segments": [{"first_epoch": 1, "last_epoch": 1, "name": "Test CPU", "device": "cpu",
-                              "backend": "tensorflow", "precision": "mixed_bfloat16"}]}
-    (run / "class_weights" / "machines.json").write_text(json.dumps(segments))
     manifest = pub.publish(run, root, nbdir)
 
     assert json.loads((nbdir / "03_b.ipynb").read_text())["metadata"]["papermill"]["duration"] == 61.25
     assert sorted(p.name for p in (root / "figures").iterdir()) == ["00_new.png", "01_curves.png", "logo.png"]
-    assert manifest["figures_removed"] == ["01_old_only.png"] and manifest["pending"] == []
+    assert manifest["figures_removed"] == ["01_old_only.png"]
     results = root / "results" / "reference"
     assert sorted(p.name for p in (results / "metrics").glob("*.json")) == sorted(f"{n}.json" for n in EXPERIMENTS)
     assert (results / "class_weights_history.csv").read_text() == "epoch,accuracy,epoch_seconds\n0,0.3,300.0\n"
     assert sorted(p.name for p in results.glob("*_history.csv")) == sorted(
         f"{n}_history.csv" for n in [*EXPERIMENTS, "beyond_vgg"])  # the older run's step is gone
-    # the machine record travels beside its history; a training without one leaves none of an older run's
-    assert [p.name for p in results.glob("*_machines.json")] == ["class_weights_machines.json"]
-    assert json.loads((results / "class_weights_machines.json").read_text()) == segments
     assert (root / "models" / "baseline.keras").read_bytes() == b"model bytes"
     assert sorted(p.name for p in (root / "models").glob("*.keras")) == ["augment_face.keras", "baseline.keras"]
     assert manifest["models_removed"] == ["oversample.keras"]
@@ -131,16 +125,13 @@ def test_publish_copies_a_finished_run_and_writes_the_manifest(tmp_path):
     assert top.startswith("# Study\n\n## Results\n\n") and top.endswith(f"{pub.README_END}\n\n## Next\n")
     block = pub.readme_results_block(top)
     assert block == readme_results(results, manifest) and "old numbers" not in block
-    assert block.startswith("The `reference` run, finished 2026-11-28 12:00 UTC on Test CPU, 2 cores: 8 minutes of "
-                            "training (the epochs' times, summed across interruptions), and 2 minutes for the "
-                            "notebooks' kept executions.")
+    assert block.startswith("The `reference` run, finished 2026-11-28 12:00 UTC on Test CPU, 2 cores: 8 min of "
+                            "training (the epochs' times, summed), and 2 min for the notebooks' kept executions.")
     assert f"| baseline CNN (01) | {accuracy:.3f} (" in block
     assert ("What it cost:\n\n- Notebooks 01-04 trained 6 models in 25 min (their epochs' times, summed; 25 min at "
-            "each training's fastest epoch), within the study's budget of 8 h for notebooks 00-07.\n"
-            "- Notebook 08 trained 2 models in 30 min (30 min at the fastest epochs); its final model took 10 min (10 min), "
-            "within its budget of 6 h.\n- The recorded epochs ran on Test CPU; where baseline, undersample, oversample, "
-            "augment_report, augment_face, beyond, beyond_vgg trained is not recorded (it may have been another "
-            "processor).\n\nAgainst the source report:\n\n- baseline CNN (01): ours") in block
+            "each training's fastest epoch).\n"
+            "- Notebook 08 trained 2 models in 30 min (30 min at the fastest epochs); its final model took 10 min "
+            "(10 min).\n\nAgainst the source report:\n\n- baseline CNN (01): ours") in block
     assert "Against a peer readers will try:\n\n- a peer: accuracy" in block and "- Caveat: it saw these faces." in block
     assert sorted(p.name for p in (results / "metrics" / "peers").iterdir()) == ["fer_package.json"]
     assert sorted(p.name for p in (results / "predictions" / "peers").iterdir()) == ["fer_package.npz"]
@@ -158,7 +149,7 @@ def running_beyond(tmp_path: Path) -> tuple[Path, Path, Path]:
     """A finished run (:func:`finished_run`) whose notebook 08 is still training: it has started (its
     executed copy has no end time, a step's history and a figure exist) but has no final metrics."""
     run, root, nbdir = finished_run(tmp_path)
-    source = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": f"# 08\n\n{pub.PENDING_NOTE} Run it."},
+    source = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": f"# 08\n\n{nbfiles.PENDING_NOTE} Run it."},
                         {"cell_type": "code", "metadata": {}, "source": "x = 1", "outputs": [],
                          "execution_count": None}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     (nbdir / "08_c.ipynb").write_text(json.dumps(source))
@@ -171,75 +162,6 @@ def running_beyond(tmp_path: Path) -> tuple[Path, Path, Path]:
     (older / "metrics" / "beyond.json").write_text("{}")     # an older run's final model of 08
     (older / "beyond_history.csv").write_text("epoch,epoch_seconds\n0,1\n")
     return run, root, nbdir
-
-
-def test_a_notebook_still_running_can_be_left_out(tmp_path):
-    run, root, nbdir = running_beyond(tmp_path)
-    committed = (nbdir / "08_c.ipynb").read_bytes()
-    with pytest.raises(pub.PublishError) as refused:  # without --pending: the whole run or nothing
-        pub.publish(run, root, nbdir)
-    assert "notebooks/08_c.ipynb: not finished" in str(refused.value)
-    assert "metrics/beyond.json: missing" in str(refused.value)
-    assert pub.check_run(run, nbdir, pending=("08",)) == ("reference", [])
-
-    manifest = pub.publish(run, root, nbdir, pending=("08",))
-    assert manifest["pending"] == ["08_c.ipynb"]
-    assert sorted(manifest["notebooks"]) == ["00_a.ipynb", "03_b.ipynb"]
-    assert sorted(manifest["experiments"]) == sorted(n for n in EXPERIMENTS if n != "beyond")
-    assert (nbdir / "08_c.ipynb").read_bytes() == committed  # left as it was: no outputs, its note kept
-    assert sorted(p.name for p in (root / "figures").iterdir()) == ["00_new.png", "01_curves.png", "logo.png"]
-    results = root / "results" / "reference"
-    assert not (results / "metrics" / "beyond.json").exists()  # the older run's number is gone
-    assert sorted(p.name for p in results.glob("*_history.csv")) == sorted(
-        f"{n}_history.csv" for n in EXPERIMENTS if n != "beyond")  # 08's step beyond_vgg is not copied
-    assert manifest["notebooks"]["03_b.ipynb"]["train_seconds"] == 500.0
-    block = pub.readme_results_block((root / "README.md").read_text())
-    assert block == readme_results(results, manifest)
-    assert block.startswith("The `reference` run, its published notebooks finished by 2026-11-28 12:00 UTC on ")
-    assert ("Not in it yet: `notebooks/08_c.ipynb`, still running in this run when it was published (so its "
-            "committed copy has no outputs") in block
-    assert "Notebook 08" not in block and "beyond the report" not in block
-
-
-def test_a_run_carried_across_machines_names_each_with_its_notebooks(tmp_path):
-    from fer_utils.experiment import describe_machines_of, summary_table
-
-    run, root, nbdir = finished_run(tmp_path)
-    for name in ("augment_report", "augment_face"):  # notebook 04 ran in a later session, on another processor
-        path = run / "metrics" / f"{name}.json"
-        payload = json.loads(path.read_text())
-        payload["provenance"]["hardware"]["cpu"] = "Other CPU"
-        path.write_text(json.dumps(payload))
-    manifest = pub.publish(run, root, nbdir)
-    results = root / "results" / "reference"
-    table = summary_table(results)
-    assert (table.loc["baseline", "trained_on"] == "Test CPU, 2 cores"
-            and table.loc["augment_face", "trained_on"] == "Other CPU, 2 cores")
-    block = pub.readme_results_block((root / "README.md").read_text())
-    assert block == readme_results(results, manifest)
-    assert block.startswith("The `reference` run, finished 2026-11-28 12:00 UTC on Test CPU, 2 cores (notebooks 01, "
-                            "02, 03, 08) and Other CPU, 2 cores (notebook 04): ")
-    # one processor (or none recorded): the manifest's machine, as before
-    assert describe_machines_of(table.drop(index=["augment_report", "augment_face"]), "one machine") == "one machine"
-    assert describe_machines_of(table.drop(columns="trained_on"), "one machine") == "one machine"
-    models = (root / "models" / "README.md").read_text()  # each shipped model names where it trained
-    assert "finished 2026-11-28 12:00 UTC) and copied here" in models
-    assert "| augmentation, face recipe (04), epoch 3 of 15 kept on PublicTest, trained in mixed_bfloat16 on Other CPU, 2 cores |" in models
-    assert "| baseline CNN (01), epoch 3 of 10 kept on PublicTest, trained in mixed_bfloat16 on Test CPU, 2 cores |" in models
-
-
-def test_trained_on_prefers_the_training_machines_record():
-    from fer_utils.experiment import trained_on
-
-    hardware = {"cpu": "Xeon", "cpu_count": 2}
-    assert trained_on({"hardware": hardware}) == "Xeon, 2 cores"  # no record: the machine that wrote the file
-    assert trained_on({}) is None
-    one = [{"first_epoch": 1, "last_epoch": 9, "name": "Xeon"}]
-    assert trained_on({"hardware": hardware, "training_machines": one}) == "Xeon, 2 cores"
-    moved = [{"first_epoch": 1, "last_epoch": 4, "name": "EPYC"}, {"first_epoch": 5, "last_epoch": 9, "name": "Xeon"},
-             {"first_epoch": 10, "last_epoch": 12, "name": "EPYC"}]
-    assert trained_on({"hardware": hardware, "training_machines": moved}) == "EPYC then Xeon"
-    assert trained_on({"hardware": hardware, "training_machines": [{"name": "NVIDIA H200"}]}) == "NVIDIA H200"
 
 
 def test_a_model_scored_with_test_time_augmentation_says_how_to_predict_with_it(tmp_path):
@@ -257,45 +179,12 @@ def test_a_model_scored_with_test_time_augmentation_says_how_to_predict_with_it(
     assert "`fer-predict --model ... --tta`" in readme
 
 
-@pytest.mark.parametrize("change, expected", [
-    (lambda run, nbdir: executed_notebook(run / "notebooks" / "08_c.ipynb"),
-     "notebooks/08_c.ipynb: finished in this run, so it is not pending: publish it with the rest "
-     "(leave out --pending 08)"),
-    (lambda run, nbdir: (nbdir / "08_c.ipynb").write_text((nbdir / "08_c.ipynb").read_text().replace(
-        '"outputs": []', '"outputs": [{"output_type": "stream", "name": "stdout", "text": "old"}]')),
-     "notebooks/08_c.ipynb: pending, but the committed copy has outputs of an earlier run"),
-    (lambda run, nbdir: (run / "shipped" / "beyond.keras").write_bytes(b"?"),
-     "shipped/beyond.keras: not a model of the experiments published (notebook 08 pending)"),
-])
-def test_a_pending_notebook_must_be_pending(tmp_path, change, expected):
-    run, root, nbdir = running_beyond(tmp_path)
-    change(run, nbdir)
-    with pytest.raises(pub.PublishError, match=re.escape(expected)):
-        pub.publish(run, root, nbdir, pending=("08",))
-    assert not (root / "models" / "baseline.keras").exists()
-    assert (root / "results" / "reference" / "metrics" / "beyond.json").exists()
-
-
-def test_pending_on_the_command_line(tmp_path, capsys, monkeypatch):
-    run, root, nbdir = running_beyond(tmp_path)
-    listed = pub.notebooks
-    monkeypatch.setattr(pub, "notebooks", lambda directory=None: listed(directory or nbdir))
-    assert pub.main([str(run), "--check", "--pending", "8"]) == 0  # "8" is notebook 08
-    assert "ready to publish" in capsys.readouterr().out
-    assert pub.main([str(run), "--check", "--pending", "09"]) == 1
-    assert "--pending 09: no notebook has that number" in capsys.readouterr().out
-    with pytest.raises(SystemExit) as bad:
-        pub.main([str(run), "--pending", "beyond"])
-    assert bad.value.code == 2
-    assert "give notebook numbers such as 08" in capsys.readouterr().err
-
-
 def test_the_no_outputs_note_becomes_the_line_naming_the_run(tmp_path):
     run, root, nbdir = finished_run(tmp_path)
     executed = json.loads((run / "notebooks" / "03_b.ipynb").read_text())
     note = {"cell_type": "markdown", "metadata": {}, "source": [
         "# 03 · B\n", "\n", "Re-run with `fer-study --only 03`.\n", "\n",
-        f"{pub.PENDING_NOTE} This notebook's earlier outputs came from a defective copy\n",
+        f"{nbfiles.PENDING_NOTE} This notebook's earlier outputs came from a defective copy\n",
         "> of the data. Run it yourself.\n", "\n", "## 1. Next"]}
     executed["cells"].insert(0, note)
     (run / "notebooks" / "03_b.ipynb").write_text(json.dumps(executed))
@@ -307,7 +196,7 @@ def test_the_no_outputs_note_becomes_the_line_naming_the_run(tmp_path):
 
     published = json.loads((nbdir / "03_b.ipynb").read_text())
     assert published["cells"][0]["source"] == ("# 03 · B\n\nRe-run with `fer-study --only 03`.\n\n"
-                                               f"{pub.PUBLISHED_NOTE}\n\n## 1. Next")
+                                               f"{nbfiles.PUBLISHED_NOTE}\n\n## 1. Next")
     assert published["cells"][1:] == executed["cells"][1:]
     assert published["metadata"] == executed["metadata"]
     assert (nbdir / "00_a.ipynb").read_bytes() == untouched  # nothing to change: copied byte for byte
@@ -404,32 +293,14 @@ def test_the_committed_results_are_one_published_run():
     metrics are the ones it lists: no notebook or number of another run slipped in."""
     from fer_utils.data import repo_root
     from fer_utils.evaluate import read_metrics
-    from fer_utils.machinery.study import notebooks
+    from fer_study.runner import notebooks
 
     root = repo_root()
     manifest = pub.read_manifest(root)
     committed = notebooks(root / "notebooks")
-    pending = manifest.get("pending", [])
-    if not manifest.get("withdrawn"):
-        assert sorted([*manifest["notebooks"], *pending]) == sorted(nb.name for nb in committed)
-    else:  # notebooks added since the withdrawn run are not in its manifest; none of its notebooks is lost
-        assert set(manifest["notebooks"]) <= {nb.name for nb in committed}
-    if manifest.get("withdrawn"):
-        # A withdrawn run's outputs are not shown: a committed notebook is a bare source, or was re-run on
-        # canonical data, as its first output line says.
-        for nb in committed:
-            cells = json.loads(nb.read_text())["cells"]
-            outputs = [o for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])]
-            if outputs:
-                first = "".join(outputs[0].get("text", ""))
-                assert first.startswith("data verified: canonical FER-2013"), nb.name
-    for nb in committed:  # a notebook still running when the run was published has no outputs yet
-        if nb.name in pending:
-            assert pub.PENDING_NOTE in nb.read_text() and not pub._has_outputs(nb), nb.name
-    for nb in committed if not manifest.get("withdrawn") else []:
-        if nb.name in pending:
-            continue
-        assert pub.PENDING_NOTE not in nb.read_text(), f"{nb.name} still says it has no outputs"
+    assert sorted(manifest["notebooks"]) == sorted(nb.name for nb in committed)
+    for nb in committed:
+        assert nbfiles.PENDING_NOTE not in nb.read_text(), f"{nb.name} still says it has no outputs"
         papermill = json.loads(nb.read_text())["metadata"].get("papermill", {})
         assert papermill.get("parameters") == manifest["notebooks"][nb.name]["parameters"], nb.name
         assert papermill.get("exception") is None and papermill.get("end_time"), nb.name
@@ -443,7 +314,7 @@ def test_the_committed_results_are_one_published_run():
 
 def test_the_readme_results_are_computed_from_the_published_metrics():
     from fer_utils.data import repo_root
-    from fer_utils.experiment import markdown_summary, summary_table
+    from fer_utils.compare import markdown_summary, summary_table
 
     root = repo_root()
     manifest = pub.read_manifest(root)
@@ -451,11 +322,8 @@ def test_the_readme_results_are_computed_from_the_published_metrics():
     readme = (root / "README.md").read_text()
     block = pub.readme_results_block(readme)
     assert block is not None, "README.md lacks fer-publish's results markers"
-    if manifest.get("withdrawn"):  # its numbers must not be presented as results
-        assert block == pub.withdrawn_results(manifest)
-        assert markdown_summary(summary_table(results)) not in readme
-    else:
-        assert block == readme_results(results, manifest)
+    assert block == readme_results(results, manifest)
+    assert markdown_summary(summary_table(results)) in readme
 
 
 def test_readme_results_need_both_markers(tmp_path):
@@ -468,23 +336,6 @@ def test_readme_results_need_both_markers(tmp_path):
     assert (tmp_path / "README.md").read_text() == (f"{pub.README_END}\nintro\n{pub.README_BEGIN}\nnew\nlines\n"
                                                     f"{pub.README_END}\nend\n")
     assert pub.readme_results_block((tmp_path / "README.md").read_text()) == "new\nlines"
-
-
-def test_withdraw_marks_the_manifest_and_the_models_readme(tmp_path):
-    (tmp_path / "results").mkdir()
-    (tmp_path / "models").mkdir()
-    manifest = {"profile": "reference", "run_dir": "runs/reference", "run_finished_utc": "x", "hardware": {},
-                "models": {}, "experiments": {"baseline": {"accuracy": 0.5}}, "notebooks": {}}
-    (tmp_path / "results" / "published.json").write_text(json.dumps(manifest))
-    pub.withdraw("Computed on a blurred copy.", "2026-11-29", root=tmp_path)
-    assert pub.read_manifest(tmp_path)["withdrawn"] == {"date": "2026-11-29", "reason": "Computed on a blurred copy."}
-    text = (tmp_path / "models" / "README.md").read_text()
-    assert "**Withdrawn results (2026-11-29).** Computed on a blurred copy." in text
-    (tmp_path / "README.md").write_text(f"{pub.README_BEGIN}\n| a table |\n{pub.README_END}\n")
-    pub.withdraw("Computed on a blurred copy", "2026-11-29", root=tmp_path)
-    assert pub.readme_results_block((tmp_path / "README.md").read_text()) == (
-        "No results are published. The `reference` run published last was withdrawn on 2026-11-29. "
-        "Computed on a blurred copy. Its files stay in `results/reference/` as a record.")
 
 
 def test_same_model_ignores_when_a_model_was_saved(tmp_path):
@@ -506,12 +357,12 @@ def test_same_model_ignores_when_a_model_was_saved(tmp_path):
     assert not pub.same_model(tmp_path / "a.keras", tmp_path / "missing.keras")
 
 
-def test_readme_scaling_table_is_computed_from_the_benchmark():
+def test_the_findings_scaling_table_is_computed_from_the_benchmark():
+    from fer_utils.compare import scaling_markdown
     from fer_utils.data import repo_root
-    from fer_utils.experiment import scaling_markdown
 
     path = repo_root() / "benchmarks" / "results" / "input_scaling_cpu.json"
-    assert scaling_markdown(path) in (repo_root() / "README.md").read_text()
+    assert scaling_markdown(path) in (repo_root() / "docs" / "findings.md").read_text()
 
 
 def test_the_committed_models_readme_is_generated_from_the_manifest():

@@ -1,4 +1,4 @@
-"""fer_utils.machinery.render_check: the committed notebooks, opened in JupyterLab in Chromium."""
+"""fer_study.render_check: the committed notebooks, opened in JupyterLab in Chromium."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import nbformat
 import pytest
 
-from fer_utils.machinery import render_check
+from fer_study import render_check
 
 
 def test_expected_counts_come_from_the_file(tmp_path):

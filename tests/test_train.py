@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fer_utils.augment import load_model
-from fer_utils.train import holds_optimizer_state, read_history, slim_checkpoint, summarize_history, train_model
+from fer_utils.train import epoch_line, read_history, summarize_history, train_model
 
 
 def tiny_model() -> keras.Model:
@@ -98,100 +98,25 @@ def test_finished_run_is_not_trained_again(tmp_path, arrays):
     assert fresh.resumed_from == 0 and fresh.history["epoch"] == [1]
 
 
-class StartProbe(keras.callbacks.Callback):
-    """Records the optimizer's step count and the first layer's weights when a fit begins."""
-
-    def on_train_begin(self, logs=None):
-        self.steps = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-        self.kernel = keras.ops.convert_to_numpy(self.model.get_layer("conv1").kernel).copy()
-
-
 def finished_with_best_last(folder, arrays, epochs: int):
-    """A finished run of ``epochs`` whose kept checkpoint is its last epoch (as when a curve still
-    rises at its cap): trained, then its best.keras and done.json made the last epoch's."""
+    """A finished run of ``epochs`` whose kept checkpoint is its last epoch."""
     every = folder.parent / f"{folder.name}_last.keras"
     train_model(tiny_model(), arrays, arrays, folder, epochs=epochs, batch_size=16, seed=1,
                 callbacks=[keras.callbacks.ModelCheckpoint(every, save_best_only=False)])
     every.replace(folder / "best.keras")
     done = json.loads((folder / "done.json").read_text())
     (folder / "done.json").write_text(json.dumps({**done, "best_epoch": epochs}))
-    return keras.ops.convert_to_numpy(keras.saving.load_model(folder / "best.keras").get_layer("conv1").kernel)
 
 
-def test_a_finished_run_still_rising_at_its_cap_goes_on_with_a_larger_cap(tmp_path, arrays):
-    folder = tmp_path / "exp"
-    last_kernel = finished_with_best_last(folder, arrays, epochs=3)
-    first_rows = read_history(folder / "history.csv")
-    probe = StartProbe()
-    longer = train_model(tiny_model(), arrays, arrays, folder, epochs=5, batch_size=16, seed=1, callbacks=[probe])
-    assert longer.resumed_from == 3 and longer.epochs_run == 5 and longer.history["epoch"] == [1, 2, 3, 4, 5]
-    assert longer.history["val_loss"][:3] == first_rows["val_loss"]  # the first epochs are kept, not re-run
-    assert probe.steps == 3 * 3  # the optimizer goes on from its last step (42 images, batch 16: 3 a epoch)
-    np.testing.assert_array_equal(probe.kernel, last_kernel)  # from the last epoch's weights
-    done = json.loads((folder / "done.json").read_text())
-    assert done["settings"]["epochs"] == 5 and done["epochs_run"] == 5
-    assert not (folder / "backup").exists()
-
-
-def test_an_extension_interrupted_resumes_and_one_interrupted_before_its_first_epoch_extends_again(tmp_path, arrays):
+def test_a_finished_run_given_a_larger_cap_starts_afresh(tmp_path, arrays):
     folder = tmp_path / "exp"
     finished_with_best_last(folder, arrays, epochs=3)
-    with pytest.raises(Killed):  # killed during the first new epoch, before its end: the old state stays whole
-        train_model(tiny_model(), arrays, arrays, folder, epochs=6, batch_size=16, seed=1,
-                    callbacks=[KillAtStart()])
-    assert (folder / "done.json").exists() and len(read_history(folder / "history.csv")["epoch"]) == 3
-    with pytest.raises(Killed):  # killed after new epoch 4: the old done.json is gone, the backup holds epoch 4
-        train_model(tiny_model(), arrays, arrays, folder, epochs=6, batch_size=16, seed=1,
-                    callbacks=[Interrupt(after_epoch=4)])
-    assert not (folder / "done.json").exists() and (folder / "backup").exists()
-    result = train_model(tiny_model(), arrays, arrays, folder, epochs=6, batch_size=16, seed=1)
-    assert result.resumed_from == 4 and result.history["epoch"] == [1, 2, 3, 4, 5, 6]
-
-
-class KillAtStart(keras.callbacks.Callback):
-    def on_train_batch_begin(self, batch, logs=None):
-        raise Killed
-
-
-def test_a_finished_run_whose_best_epoch_was_not_its_last_starts_afresh_with_a_larger_cap(tmp_path, arrays):
-    folder = tmp_path / "exp"
-    finished_with_best_last(folder, arrays, epochs=3)
-    done = json.loads((folder / "done.json").read_text())
-    (folder / "done.json").write_text(json.dumps({**done, "best_epoch": 2}))  # its last state is gone
     fresh = train_model(tiny_model(), arrays, arrays, folder, epochs=4, batch_size=16, seed=1)
     assert fresh.resumed_from == 0 and fresh.history["epoch"] == [1, 2, 3, 4]
-    # and a change of any other setting starts afresh too, whatever the best epoch
+    # and a change of any other setting starts afresh too
     finished_with_best_last(tmp_path / "b", arrays, epochs=3)
     other = train_model(tiny_model(), arrays, arrays, tmp_path / "b", epochs=4, batch_size=8, seed=1)
     assert other.resumed_from == 0
-
-
-def test_a_slimmed_checkpoint_predicts_the_same_in_its_own_precision_and_is_never_extended_from(tmp_path, arrays):
-    folder = tmp_path / "exp"
-    finished_with_best_last(folder, arrays, epochs=3)
-    best = folder / "best.keras"
-    assert holds_optimizer_state(best)
-    slim = slim_checkpoint(best, tmp_path / "slim" / "best.keras")
-    assert not holds_optimizer_state(slim) and not holds_optimizer_state(tmp_path / "missing.keras")
-    assert slim.stat().st_size < 0.6 * best.stat().st_size  # Adam's two moments are two thirds of it
-    assert [p.name for p in slim.parent.iterdir()] == ["best.keras"]  # no temporary file left
-    np.testing.assert_array_equal(load_model(slim).predict(arrays[0], verbose=0),
-                                  load_model(best).predict(arrays[0], verbose=0))
-    # a mixed-precision checkpoint keeps its policy (a float32 copy would answer differently)
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        half = tiny_model()
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    half.fit(*arrays, epochs=1, batch_size=16, verbose=0)
-    half.save(tmp_path / "half.keras")
-    kept = slim_checkpoint(tmp_path / "half.keras", tmp_path / "half_slim.keras")
-    assert {layer.dtype_policy.name for layer in load_model(kept).layers} == {"mixed_bfloat16"}
-    np.testing.assert_array_equal(load_model(kept).predict(arrays[0], verbose=0), half.predict(arrays[0], verbose=0))
-    # a run whose kept checkpoint was slimmed cannot go on from it: more epochs start afresh
-    slim.replace(best)
-    fresh = train_model(tiny_model(), arrays, arrays, folder, epochs=5, batch_size=16, seed=1)
-    assert fresh.resumed_from == 0 and fresh.history["epoch"] == [1, 2, 3, 4, 5]
 
 
 def test_early_stopping(tmp_path, arrays):
@@ -235,12 +160,26 @@ def test_summarize_history_names_the_turning_point():
     assert "plateau" not in cosine
 
 
-def test_describe_says_what_happened(tmp_path, arrays):
+def test_a_finished_run_prints_the_same_epoch_lines_as_when_it_trained(tmp_path, arrays, capsys):
     folder = tmp_path / "exp"
     first = train_model(tiny_model(), arrays, arrays, folder, epochs=2, batch_size=16, seed=1)
-    assert first.describe().startswith("exp: trained 2 epoch(s); kept epoch")
+    trained = capsys.readouterr().out.splitlines()
+    assert [line.split(" · ")[0] for line in trained] == ["epoch 1/2", "epoch 2/2"]
+    assert " · train accuracy " in trained[0] and " · validation accuracy " in trained[0]
     again = train_model(tiny_model(), arrays, arrays, folder, epochs=2, batch_size=16, seed=1)
-    assert "finished run found (2 epochs), not trained again" in again.describe()
+    assert capsys.readouterr().out.splitlines() == trained  # read back from history.csv, not trained again
+    assert first.describe() == again.describe()
+    assert again.describe().startswith("exp: 2 epochs trained; kept epoch ")
+    assert "resumed" not in again.describe() and "not trained again" not in again.describe()
+
+
+def test_epoch_line_reads_logs_and_history_rows_alike():
+    logs = {"accuracy": 0.4871, "loss": 2.4932, "val_accuracy": 0.3951, "val_loss": 2.4931,
+            "epoch_seconds": 197.3, "learning_rate": 0.001}
+    assert epoch_line(3, 30, logs) == ("epoch  3/30 · 197 s · train accuracy 0.487, loss 2.493 · "
+                                       "validation accuracy 0.395, loss 2.493 · rate 0.001")
+    assert epoch_line(3, 30, {**logs, "epoch_seconds": float("nan"), "learning_rate": ""}) == (
+        "epoch  3/30 · train accuracy 0.487, loss 2.493 · validation accuracy 0.395, loss 2.493")
 
 
 def test_early_stopping_counts_patience_across_an_interruption(tmp_path, arrays):
@@ -356,52 +295,3 @@ def test_reduced_learning_rate_carries_across_an_interruption(tmp_path, arrays):
     assert resumed.history["learning_rate"] == pytest.approx(expected, rel=1e-5)
 
 
-def test_machines_json_says_which_machine_trained_which_epochs(tmp_path, arrays, monkeypatch):
-    import fer_utils.machinery.backend as backend
-    from fer_utils.history import MACHINES_FILE, describe_machines, read_machines
-
-    folder = tmp_path / "exp"
-    monkeypatch.setattr(backend, "cpu_name", lambda: "Xeon A")
-    with pytest.raises(Killed):
-        train_model(tiny_model(), arrays, arrays, folder, epochs=5, batch_size=16, seed=1,
-                    callbacks=[Interrupt(after_epoch=2)])
-    monkeypatch.setattr(backend, "cpu_name", lambda: "EPYC B")
-    with pytest.raises(Killed):
-        train_model(tiny_model(), arrays, arrays, folder, epochs=5, batch_size=16, seed=1,
-                    callbacks=[Interrupt(after_epoch=3)])
-    train_model(tiny_model(), arrays, arrays, folder, epochs=5, batch_size=16, seed=1)
-    raw = json.loads((folder / MACHINES_FILE).read_text())["segments"]
-    assert [(s["first_epoch"], s["last_epoch"], s["name"]) for s in raw] == [(1, 2, "Xeon A"), (3, 3, "EPYC B"),
-                                                                           (4, 5, "EPYC B")]
-    assert raw[0]["backend"] == keras.backend.backend() and raw[0]["precision"] == "float32"
-    segments = read_machines(folder)
-    # the two sessions on the same kind of processor are one segment; each segment's seconds are its epochs'
-    assert [(s["first_epoch"], s["last_epoch"], s["name"], s["sessions"]) for s in segments] == [
-        (1, 2, "Xeon A", 1), (3, 5, "EPYC B", 2)]
-    seconds = read_history(folder / "history.csv")["epoch_seconds"]
-    assert segments[0]["seconds"] == pytest.approx(sum(seconds[:2]), abs=0.1)
-    assert segments[1]["seconds"] == pytest.approx(sum(seconds[2:]), abs=0.1)
-    line = describe_machines(segments)
-    assert line.startswith("epochs 1-2 on Xeon A (") and ", epochs 3-5 on EPYC B (" in line
-
-    # a training from before machines were recorded: its epochs are said to be unrecorded, not guessed
-    (folder / MACHINES_FILE).write_text(json.dumps({"segments": raw[1:]}))
-    assert [(s["first_epoch"], s["last_epoch"], s["name"]) for s in read_machines(folder)] == [
-        (1, 2, None), (3, 5, "EPYC B")]
-    assert describe_machines(read_machines(folder)).startswith("epochs 1-2 on a machine not recorded (")
-    (folder / MACHINES_FILE).write_text("{not json")
-    assert [(s["first_epoch"], s["last_epoch"], s["name"]) for s in read_machines(folder)] == [(1, 5, None)]
-    # a damaged record never stops a training: what it cannot read is dropped
-    other = tmp_path / "other"
-    with pytest.raises(Killed):
-        train_model(tiny_model(), arrays, arrays, other, epochs=4, batch_size=16, seed=1,
-                    callbacks=[Interrupt(after_epoch=2)])
-    (other / MACHINES_FILE).write_text(json.dumps({"segments": [{"first_epoch": 1}, "x", raw[1]]}))
-    train_model(tiny_model(), arrays, arrays, other, epochs=4, batch_size=16, seed=1)
-    assert [(s["first_epoch"], s["last_epoch"], s["name"]) for s in read_machines(other)] == [
-        (1, 2, None), (3, 4, "EPYC B")]
-    assert read_machines(tmp_path / "nothing") == [] and describe_machines([]) == ""
-
-    # a fresh run (other settings) forgets the old run's machines
-    train_model(tiny_model(), arrays, arrays, folder, epochs=1, batch_size=8, seed=1)
-    assert [(s["first_epoch"], s["last_epoch"]) for s in read_machines(folder)] == [(1, 1)]

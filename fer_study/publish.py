@@ -1,18 +1,12 @@
 """Copy a finished run into the repository, so that a reader sees its notebooks, figures and numbers.
 
-    python -m fer_utils.machinery.publish runs/reference            # check, then copy
-    python -m fer_utils.machinery.publish runs/reference --check    # only say what is missing
-    python -m fer_utils.machinery.publish runs/reference --pending 08  # all but 08, still training
+    fer-publish runs/reference            # check, then copy
+    fer-publish runs/reference --check    # only say what is missing
 
 A run directory (written by ``fer-study``) is published only when it is complete: every
 numbered notebook executed without an error under one profile, every experiment of
-:data:`fer_utils.experiment.EXPERIMENTS` has its metrics, predictions and history, and
-notebook 06 exported the shipped models. A notebook named with ``--pending`` (one whose training is
-still running, such as notebook 08's six hours) is left out instead: it must not have finished in the
-run, its committed copy stays as it is (without outputs), and neither the experiments it trains nor
-its trainings' histories are required or copied; the manifest lists it, and the README's results say
-it is not in them. Publishing the run again once it has finished puts it in. Then, each file written
-whole or not at all:
+:data:`fer_utils.experiments.EXPERIMENTS` has its metrics, predictions and history, and
+notebook 06 exported the shipped models. Then, each file written whole or not at all:
 
     run/notebooks/NN_*.ipynb         -> notebooks/            (the executed notebooks, with outputs; a
                                                                "No committed outputs yet" note becomes a
@@ -24,25 +18,23 @@ whole or not at all:
     run/<training>/history.csv       -> results/<profile>/<training>_history.csv  (every training's:
                                                                the experiments', notebook 08's steps' and
                                                                the exercises'; older runs' removed)
-    run/<training>/machines.json     -> results/<profile>/<training>_machines.json  (which machine trained
-                                                               which epochs, where recorded)
     run/metrics/peers/*.json         -> results/<profile>/metrics/peers/  (the fer package's scores, if any)
     run/predictions/peers/*.npz      -> results/<profile>/predictions/peers/  (and its answers)
     run/shipped/*.keras              -> models/               (with a generated models/README.md;
                                                                a re-export of the same weights is not copied,
                                                                models the run does not ship are removed)
     the teacher notebooks, stubbed   -> student/              (the student copies, generated again:
-                                                               :mod:`fer_utils.machinery.classroom`)
+                                                               :mod:`fer_study.classroom`)
     a manifest                       -> results/published.json
     the results, computed            -> README.md, between README_BEGIN and README_END
 
 The manifest says which run the repository's results come from (profile, each notebook's
 parameters and papermill wall time, each experiment's accuracy and training time, each
 shipped model's sha256); the tests read it to check the shipped models against their metrics.
-A notebook's ``executed_in_s`` is the wall time of the execution that was kept: a notebook that
-resumed an interrupted training, or ran again after it, took less than its training did, which
-is why each notebook's ``train_seconds`` (the sum of the epoch times of every model it trains,
-across interruptions: :func:`fer_utils.experiment.training_time`) is there too.
+A notebook's ``executed_in_s`` is the wall time of the execution that was kept; a notebook executed
+over finished trainings takes less than its training did, which is why each notebook's
+``train_seconds`` (the sum of the epoch times of every model it trains:
+:func:`fer_utils.experiments.training_time`) is there too.
 """
 
 from __future__ import annotations
@@ -56,14 +48,16 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..data import repo_root
-from ..evaluate import read_metrics
-from ..history import MACHINES_FILE, machines_path
-from ..experiment import (EXPERIMENTS, PEER_METRICS, PEER_PREDICTIONS, TRAINED_IN, readme_results, training_notebook,
-                          described_cpu, trained_on, training_time)
+from fer_utils.compare import (describe_against_peer, describe_against_report, described_cpu, duration,
+                               describe_training_time, markdown_summary, stopping_verdicts, summary_table)
+from fer_utils.data import repo_root
+from fer_utils.evaluate import read_metrics
+from fer_utils.experiments import (EXPERIMENTS, PEER_METRICS, PEER_PREDICTIONS, history_file, read_peer, training_time)
+from fer_utils.history import read_history
 from .classroom import STUDENT_DIR, ExerciseError, student_copies, write_student_copies
-from .study import (PENDING_NOTE, PUBLISHED_NOTE, StudyError, notebook_numbers, notebooks, own_cells, papermill_record,
-                    published_cells, published_form, resolve, shown)
+from fer_utils.notebook import resolve, shown
+
+from .notebooks import notebooks, own_cells, papermill_record, published_cells, published_form
 
 MANIFEST = Path("results") / "published.json"
 #: The README's results lie between these lines; fer-publish writes them (:func:`write_readme_results`).
@@ -88,43 +82,19 @@ def _has_outputs(notebook: Path) -> bool:
     return any(cell.get("outputs") for cell in cells if cell.get("cell_type") == "code")
 
 
-def published_experiments(pending: tuple[str, ...] = ()) -> list[str]:
-    """The experiments of :data:`EXPERIMENTS` that a publication includes: all but those trained in a
-    ``pending`` notebook (two-digit numbers)."""
-    return [name for name in EXPERIMENTS if TRAINED_IN[name] not in pending]
-
-
 def check_run(run: Path, notebook_dir: Path | None = None,
-              experiments: list[str] | None = None, pending: tuple[str, ...] = ()) -> tuple[str, list[str]]:
+              experiments: list[str] | None = None) -> tuple[str, list[str]]:
     """The run's profile, and every reason it cannot be published (empty when it can).
 
-    ``pending``: numbers ("08") of notebooks left out of the publication (see the module's doc).
     Raises PublishError when ``run`` is not a directory at all."""
     run = Path(run)
     if not run.is_dir():
         raise PublishError(f"{shown(run)}: no such run directory")
-    pending = tuple(pending)
-    experiments = published_experiments(pending) if experiments is None else experiments
+    experiments = list(EXPERIMENTS) if experiments is None else experiments
     problems: list[str] = []
     profiles: set[str] = set()
-    listed = notebooks(notebook_dir)
-    for number in pending:
-        if not any(nb.name.startswith(number) for nb in listed):
-            problems.append(f"--pending {number}: no notebook has that number")
-    for nb in listed:
+    for nb in notebooks(notebook_dir):
         executed = run / "notebooks" / nb.name
-        if nb.stem[:2] in pending:
-            try:
-                finished = executed.exists() and bool(_notebook_run_info(executed)["end_time"])
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                finished = False  # being written: still running
-            if finished:
-                problems.append(f"notebooks/{nb.name}: finished in this run, so it is not pending: "
-                                f"publish it with the rest (leave out --pending {nb.stem[:2]})")
-            if _has_outputs(nb):
-                problems.append(f"notebooks/{nb.name}: pending, but the committed copy has outputs of an "
-                                "earlier run, which would then stand beside this one's")
-            continue
         if not executed.exists():
             problems.append(f"notebooks/{nb.name}: not executed in this run")
             continue
@@ -160,8 +130,7 @@ def check_run(run: Path, notebook_dir: Path | None = None,
         problems.append("shipped/*.keras: no exported model (notebook 06 writes them)")
     for model in shipped:
         if model.stem not in experiments:
-            problems.append(f"shipped/{model.name}: not a model of the experiments published"
-                            + (f" (notebook {', '.join(pending)} pending)" if pending else ""))
+            problems.append(f"shipped/{model.name}: not a model of the experiments published")
     if not sorted((run / "figures").glob("*.png")):
         problems.append("figures/*.png: no figures")
     try:  # publishing writes them again; the run's notebooks have the committed ones' cells (checked above)
@@ -255,14 +224,12 @@ def _experiment_entry(metrics_path: Path) -> dict:
             "best_epoch": p.get("best_epoch"), "train_seconds": p.get("train_seconds"),
             "wall_seconds": p.get("wall_seconds"), "precision": p.get("precision", "float32"),
             "finished_utc": p.get("finished_utc"), "test_time_augmentation": p.get("test_time_augmentation"),
-            "trained_on": trained_on(p)}
+            "trained_on": described_cpu(p.get("hardware") or {})}
 
 
 def models_readme(manifest: dict) -> str:
     """``models/README.md`` for the shipped models of ``manifest`` (generated, not hand-kept)."""
     profile = manifest["profile"]
-    # each model says where it trained (a carried run may change machines); files from before the
-    # experiments recorded it fall back on the manifest's machine (the baseline's)
     machine = described_cpu(manifest.get("hardware") or {}) or "an unrecorded machine"
     rows = []
     for name, model in manifest["models"].items():
@@ -288,18 +255,13 @@ def models_readme(manifest: dict) -> str:
                 f"({manifest['experiments'][with_tta[0]]['test_time_augmentation']}): predict the same way with "
                 "`fer_utils.beyond.tta_probabilities(model, faces_uint8)` or `fer-predict --model ... --tta`; "
                 "a plain `model.predict` sees only the centre crop and scores a little lower.")
-    withdrawn = manifest.get("withdrawn")
-    warning = [f"> **Withdrawn results ({withdrawn['date']}).** {withdrawn['reason']} These models stay only so "
-               "that `fer-predict` and notebook 07 have something to run until a run on canonical data "
-               "replaces them; their accuracies describe nothing about FER-2013.", ""] if withdrawn else []
     return "\n".join([
         "# Shipped models",
         "",
-        *warning,
         f"Exported by notebook 06 of the `{profile}` run (`{manifest['run_dir']}`, finished "
-        f"{manifest['run_finished_utc']}) and copied here by `python -m fer_utils.machinery.publish`; "
+        f"{manifest['run_finished_utc']}) and copied here by `fer-publish`; "
         f"their metrics are in `results/{profile}/metrics/`. This file is generated: edit "
-        "`fer_utils/machinery/publish.py`, not this file.",
+        "`fer_study/publish.py`, not this file.",
         "",
         "| file | experiment | PrivateTest accuracy (95 % CI) | size | sha256 begins |",
         "|---|---|---|---|---|",
@@ -331,29 +293,26 @@ def models_readme(manifest: dict) -> str:
 
 
 def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
-            notebook_dir: str | os.PathLike | None = None, pending: tuple[str, ...] = ()) -> dict:
+            notebook_dir: str | os.PathLike | None = None) -> dict:
     """Check ``run`` and copy it into the repository at ``root``; returns the manifest written.
 
-    ``pending``: numbers ("08") of notebooks left out, still running (see the module's doc).
     Raises PublishError (listing every problem) before anything is copied when the run is incomplete.
     """
     run = Path(run)
     root = Path(root) if root is not None else repo_root()
     notebook_dir = Path(notebook_dir) if notebook_dir is not None else root / "notebooks"
-    pending = tuple(pending)
-    profile, problems = check_run(run, notebook_dir, pending=pending)
+    profile, problems = check_run(run, notebook_dir)
     if problems:
         raise PublishError(f"{shown(run)} is not ready to publish:\n" + "\n".join(f"  {p}" for p in problems))
 
     listed = notebooks(notebook_dir)
-    executed = {nb.name: _notebook_run_info(run / "notebooks" / nb.name) for nb in listed
-                if nb.stem[:2] not in pending}
+    executed = {nb.name: _notebook_run_info(run / "notebooks" / nb.name) for nb in listed}
     for name in executed:
         _copy_notebook(run / "notebooks" / name, notebook_dir / name)
     # publishing rewrites a notebook's first note (the run it comes from), which the student copy carries
     write_student_copies(root / STUDENT_DIR, notebook_dir)
 
-    figures = [f for f in sorted((run / "figures").glob("*.png")) if f.name[:2] not in pending]
+    figures = sorted((run / "figures").glob("*.png"))
     new_names = {f.name for f in figures}
     removed = [old.name for old in sorted((root / "figures").glob("[0-9][0-9]_*.png"))
                if old.name not in new_names]
@@ -364,27 +323,16 @@ def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
 
     results = root / "results" / profile
     experiments = {}
-    included = published_experiments(pending)
     for name in EXPERIMENTS:
-        if name not in included:  # an older run's numbers must not stand beside these
-            for old in (results / "metrics" / f"{name}.json", results / "predictions" / f"{name}.npz"):
-                old.unlink(missing_ok=True)
-            continue
         _copy(run / "metrics" / f"{name}.json", results / "metrics" / f"{name}.json")
         _copy(run / "predictions" / f"{name}.npz", results / "predictions" / f"{name}.npz")
         experiments[name] = _experiment_entry(results / "metrics" / f"{name}.json")
-    histories = {path.parent.name for path in run.glob("*/history.csv")
-                 if training_notebook(path.parent.name) not in pending}
-    for old in sorted([*results.glob("*_history.csv"), *results.glob(f"*_{MACHINES_FILE}")]):
-        if old.name[: old.name.rindex("_")] not in histories:
+    histories = {path.parent.name for path in run.glob("*/history.csv")}
+    for old in sorted(results.glob("*_history.csv")):
+        if old.name[: -len("_history.csv")] not in histories:
             old.unlink()  # a training of an older run that this run did not do
     for name in sorted(histories):  # every training's, the steps and exercises included: what the run cost
         _copy(run / name / "history.csv", results / f"{name}_history.csv")
-        machines = machines_path(results / f"{name}_history.csv")  # which machine trained which epochs, where recorded
-        if (run / name / MACHINES_FILE).exists():
-            _copy(run / name / MACHINES_FILE, machines)
-        else:
-            machines.unlink(missing_ok=True)
     times = training_time(results)
     for folder, pattern in ((PEER_METRICS.parent, "*.json"), (PEER_PREDICTIONS.parent, "*.npz")):
         for old in sorted((results / folder).glob(pattern)):
@@ -420,7 +368,6 @@ def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
                              "end_time": info["end_time"]} for name, info in executed.items()},
         "experiments": experiments,
         "models": models,
-        "pending": [nb.name for nb in listed if nb.stem[:2] in pending],
         "figures_removed": removed,
         "models_removed": models_removed,
     }
@@ -428,6 +375,49 @@ def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
     _write_text(root / "models" / "README.md", models_readme(manifest))
     write_readme_results(root, readme_results(results, manifest))
     return manifest
+
+
+def readme_results(results: str | os.PathLike, manifest: dict) -> str:
+    """The README's results for a published run, computed from its files: which run and machine and
+    how long it took (``manifest``: ``results/published.json``), :func:`markdown_summary`, the
+    sentences of :func:`describe_against_report`, the baseline's curve against the report's
+    (:func:`fer_utils.train.compare_with_report_curve`), how each training ended
+    (:func:`stopping_verdicts`) and, where notebook 06 scored it, :func:`describe_against_peer`.
+    ``fer-publish`` writes it into the README, and a test checks the README still holds it, so
+    no number there can drift from its metrics file."""
+    table = summary_table(results)
+    hardware = manifest.get("hardware", {})
+    machine = f"{hardware.get('cpu', 'an unrecorded CPU')}, {hardware.get('cpu_count', '?')} cores"
+    accelerators = hardware.get("accelerators") or []
+    if accelerators:
+        names = [a.get("name", "?") if isinstance(a, dict) else str(a) for a in accelerators]
+        machine += f", {', '.join(names)}"
+    notebooks = manifest.get("notebooks", {})
+    train = duration(sum(n.get("train_seconds") or 0 for n in notebooks.values()))
+    wall = duration(sum(n.get("executed_in_s") or 0 for n in notebooks.values()))
+    lines = [f"The `{manifest['profile']}` run, finished {manifest['run_finished_utc']} on {machine}: "
+             f"{train} of training (the epochs' times, summed), and "
+             f"{wall} for the notebooks' kept executions. Computed by `fer-publish` from "
+             f"`results/{manifest['profile']}/`; the run's notebooks say more.", "", markdown_summary(table),
+             "", "What it cost:", ""]
+    lines += [f"- {line}" for line in describe_training_time(training_time(results)).splitlines()]
+    lines += ["", "Against the source report:", ""]
+    lines += [f"- {line}" for line in describe_against_report(table, results).splitlines()]
+    baseline = read_history(history_file(results, "baseline"))
+    if baseline.get("val_accuracy"):
+        from fer_utils.train import compare_with_report_curve
+
+        lines += ["", "The baseline's PublicTest curve against the report's:", ""]
+        lines += [f"- {line}" for line in compare_with_report_curve(baseline).splitlines()]
+    stopping = stopping_verdicts(results, list(table.index))
+    if stopping:
+        lines += ["", "How each training ended (from its PublicTest curve):", ""]
+        lines += [f"- {line}" for line in stopping]
+    peer = read_peer(results)
+    if peer is not None:
+        lines += ["", "Against a peer readers will try:", ""]
+        lines += [f"- {line}" for line in describe_against_peer(table, peer, results).splitlines()]
+    return "\n".join(lines)
 
 
 def readme_results_block(readme: str) -> str | None:
@@ -452,60 +442,31 @@ def write_readme_results(root: Path, text: str) -> bool:
     return True
 
 
-def withdraw(reason: str, date: str, root: str | os.PathLike | None = None) -> dict:
-    """Mark the published run as withdrawn (its results must not be read as findings): the manifest
-    records ``reason`` and ``date``, and ``models/README.md`` is regenerated with the warning. The
-    files stay as a record until a new run is published over them (which clears the mark)."""
-    root = Path(root) if root is not None else repo_root()
-    manifest = read_manifest(root)
-    manifest["withdrawn"] = {"date": date, "reason": reason}
-    _write_text(root / MANIFEST, json.dumps(manifest, indent=2) + "\n")
-    _write_text(root / "models" / "README.md", models_readme(manifest))
-    write_readme_results(root, withdrawn_results(manifest))
-    return manifest
-
-
-def withdrawn_results(manifest: dict) -> str:
-    """What the README's results say while the published run is withdrawn: no number of it."""
-    w = manifest["withdrawn"]
-    reason = w["reason"].strip()
-    reason = reason if reason.endswith(".") else reason + "."
-    return (f"No results are published. The `{manifest['profile']}` run published last was withdrawn on "
-            f"{w['date']}. {reason} Its files stay in `results/{manifest['profile']}/` as a record.")
-
-
 def read_manifest(root: str | os.PathLike | None = None) -> dict:
     """``results/published.json``: which run the repository's results come from."""
     path = (Path(root) if root is not None else repo_root()) / MANIFEST
     if not path.exists():
         raise FileNotFoundError(f"{MANIFEST.as_posix()} not found: publish a run first "
-                                "(python -m fer_utils.machinery.publish runs/<profile>)")
+                                "(fer-publish runs/<profile>)")
     return json.loads(path.read_text())
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point (``python -m fer_utils.machinery.publish`` or ``fer-publish``)."""
+    """Command-line entry point (``fer-publish`` or ``fer-publish``)."""
     parser = argparse.ArgumentParser(prog="fer-publish", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="the run directory, e.g. runs/reference (relative: to the repository)")
     parser.add_argument("--check", action="store_true", help="only list what keeps the run from being published")
-    parser.add_argument("--pending", default="", metavar="NN[,NN]",
-                        help="notebooks (numbers, comma-separated) left out because they are still running, "
-                             "e.g. 08: publish the rest now, and the whole run again once they finish")
     args = parser.parse_args(argv)
     run = resolve(args.run_dir)
     try:
-        pending = tuple(notebook_numbers(args.pending, "--pending"))
-    except StudyError as exc:
-        parser.error(str(exc))
-    try:
         if args.check:
-            profile, problems = check_run(run, pending=pending)
+            profile, problems = check_run(run)
             for p in problems:
                 print(p)
             print(f"{shown(run)} ({profile or 'profile unknown'}): "
                   + ("ready to publish" if not problems else f"{len(problems)} problem(s)"))
             return 0 if not problems else 1
-        manifest = publish(run, pending=pending)
+        manifest = publish(run)
     except PublishError as exc:
         print(f"fer-publish: {exc}", file=sys.stderr)
         return 2
@@ -514,8 +475,7 @@ def main(argv: list[str] | None = None) -> int:
           f"into results/{manifest['profile']}/, models {', '.join(manifest['models'])}, "
           f"student copies into {STUDENT_DIR}/; "
           f"{len(manifest['figures_removed'])} figure(s) and {len(manifest['models_removed'])} model(s) "
-          "of older runs removed"
-          + (f"; pending: {', '.join(manifest['pending'])}" if manifest["pending"] else ""))
+          "of older runs removed")
     return 0
 
 

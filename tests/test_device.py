@@ -1,4 +1,4 @@
-"""fer_utils.machinery.backend: device facts and the one gradient step, on whichever Keras backend is installed."""
+"""fer_utils.device: device facts and the one gradient step, on whichever Keras backend is installed."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from fer_utils.machinery import backend
+from fer_utils import device as backend
 
 
 def test_device_info_on_this_machine():

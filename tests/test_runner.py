@@ -1,4 +1,4 @@
-"""fer_utils.machinery.study (the papermill runner) and the rules every notebook keeps."""
+"""fer_study.runner (the papermill runner) and the rules every notebook keeps."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import nbformat
 import pytest
 
 from conftest import SMOKE_TIMES
-from fer_utils.machinery import study
+from fer_study import notebooks as nbfiles
+from fer_study import runner as study
 from fer_utils.data import repo_root
 from fer_utils.model import BASELINE_PARAMS, build_vgg
-from fer_utils.machinery.study import StudyError
-from fer_utils.experiment import read_peer
+from fer_study.runner import StudyError
+from fer_utils.experiments import read_peer
 
 NOTEBOOKS = study.notebooks()
 
@@ -182,7 +183,7 @@ def test_finished_already_survives_publishing_the_run(tmp_path):
     """fer-publish rewrites the source's "No committed outputs yet" note; a run executed before that is
     still the same notebook, and continuing the run must not train it again (it did once, truncating a
     finished training's history before it was stopped). Any other change of a markdown cell counts."""
-    pending = (f"# Title\n\n{study.PENDING_NOTE} Earlier outputs were withdrawn.\n> Run it yourself.\n\n"
+    pending = (f"# Title\n\n{nbfiles.PENDING_NOTE} Earlier outputs were withdrawn.\n> Run it yourself.\n\n"
                "Read on.")
     code = {"cell_type": "code", "source": "x = 1", "metadata": {}}
     meta = {"papermill": {"parameters": {"x": 2}, "end_time": "2026-11-28T10:00:00", "exception": None}}
@@ -195,8 +196,8 @@ def test_finished_already_survives_publishing_the_run(tmp_path):
         return study.finished_already(tmp_path / "nb.ipynb", tmp_path / "done.ipynb", {"x": 2})
 
     assert source_says(pending)
-    assert source_says(f"# Title\n\n{study.PUBLISHED_NOTE}\n\nRead on.")  # as fer-publish leaves it
-    assert not source_says(f"# Title\n\n{study.PUBLISHED_NOTE}\n\nRead on, and more.")
+    assert source_says(f"# Title\n\n{nbfiles.PUBLISHED_NOTE}\n\nRead on.")  # as fer-publish leaves it
+    assert not source_says(f"# Title\n\n{nbfiles.PUBLISHED_NOTE}\n\nRead on, and more.")
     assert not source_says("# Another title\n\nRead on.")
 
 
@@ -311,7 +312,7 @@ def _student_copies_run(teacher_run: Path, tmp_path: Path) -> None:
     trained models are found, not trained again): every exercise cell raises "Your turn", nothing else fails."""
     import shutil
 
-    from fer_utils.machinery.classroom import EXERCISE_TAG, STUDENT_DIR
+    from fer_study.classroom import EXERCISE_TAG, STUDENT_DIR
 
     run_dir = tmp_path / "student_run"
     shutil.copytree(teacher_run, run_dir)
@@ -330,22 +331,37 @@ def _student_copies_run(teacher_run: Path, tmp_path: Path) -> None:
         assert not any("papermill-error-cell-tag" in c.metadata.get("tags", []) for c in executed.cells)
 
 
-def test_run_banner_puts_the_data_verdict_first():
-    from types import SimpleNamespace
+def test_data_path_travels_as_each_notebooks_data_dir_parameter(tmp_path, monkeypatch, capsys):
+    copy = tmp_path / "fer2013.csv"
+    copy.write_text("emotion,pixels,Usage\n")
+    steps = study.plan("smoke", tmp_path / "run", {}, data=copy)
+    with_data = {nb.stem[:2]: params.get("data_dir") for nb, _, params in steps}
+    declared = {nb.stem[:2] for nb, _, _ in steps if "data_dir" in study.parameter_names(nb)}
+    assert declared and {n: with_data[n] for n in declared} == {n: str(copy) for n in declared}
+    assert all("data_dir" not in params for nb, _, params in study.plan("smoke", tmp_path / "run", {}))
+    seen = {}
+    monkeypatch.setattr(study, "plan", lambda *a, **k: seen.setdefault("data", a[5] if len(a) > 5 else k.get("data")) and [])
+    monkeypatch.setattr(study, "in_reading_order", lambda steps: steps)
+    with pytest.raises(StudyError, match=r"--data .*nowhere: no such file or folder"):
+        study.run("smoke", tmp_path / "run", data=tmp_path / "nowhere")
+    monkeypatch.chdir(tmp_path)  # a relative path means relative to where fer-study was called
+    study.run("smoke", tmp_path / "run", data="fer2013.csv")
+    assert seen["data"] == copy.resolve()
 
-    import keras
 
-    verdict = SimpleNamespace(summary=lambda: "data differs from canonical FER-2013: 0 of 3 images match")
-    data = SimpleNamespace(source="image folders (x)", verification=verdict)
-    lines = study.run_banner("smoke", data).splitlines()
-    assert lines[0] == "data differs from canonical FER-2013: 0 of 3 images match"
-    assert lines[1].startswith("Run: profile 'smoke' · data: image folders (x)")
-    skipped = SimpleNamespace(source="csv (x)", verification=None)
-    assert study.run_banner("smoke", skipped).startswith("data not verified")
-    assert study.run_banner("smoke", "photos").startswith("Run: profile 'smoke' · data: photos")
-    # the backend, the device and the precision in force
-    assert f"Keras backend {keras.backend.backend()} on CPU " in lines[1] and "cores, no GPU" in lines[1]
-    assert " · precision float32 · " in lines[1]
+def test_cache_and_verification_mode_reach_the_kernels(monkeypatch, tmp_path):
+    import os
+
+    from fer_utils.data import CACHE_ENV
+    from fer_utils.verify import VERIFY_ENV
+
+    seen = {}
+    monkeypatch.setenv(VERIFY_ENV, "warn")  # restored after the test, whatever main sets
+    monkeypatch.setenv(CACHE_ENV, "elsewhere")
+    monkeypatch.setattr(study, "run", lambda *a, **k: seen.update(
+        verify=os.environ.get(VERIFY_ENV), cache=os.environ.get(CACHE_ENV), data=k.get("data")))
+    assert study.main(["--profile", "smoke", "--verify", "off", "--cache", str(tmp_path / "c"), "--data", "x.csv"]) == 0
+    assert seen == {"verify": "off", "cache": str(tmp_path / "c"), "data": "x.csv"}
 
 
 def test_strict_data_flag_reaches_the_kernels(monkeypatch):
@@ -412,51 +428,6 @@ def test_notebooks_run_after_what_they_read_the_summary_last():
         mp.setitem(study.READS, "01", ("06",))
         with pytest.raises(study.StudyError, match="no order to run these notebooks in: 01_base, 06_sum"):
             study.in_reading_order(only_some)
-
-
-def test_defer_runs_a_long_notebook_last_and_its_readers_before_and_after_it():
-    names = ("00_data", "01_base", "02_under", "03_over", "04_aug", "05_cam", "06_sum", "07_predict", "08_beyond")
-    steps = [(Path(f"{name}.ipynb"), Path("out"), {}) for name in names]
-    order = [nb.stem[:2] for nb, _, _ in study.deferred_order(steps, {"08"})]
-    assert order == ["00", "01", "02", "03", "04", "05", "06", "07", "08", "06"]
-    # a notebook READS does not list reads every lower-numbered one, the deferred one included
-    order = [nb.stem[:2] for nb, _, _ in study.deferred_order(steps + [(Path("09_new.ipynb"), Path("o"), {})], {"08"})]
-    assert order == ["00", "01", "02", "03", "04", "05", "06", "07", "09", "08", "06", "09"]
-    assert study.reads_any("06_sum", {"08"}) and not study.reads_any("07_predict", {"08"})
-
-
-def test_defer_runs_the_summary_again_after_the_deferred_notebook_and_resumes(tmp_path, capsys):
-    names = ("00_a.ipynb", "06_sum.ipynb", "08_long.ipynb")
-    folder, profiles = tiny_study(tmp_path, names,
-                                  "import pathlib\npathlib.Path('order.txt').open('a').write(me + '\\n')", '\nme = ""')
-    for name in names:  # each notebook appends its own name to order.txt as it runs
-        nb = nbformat.read(folder / name, as_version=4)
-        nb.cells[0].source = nb.cells[0].source.replace('me = ""', f'me = "{name[:-6]}"')
-        nbformat.write(nb, folder / name)
-    executed = tmp_path / "run" / "notebooks"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(study, "load_profiles", lambda path=None: study.tomllib.loads(profiles.read_text()))
-        study.run("x", tmp_path / "run", notebook_dir=folder, defer=["08"])
-        assert (folder / "order.txt").read_text().split() == ["00_a", "06_sum", "08_long", "06_sum"]
-        out = capsys.readouterr().out
-        assert "), again now that the deferred notebooks have run ..." in out.split("[4/4] 06_sum (profile='x'")[1]
-
-        study.run("x", tmp_path / "run", notebook_dir=folder, defer=["08"], skip_finished=True)
-        out = capsys.readouterr().out
-        assert out.count("not run again") == 4 and "06_sum: finished in" in out
-        assert "after the deferred notebooks, not run again" in out
-        assert len((folder / "order.txt").read_text().split()) == 4  # nothing ran
-
-        (executed / "08_long.ipynb").unlink()  # 08 interrupted: it runs, and the summary once more after it
-        study.run("x", tmp_path / "run", notebook_dir=folder, defer=["08"], skip_finished=True)
-        assert (folder / "order.txt").read_text().split()[4:] == ["08_long", "06_sum"]
-
-        with pytest.raises(StudyError, match="leave out --jobs"):
-            study.run("x", tmp_path / "run", notebook_dir=folder, defer=["08"], jobs=2)
-        with pytest.raises(StudyError, match="--defer 07: no notebook of this run has that number"):
-            study.run("x", tmp_path / "run", notebook_dir=folder, defer=["07"])
-    assert study.main(["--defer", "beyond", "--profile", "smoke"]) == 2
-    assert "give notebook numbers such as 08" in capsys.readouterr().err
 
 
 def test_the_real_study_plans_the_summary_after_notebook_08(tmp_path):

@@ -20,24 +20,14 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ..experiment import training_notebook, training_order
-from ..history import describe_machines, machines_path, read_machines
-
-#: The notebook parameter that caps each training folder's epochs (a number: a fixed count).
-EPOCHS_PARAMETER: dict[str, str | int] = {
-    "baseline": "epochs", "undersample": "epochs", "exercise_undersample_twice": 3,
-    "oversample": "epochs_oversample", "class_weights": "epochs_class_weights",
-    "augment_report": "epochs_report", "augment_face": "epochs_face",
-    "beyond_vgg": "epochs_step", "beyond_sgd": "epochs_step", "beyond_strong": "epochs_step",
-    "beyond_smooth": "epochs_step", "beyond": "epochs_final",
-}
+from fer_utils.experiments import EPOCHS_PARAMETER, training_notebook, training_order
 
 
 def epoch_caps(steps: list[tuple[Path, Path, dict]]) -> dict[str, int]:
     """For each training folder, its epoch cap under the parameters of the run's ``steps``
-    (:func:`fer_utils.machinery.study.plan`; a parameter the profile does not set keeps the notebook's
+    (:func:`fer_study.runner.plan`; a parameter the profile does not set keeps the notebook's
     own value); folders whose notebook is not in the run are left out."""
-    from .study import parameter_names
+    from .notebooks import parameter_names
 
     by_notebook = {nb.stem[:2]: {**parameter_names(nb), **params} for nb, _, params in steps}
     caps = {}
@@ -152,7 +142,7 @@ def notebook_state(executed: Path) -> str:
     again over finished trainings takes seconds, so its trainings' time is in :func:`run_status`'s lines for
     them), ``failed``, ``running or interrupted``,
     ``not run`` or ``unreadable`` for an executed notebook path, from papermill's metadata in it."""
-    from .study import papermill_record
+    from .notebooks import papermill_record
 
     if not executed.exists():
         return "not run"
@@ -174,13 +164,14 @@ def run_status(run: str | os.PathLike, steps: list[tuple[Path, Path, dict]], now
     is now, with these parameters, says that ``--skip-finished`` runs it again), each training
     (:func:`describe_epochs`, ``finished`` where its ``done.json`` exists, and how long ago its last
     epoch landed), and the training time so far."""
-    from ..experiment import describe_training_time, training_time
+    from fer_utils.compare import describe_training_time
+    from fer_utils.experiments import training_time
 
     run = Path(run)
     now = time.time() if now is None else now
     if not run.is_dir():
         return f"{run.name}: no such run directory yet (nothing has run)"
-    from .study import finished_already
+    from .notebooks import finished_already
 
     caps = epoch_caps(steps)
     lines = ["notebooks:"]
@@ -203,7 +194,5 @@ def run_status(run: str | os.PathLike, steps: list[tuple[Path, Path, dict]], now
             ago = _duration(max(0.0, now - path.stat().st_mtime))
             line += f" · last epoch {ago} ago" if rows else f" · started {ago} ago"
         lines.append(f"  {line}")
-        if machines_path(path).exists():  # trainings from before machines were recorded have none
-            lines.append(f"    {describe_machines(read_machines(path))}")
     lines.append(describe_training_time(training_time(run)))
     return "\n".join(lines)

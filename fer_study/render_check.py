@@ -14,7 +14,7 @@ downloaded at run time) driven by Playwright, and for each one checks that
 It saves a screenshot of each notebook (at its first figure, else its top) and a ``render_check.json``
 with the counts, for the reader of the check::
 
-    python -m fer_utils.machinery.render_check            # into figures/render_check/
+    python -m fer_study.render_check            # into figures/render_check/
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import nbformat
 
-from ..data import repo_root
+from fer_utils.data import repo_root
 
 #: Where the screenshots and the summary go, relative to the repository.
 DEFAULT_OUT = "figures/render_check"
@@ -222,14 +222,14 @@ def _check_one(browser, lab: _Lab, path: Path, root: Path, out_dir: Path, timeou
 def committed_notebooks() -> list[Path]:
     """The teacher's and the students' notebooks, in that order."""
     from .classroom import STUDENT_DIR
-    from .study import notebooks
+    from .notebooks import notebooks
 
     return notebooks() + notebooks(repo_root() / STUDENT_DIR)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m fer_utils.machinery.render_check [--out DIR] [NOTEBOOK ...]``."""
-    parser = argparse.ArgumentParser(prog="python -m fer_utils.machinery.render_check",
+    """``python -m fer_study.render_check [--out DIR] [NOTEBOOK ...]``."""
+    parser = argparse.ArgumentParser(prog="python -m fer_study.render_check",
                                      description="Open the notebooks in JupyterLab in Chromium and check they render.")
     parser.add_argument("notebooks", nargs="*", help="default: every notebook in notebooks/ and student/")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"screenshots and summary (default: {DEFAULT_OUT})")

@@ -12,8 +12,8 @@ tags the cell ``raises-exception`` (so JupyterLab's "run all", nbclient and the 
 past it; no later cell uses what an exercise computes), and clears every output. The copies are
 generated, never edited by hand::
 
-    python -m fer_utils.machinery.classroom            # write student/
-    python -m fer_utils.machinery.classroom --check    # exit 1 when student/ is out of date
+    python -m fer_study.classroom            # write student/
+    python -m fer_study.classroom --check    # exit 1 when student/ is out of date
 """
 
 from __future__ import annotations
@@ -26,15 +26,15 @@ from pathlib import Path
 
 import nbformat
 
-from ..data import repo_root
-from .study import StudyError, notebooks
+from fer_utils.data import repo_root
+from .notebooks import StudyError, notebooks
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 #: The tag of an exercise's code cell, and the tag that lets a cell raise without stopping a run.
 EXERCISE_TAG, RAISES_TAG = "exercise", "raises-exception"
 #: Where the student copies go, relative to the repository.
 STUDENT_DIR = "student"
-GENERATED_NOTE = ("*Student copy, generated from `notebooks/{name}` by `python -m fer_utils.machinery.classroom`: "
+GENERATED_NOTE = ("*Student copy, generated from `notebooks/{name}` by `python -m fer_study.classroom`: "
                   "edit the teacher's notebook, not this one. Each exercise cell raises \"Your turn\" until you "
                   "answer it; the rest of the notebook runs without your answers.*")
 
@@ -177,8 +177,8 @@ def stale_copies(dest_dir: str | os.PathLike | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m fer_utils.machinery.classroom [--check] [DEST]``."""
-    parser = argparse.ArgumentParser(prog="python -m fer_utils.machinery.classroom",
+    """``python -m fer_study.classroom [--check] [DEST]``."""
+    parser = argparse.ArgumentParser(prog="python -m fer_study.classroom",
                                      description="Generate (or check) the student copies of the notebooks.")
     parser.add_argument("dest", nargs="?", default=None, help=f"default: {STUDENT_DIR}/ in the repository")
     parser.add_argument("--check", action="store_true", help="only check that the copies are up to date")
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             for line in problems:
                 print(f"student copy {line}", file=sys.stderr)
             if problems:
-                print("regenerate them: python -m fer_utils.machinery.classroom", file=sys.stderr)
+                print("regenerate them: python -m fer_study.classroom", file=sys.stderr)
             return 1 if problems else 0
         for path in write_student_copies(args.dest):
             print(f"wrote {path.name}")

@@ -1,22 +1,22 @@
 """Run the study's notebooks in order with papermill, under a named parameter profile.
 
 The order is the notebooks' numbers, except that a notebook runs after those whose results it reads
-(:data:`READS`): the results summary, 06, runs after notebook 08, so that its table holds every model.
-With ``--defer 08``, notebook 08 runs last instead, and 06 both before it and after it.
+(:data:`fer_utils.experiments.READS`): the results summary, 06, runs after notebook 08, so that its
+table holds every model.
 
-    python -m fer_utils.machinery.study                       # default profile (reference), into runs/reference
-    python -m fer_utils.machinery.study --skip-finished       # continue it after an interruption
-    python -m fer_utils.machinery.study --status              # where it stands (runs nothing)
-    python -m fer_utils.machinery.study --defer 08            # 08 last: 06 runs before it and again after
-    python -m fer_utils.machinery.study --profile smoke       # CI's profile, into runs/smoke
-    python -m fer_utils.machinery.study --profile full --run-dir runs/gpu -p epochs=60 --only 01
-    python -m fer_utils.machinery.study --profile gpu --backend jax --jobs 4   # a GPU machine
+    fer-study                                   # default profile (reference), into runs/reference
+    fer-study --data ~/data/fer2013.csv         # a copy of FER-2013 elsewhere (else FER2013_DIR)
+    fer-study --skip-finished                   # continue it after an interruption
+    fer-study --status                          # where it stands (runs nothing)
+    fer-study --profile smoke                   # CI's profile, into runs/smoke
+    fer-study --profile full --run-dir runs/gpu -p epochs=60 --only 01
+    fer-study --profile gpu --backend jax --jobs 4   # a GPU machine
 
 Each notebook is executed into ``<run dir>/notebooks/``; metrics, figures and
 models land in the run directory. Parameter names are checked against each
 notebook's ``parameters`` cell before anything runs: an unknown name is an error.
 While a notebook runs, the runner prints a line for every epoch a training finishes, with the
-time its cap still allows (:mod:`fer_utils.machinery.progress`). On a failure the runner stops
+time its cap still allows (:mod:`fer_study.progress`). On a failure the runner stops
 and prints the path of the executed notebook that holds the error. With ``--jobs N``, up to N
 notebooks run at once, each as soon as the notebooks whose results it reads (:data:`READS`) have
 finished.
@@ -33,71 +33,23 @@ import time
 import tomllib
 from pathlib import Path
 
-from .backend import BACKENDS
-from ..data import repo_root
+from fer_utils.data import DATA_ENV, repo_root
+from fer_utils.device import BACKENDS
+from fer_utils.experiments import READS
+from fer_utils.notebook import resolve, shown
+from fer_utils.verify import MODES, VERIFY_ENV
 
-NOTEBOOK_DIR = "notebooks"
+from .notebooks import StudyError, finished_already, notebooks, papermill_record, parameter_names
+
 PROFILES_FILE = Path(__file__).with_name("profiles.toml")
 DEFAULT_PROFILE = "reference"
 KERNEL = "python3"
-
-
-class StudyError(RuntimeError):
-    """A problem with the runner's input (profile, parameter, notebook), in one line."""
-
-
-def resolve(path: str | os.PathLike) -> Path:
-    """A path as the study means it: relative paths are relative to the repository root."""
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else repo_root() / path
-
-
-def shown(path: str | os.PathLike) -> str:
-    """A path for printing: relative to the repository when inside it (no machine paths)."""
-    path = Path(path)
-    try:
-        return path.resolve().relative_to(repo_root()).as_posix()
-    except ValueError:
-        return os.path.relpath(path)
 
 
 def load_profiles(path: str | os.PathLike = PROFILES_FILE) -> dict:
     """All profiles from the TOML file."""
     with open(path, "rb") as handle:
         return tomllib.load(handle)
-
-
-def notebooks(directory: str | os.PathLike | None = None) -> list[Path]:
-    """The numbered notebooks (``NN_name.ipynb``), in order."""
-    directory = Path(directory) if directory else repo_root() / NOTEBOOK_DIR
-    found = sorted(p for p in directory.glob("[0-9][0-9]_*.ipynb"))
-    if not found:
-        raise StudyError(f"{shown(directory)}: no numbered notebooks (NN_name.ipynb)")
-    return found
-
-
-def parameter_names(notebook: str | os.PathLike) -> dict[str, object]:
-    """Names and literal values of the notebook's cell tagged ``parameters``.
-
-    Raises StudyError when there is not exactly one such cell or it holds anything
-    but ``name = literal`` assignments.
-    """
-    nb = json.loads(Path(notebook).read_text())
-    cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if len(cells) != 1:
-        raise StudyError(f"{Path(notebook).name}: expected one cell tagged 'parameters', found {len(cells)}")
-    source = "".join(cells[0]["source"])
-    values: dict[str, object] = {}
-    for node in ast.parse(source).body:
-        if not (isinstance(node, ast.Assign) and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name)):
-            raise StudyError(f"{Path(notebook).name}: the parameters cell may hold only 'name = literal' lines")
-        try:
-            values[node.targets[0].id] = ast.literal_eval(node.value)
-        except ValueError:
-            raise StudyError(
-                f"{Path(notebook).name}: parameter {node.targets[0].id} is not a literal") from None
-    return values
 
 
 def parameters_for(profile: str, notebook: Path, overrides: dict[str, object],
@@ -140,17 +92,15 @@ def parse_override(text: str) -> tuple[str, object]:
 
 def plan(profile: str, run_dir: Path, overrides: dict[str, object], only: list[str] | None = None,
          notebook_dir: str | os.PathLike | None = None,
-         defer: list[str] | None = None) -> list[tuple[Path, Path, dict]]:
+         data: str | os.PathLike | None = None) -> list[tuple[Path, Path, dict]]:
     """Check everything before running: ``[(notebook, executed copy, parameters), ...]`` in the order
-    they run (:func:`in_reading_order`, or :func:`deferred_order` with ``defer``: notebook numbers)."""
+    they run (:func:`in_reading_order`). ``data``: the FER-2013 copy every notebook that declares
+    ``data_dir`` reads (an absolute path); None leaves the notebooks' default (``FER2013_DIR``)."""
     chosen = notebooks(notebook_dir)
     if only:
         chosen = [nb for nb in chosen if any(nb.name.startswith(o) for o in only)]
         if not chosen:
             raise StudyError(f"--only {','.join(only)} matches no notebook")
-    for number in defer or []:
-        if not any(nb.name.startswith(number) for nb in chosen):
-            raise StudyError(f"--defer {number}: no notebook of this run has that number")
     declared_anywhere: set[str] = set()
     steps = []
     for nb in chosen:
@@ -159,11 +109,13 @@ def plan(profile: str, run_dir: Path, overrides: dict[str, object], only: list[s
         params = parameters_for(profile, nb, overrides)
         if "run_dir" in declared:
             params["run_dir"] = shown(run_dir)
+        if data is not None and "data_dir" in declared:
+            params["data_dir"] = str(data)
         steps.append((nb, run_dir / "notebooks" / nb.name, params))
     unknown = sorted(set(overrides) - declared_anywhere)
     if unknown:
         raise StudyError(f"-p {', '.join(unknown)}: no notebook of this run declares that parameter")
-    return deferred_order(steps, set(defer)) if defer else in_reading_order(steps)
+    return in_reading_order(steps)
 
 
 def _relative_paths_in_metadata(notebook: Path) -> None:
@@ -197,104 +149,12 @@ def _only_expected_errors(executed: Path) -> bool:
     return True
 
 
-def own_cells(nb: dict) -> list[dict]:
-    """Every cell of ``nb`` but the one papermill injects the parameters into: the cells a run's executed
-    copy shares with its source notebook."""
-    return [c for c in nb.get("cells", []) if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
-
-
-def notebook_cells(nb: dict) -> list[tuple[str, str]]:
-    """(type, source) of every cell but the one papermill injects the parameters into."""
-    return [(c["cell_type"], "".join(c["source"])) for c in own_cells(nb)]
-
-
 def _ended(executed: Path) -> str:
     """When an executed notebook finished (papermill's ISO ``end_time``), or "" when it has not."""
     try:
         return str(papermill_record(json.loads(executed.read_text())).get("end_time") or "")
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return ""
-
-
-def papermill_record(notebook: dict) -> dict:
-    """What papermill wrote into an executed notebook's metadata: ``parameters``, ``duration``,
-    ``end_time`` (empty until it finished) and ``exception`` (true when a cell failed)."""
-    return notebook.get("metadata", {}).get("papermill", {})
-
-
-#: How a notebook's first cell says that it has no committed outputs (a blockquote opening with this).
-PENDING_NOTE = "> **No committed outputs yet.**"
-#: What a published notebook says in its place.
-PUBLISHED_NOTE = ("The committed outputs below come from the run named in the first output line (profile, data, "
-                  "machine, date), published with `fer-publish`.")
-
-
-def published_cells(notebook: dict) -> bool:
-    """Replace, in place, a markdown cell's "No committed outputs yet" blockquote (:data:`PENDING_NOTE`
-    and the quoted lines after it) with :data:`PUBLISHED_NOTE`; return whether anything changed.
-
-    The executed notebooks of a run carry the note their source had while no run was published, and
-    it would be false once their outputs are committed."""
-    changed = False
-    for cell in notebook.get("cells", []):
-        if cell.get("cell_type") != "markdown":
-            continue
-        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
-        lines = source.split("\n")
-        if not any(line.startswith(PENDING_NOTE) for line in lines):
-            continue
-        kept, quoting = [], False
-        for line in lines:
-            if line.startswith(PENDING_NOTE):
-                quoting = True
-                kept.append(PUBLISHED_NOTE)
-            elif quoting and line.startswith(">"):
-                continue
-            else:
-                quoting = False
-                kept.append(line)
-        cell["source"] = "\n".join(kept)
-        changed = True
-    return changed
-
-
-def published_form(notebook: dict) -> list[tuple[str, str]]:
-    """:func:`notebook_cells` of ``notebook`` as publishing commits it (:func:`published_cells`, applied in
-    place): what must agree between a run's executed copy and the source notebook, before and after the
-    run is published, for the two to be the same notebook."""
-    published_cells(notebook)
-    return notebook_cells(notebook)
-
-
-def finished_already(notebook: Path, executed: Path, params: dict[str, object]) -> bool:
-    """Whether ``executed`` is a finished, error-free run of ``notebook`` as it is now (same cells)
-    with the same parameters, so that running it again would only repeat it."""
-    try:
-        done = json.loads(executed.read_text())
-        source = json.loads(notebook.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return False
-    meta = papermill_record(done)
-    return (bool(meta.get("end_time")) and not meta.get("exception")  # publishing may have rewritten the note
-            and meta.get("parameters") == params and published_form(done) == published_form(source))
-
-
-#: Which notebooks each notebook reads the results of (by number prefix). The run goes in number order,
-#: except that a notebook comes after every notebook of the run it reads, even a later-numbered one
-#: (:func:`in_reading_order`: the summary, 06, runs after 08). With ``--jobs``, a notebook starts only
-#: once these have finished; a notebook not listed here waits for every notebook before it in the
-#: run's order, so a new one is safe until it is listed.
-READS: dict[str, tuple[str, ...]] = {
-    "00": (),
-    "01": (),
-    "02": (),
-    "03": ("01", "02"),              # compares oversampling and class weights with both
-    "04": ("01",),                   # compares the augmentations with the baseline
-    "05": ("01", "02", "03", "04"),  # Grad-CAM of any kept model (model_name)
-    "06": ("01", "02", "03", "04", "08"),  # the summary of every experiment: runs after 08
-    "07": ("01", "02", "03", "04"),  # predicts with any kept model (model_name)
-    "08": ("01",),                   # starts from the baseline, compares with it
-}
 
 
 def in_reading_order(steps: list[tuple[Path, Path, dict]]) -> list[tuple[Path, Path, dict]]:
@@ -315,34 +175,6 @@ def in_reading_order(steps: list[tuple[Path, Path, dict]]) -> list[tuple[Path, P
         ordered.append(step)
         placed.add(step[0].stem[:2])
     return ordered
-
-
-def notebook_numbers(text: str, option: str) -> list[str]:
-    """Comma-separated notebook numbers as given to ``option`` (``--defer 8,06``), each as two digits;
-    StudyError naming the option for anything else."""
-    numbers = [part.strip().zfill(2) for part in text.split(",") if part.strip()]
-    if any(not number.isdigit() or len(number) != 2 for number in numbers):
-        raise StudyError(f"{option} {text}: give notebook numbers such as 08, comma-separated")
-    return numbers
-
-
-def reads_any(stem: str, numbers: set[str]) -> bool:
-    """Whether the notebook ``stem`` reads the results of a notebook numbered in ``numbers``
-    (:data:`READS`; a notebook not listed there reads every lower-numbered one)."""
-    reads = READS.get(stem[:2])
-    return bool(set(reads) & numbers) if reads is not None else any(n < stem[:2] for n in numbers)
-
-
-def deferred_order(steps: list[tuple[Path, Path, dict]], defer: set[str]) -> list[tuple[Path, Path, dict]]:
-    """``steps`` with the notebooks numbered in ``defer`` run last, for a long notebook (08: six hours
-    on a CPU) whose readers should not wait for it: every other step first, in reading order, those
-    that read a deferred notebook (the summary, 06) reading what is there; then the deferred ones; then
-    again each step that reads one of them, so that it ends up reading everything. A step can
-    therefore appear twice."""
-    rest = [step for step in steps if step[0].stem[:2] not in defer]
-    first = in_reading_order(rest)
-    later = in_reading_order([step for step in steps if step[0].stem[:2] in defer])
-    return first + later + [step for step in first if reads_any(step[0].stem, defer)]
 
 
 def prerequisites(steps: list[tuple[Path, Path, dict]]) -> dict[str, set[str]]:
@@ -443,62 +275,48 @@ def _run_parallel(steps: list[tuple[Path, Path, dict]], jobs: int, timeout_per_c
 def run(profile: str = DEFAULT_PROFILE, run_dir: str | os.PathLike | None = None,
         overrides: dict[str, object] | None = None, only: list[str] | None = None,
         timeout_per_cell: int | None = None, notebook_dir: str | os.PathLike | None = None,
-        skip_finished: bool = False, jobs: int = 1, defer: list[str] | None = None) -> Path:
+        skip_finished: bool = False, jobs: int = 1, data: str | os.PathLike | None = None) -> Path:
     """Execute the notebooks (in order, or ``jobs`` at a time); returns the run directory.
+
+    ``data``: the FER-2013 copy to read (folders, zip or ``fer2013.csv``), given to every notebook as
+    its ``data_dir`` parameter; None: the notebooks' default (``FER2013_DIR``, else ``data/fer2013``).
 
     With ``skip_finished``, a notebook that already finished in this run directory, unchanged and
     with the same parameters (:func:`finished_already`), is not run again: a long run interrupted
-    between notebooks continues where it stopped and keeps the finished notebooks' outputs and times.
-    It does not look at the data or at ``fer_utils``' code: after changing either, run without it.
+    between notebooks continues where it stopped and keeps the finished notebooks' outputs and times
+    (a training interrupted within a notebook resumes from its last finished epoch). It does not look
+    at the data or at ``fer_utils``' code: after changing either, run without it.
 
     With ``jobs`` > 1 (for a GPU machine, or a CPU with cores to spare), up to that many notebooks run
     at once, each in its own kernel, and each starts once the notebooks it reads (:data:`READS`) have
     finished. The outcome is the same as in order; only the wall time changes.
-
-    With ``defer`` (notebook numbers, e.g. ``["08"]``), those notebooks run last, and a notebook that
-    reads one of them (the summary, 06) runs before them and once more after them
-    (:func:`deferred_order`): the summary of everything else comes hours earlier. With
-    ``skip_finished``, that second run is skipped only when it already ended after the deferred
-    notebooks did. In order only (not with ``jobs``).
 
     Raises StudyError on bad input, and SystemExit(1) after printing the failing
     notebook's path when a notebook fails.
     """
     if jobs < 1:
         raise StudyError(f"--jobs must be at least 1, got {jobs}")
-    if defer and jobs > 1:
-        raise StudyError("--defer runs the notebooks in order: leave out --jobs")
     run_path = resolve(run_dir or f"runs/{profile}")
-    if skip_finished:
-        from .carry import unrestored
-
-        waiting = unrestored(run_path)
-        if waiting:  # going on without it would redo hours of finished trainings
-            raise StudyError(waiting)
     if os.environ.get("KERAS_BACKEND") == "jax":
         # every notebook's kernel compiles the same model again: XLA keeps its compilations on disk
         os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(repo_root() / ".cache" / "jax"))
-    from ..data import DATA_ENV
-
-    if os.environ.get(DATA_ENV) and not Path(os.environ[DATA_ENV]).is_absolute():
-        # The kernels run in notebooks/: a relative data path means relative to where we were called.
+    if data is not None:
+        data = Path(data).expanduser().resolve()  # the kernels run in notebooks/: relative to where we were called
+        if not data.exists():
+            raise StudyError(f"--data {data}: no such file or folder (give FER-2013's image folders, its zip "
+                             "or fer2013.csv)")
+    elif os.environ.get(DATA_ENV) and not Path(os.environ[DATA_ENV]).is_absolute():
         os.environ[DATA_ENV] = str(Path(os.environ[DATA_ENV]).resolve())
-    steps = plan(profile, run_path, overrides or {}, only, notebook_dir, defer)
+    steps = plan(profile, run_path, overrides or {}, only, notebook_dir, data)
     (run_path / "notebooks").mkdir(parents=True, exist_ok=True)
     at_once = f", up to {jobs} at once" if jobs > 1 else ""
     print(f"profile {profile}: {len(steps)} notebook(s) into {shown(run_path)}{at_once}", flush=True)
     skip = set()
-    # a reader of a deferred notebook, its second time in the plan (deferred_order)
-    again = {i for i, (nb, _, _) in enumerate(steps, start=1) if nb.stem in {s[0].stem for s in steps[:i - 1]}}
-    deferred = [out for nb, out, _ in steps if nb.stem[:2] in set(defer or [])]
     for i, (nb, out, params) in enumerate(steps, start=1):
-        if not (skip_finished and finished_already(nb, out, params)):
-            continue
-        if i in again and not all(_ended(d) and _ended(d) <= _ended(out) for d in deferred):
-            continue  # it ran before the deferred notebooks ended: its second run reads them
-        print(f"[{i}/{len(steps)}] {nb.stem}: finished in {shown(out)} with these parameters and "
-              "cells" + (", after the deferred notebooks" if i in again else "") + ", not run again", flush=True)
-        skip.add(i)
+        if skip_finished and finished_already(nb, out, params):
+            print(f"[{i}/{len(steps)}] {nb.stem}: finished in {shown(out)} with these parameters and cells, "
+                  "not run again", flush=True)
+            skip.add(i)
     started = time.perf_counter()
     from .progress import EpochWatcher, epoch_caps
 
@@ -511,8 +329,7 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | os.PathLike | None = None
                 if i in skip:
                     continue
                 shown_params = ", ".join(f"{k}={v!r}" for k, v in params.items())
-                note = ", again now that the deferred notebooks have run" if i in again else ""
-                print(f"[{i}/{len(steps)}] {nb.stem} ({shown_params}){note} ...", flush=True)
+                print(f"[{i}/{len(steps)}] {nb.stem} ({shown_params}) ...", flush=True)
                 if not _report(f"[{i}/{len(steps)}]", nb, out, *_execute(nb, out, params, timeout_per_cell)):
                     ok = False
                     break
@@ -548,7 +365,7 @@ def use_backend(name: str | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point (``python -m fer_utils.machinery.study`` or ``fer-study``)."""
+    """Command-line entry point (``fer-study``, or ``python -m fer_study.runner``)."""
     profiles = load_profiles()
     parser = argparse.ArgumentParser(
         prog="fer-study", description="Run the FER-2013 study notebooks with papermill.",
@@ -563,17 +380,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                         help="override a parameter (repeatable); must exist in the notebooks")
     parser.add_argument("--only", help="comma-separated notebook number prefixes, e.g. 00,01")
-    parser.add_argument("--defer", metavar="NN[,NN]",
-                        help="run these notebooks (numbers) last, and the notebooks that read them (the "
-                             "summary, 06) both before and after them: e.g. --defer 08, whose six CPU hours "
-                             "would otherwise hold back the summary of the rest")
+    parser.add_argument("--data", metavar="PATH",
+                        help="the FER-2013 copy to read: its image folders, its zip or fer2013.csv (default: "
+                             "the FER2013_DIR environment variable, else data/fer2013 in the repository)")
+    parser.add_argument("--cache", metavar="DIR",
+                        help="where decoded copies of the data are cached (default: FER2013_CACHE, else .cache/)")
+    parser.add_argument("--verify", choices=MODES, default=None,
+                        help="how each load checks the copy against the genuine FER-2013 (default: "
+                             "FER2013_VERIFY, else report the difference and go on)")
     parser.add_argument("--skip-finished", action="store_true",
                         help="do not run again a notebook that finished in the run directory, unchanged "
                              "and with the same parameters (to continue an interrupted run; the data and "
                              "fer_utils are not compared)")
     parser.add_argument("--strict-data", action="store_true",
-                        help="refuse a data set that is not canonical FER-2013 (every notebook's load "
-                             "fails with the verdict) instead of reporting the difference and going on")
+                        help="the same as --verify strict: refuse a data set that is not canonical FER-2013")
     parser.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="notebooks run at once, each in its own kernel, each once the notebooks whose "
@@ -599,17 +419,19 @@ def main(argv: list[str] | None = None) -> int:
             backend = args.backend or os.environ.get("KERAS_BACKEND") or "tensorflow"
             run_dir = resolve(args.run_dir or default_run_dir(args.profile, backend))
             print(f"{shown(run_dir)} (profile {args.profile}):")
-            print(run_status(run_dir, plan(args.profile, run_dir, overrides, only)))
+            print(run_status(run_dir, plan(args.profile, run_dir, overrides, only, data=args.data)))
             return 0
-        if args.strict_data:  # the kernels inherit the environment; load_fer2013 reads it
-            from ..verify import VERIFY_ENV
+        # the kernels inherit the environment, which load_fer2013 reads for what its arguments leave open
+        if args.strict_data or args.verify:
+            os.environ[VERIFY_ENV] = "strict" if args.strict_data else args.verify
+        if args.cache:
+            from fer_utils.data import CACHE_ENV
 
-            os.environ[VERIFY_ENV] = "strict"
+            os.environ[CACHE_ENV] = str(Path(args.cache).expanduser().resolve())
         backend = use_backend(args.backend)
         run_dir = args.run_dir or default_run_dir(args.profile, backend)
-        defer = notebook_numbers(args.defer, "--defer") if args.defer else None
         run(args.profile, run_dir, overrides, only, args.timeout, skip_finished=args.skip_finished,
-            jobs=args.jobs, defer=defer)
+            jobs=args.jobs, data=args.data)
     except StudyError as exc:
         print(f"fer-study: {exc}", file=sys.stderr)
         return 2
@@ -618,32 +440,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-def run_banner(profile: str, data=None) -> str:
-    """Which run produced a notebook's outputs: the data verdict first, then profile, data, backend,
-    device, precision and date.
-
-    ``data``: the loaded :class:`fer_utils.data.FerData` (its source and verification verdict are
-    shown; the verdict line comes first, so a copy that is not canonical FER-2013 is the first thing a
-    reader sees), a plain description of the data, or None. The precision is Keras' global dtype
-    policy when this is called (so a notebook sets its precision first).
-    """
-    from datetime import datetime, timezone
-
-    import keras
-
-    from .backend import describe_device
-
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    source = getattr(data, "source", data) or ""
-    verdict = getattr(data, "verification", None)
-    first = ""
-    if verdict is not None:
-        first = verdict.summary() + "\n"
-    elif hasattr(data, "verification"):
-        first = "data not verified (loaded with verify='off')\n"
-    shown_data = f" · data: {source}" if source else ""
-    precision = keras.mixed_precision.global_policy().name
-    return (f"{first}Run: profile '{profile}'{shown_data} · {describe_device()} · precision {precision} · "
-            f"{when}")

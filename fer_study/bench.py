@@ -1,6 +1,6 @@
 """Measure this machine and the study's code paths, each against a target or a ceiling.
 
-    python -m fer_utils.machinery.bench [--quick] [--smoke] [--layers] [--predict MODEL] [--json out.json]
+    python -m fer_study.bench [--quick] [--smoke] [--layers] [--predict MODEL] [--json out.json]
 
 Figures (all measured where the command runs):
 
@@ -9,7 +9,7 @@ Figures (all measured where the command runs):
   ceilings for training (forward + backward, about 3x the forward cost) and inference.
 * ``train_images_per_s``: the notebooks' training path (:func:`fer_utils.train.train_model`
   on uint8 arrays, checkpoints included), second epoch, with its ratio to the ceiling, in the
-  notebooks' precision (:mod:`fer_utils.machinery.speed`: bfloat16 mixed precision on CPUs that compute
+  notebooks' precision (:mod:`fer_utils.device`: bfloat16 mixed precision on CPUs that compute
   bfloat16 natively, with ``matmul_gflops_bf16`` as its ceiling); ``*_float32`` figures are
   the same paths in float32, the "before" of the fast path.
 * ``infer_images_per_s``: ``model.predict`` at batch 256, with its ratio to the ceiling.
@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import load_fer2013
-from ..evaluate import hardware_info, library_versions, peak_memory_mib
+from fer_utils.data import load_fer2013
+from fer_utils.evaluate import hardware_info, library_versions, peak_memory_mib
 
 TARGETS = {"cold_load_s": 15.0, "cached_load_s": 1.0, "smoke_00_01_s": 180.0,
            "predict_640x480_s": 0.100, "predict_6000x4000_peak_mib": 1024.0}
@@ -84,8 +84,8 @@ def measure_training(data, images: int, batch_size: int = 128) -> dict:
     """Training images/s of the notebooks' path: train_model, 2 epochs, the second one timed."""
     import keras
 
-    from ..model import build_baseline, compile_model
-    from ..train import train_model
+    from fer_utils.model import build_baseline, compile_model
+    from fer_utils.train import train_model
 
     train, val = data.split("Training"), data.split("PublicTest")
     idx = np.random.default_rng(0).choice(len(train), size=min(images, len(train)), replace=False)
@@ -116,7 +116,7 @@ def layer_profile(batch_size: int = 128, repeats: int = 5, seed: int = 0) -> lis
             "the other figures of the benchmark work on every backend")
     import tensorflow as tf
 
-    from ..model import build_baseline
+    from fer_utils.model import build_baseline
 
     keras.utils.set_random_seed(seed)
     model = build_baseline()
@@ -201,7 +201,7 @@ def format_layer_profile(rows: list[dict], batch_size: int) -> str:
 
 def measure_inference(data, images: int, batch_size: int = 256) -> float:
     """Inference images/s of ``model.predict`` (second call timed)."""
-    from ..model import build_baseline
+    from fer_utils.model import build_baseline
 
     model = build_baseline()
     x = data.split("PrivateTest").images[:images]
@@ -225,7 +225,7 @@ def measure_load(path: str | None) -> dict:
 
 def measure_smoke() -> dict:
     """Wall time of notebooks 00-01 in the smoke profile, run into a temporary run directory."""
-    from .study import run
+    from .runner import run
 
     with tempfile.TemporaryDirectory() as run_dir:
         t0 = time.perf_counter()
@@ -251,13 +251,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.layers and keras.backend.backend() != "tensorflow":
         parser.error(f"--layers needs the TensorFlow backend (KERAS_BACKEND is {keras.backend.backend()})")
 
-    from .speed import choose_precision
+    from fer_utils.device import choose_precision
 
     figures = measure_load(args.data)
     data = load_fer2013(args.data)
     n = 512 if args.quick else 4096
     figures["matmul_gflops"] = measure_matmul(n)
-    from ..model import build_baseline
+    from fer_utils.model import build_baseline
 
     per_image = sum(model_flops(build_baseline()).values()) / 1e9  # shapes only: the same in any precision
     figures["forward_gflop_per_image"] = per_image
@@ -391,7 +391,7 @@ def measure_predict(model_path: str | os.PathLike, repeats: int = 20) -> dict:
     import matplotlib
     from PIL import Image
 
-    from ..predict import Predictor, load_model
+    from fer_utils.predict import Predictor, load_model
 
     portrait = Image.open(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg").convert("RGB")
     with tempfile.TemporaryDirectory() as folder:

@@ -9,20 +9,8 @@ import pandas as pd
 import pytest
 
 from fer_utils.evaluate import classification_metrics, mcnemar, write_metrics
-from fer_utils.experiment import (
-    REPORT_ACCURACY,
-    compare,
-    describe_against_recorded,
-    describe_against_report,
-    describe_comparison,
-    describe_stopping,
-    export_model,
-    export_shipped,
-    markdown_summary,
-    models_to_ship,
-    per_class_recall,
-    summary_table,
-)
+from fer_utils.experiments import describe_against_recorded, export_model
+from fer_utils.compare import REPORT_ACCURACY, compare, describe_against_report, describe_comparison, describe_stopping, export_shipped, markdown_summary, models_to_ship, per_class_recall, summary_table
 
 
 def test_mcnemar_exact_values():
@@ -285,7 +273,7 @@ def test_a_late_best_under_an_annealing_schedule_asks_for_a_longer_schedule(tmp_
     import json
     import math
 
-    from fer_utils.experiment import ANNEALED, annealed_schedule, describe_stopping
+    from fer_utils.compare import ANNEALED, annealed_schedule, describe_stopping
 
     epochs = 40
     acc = [0.3 + 0.01 * i for i in range(30)] + [0.59 + 0.003 * i for i in range(1, 11)]
@@ -311,22 +299,22 @@ def test_a_late_best_under_an_annealing_schedule_asks_for_a_longer_schedule(tmp_
 
 
 def test_each_experiment_names_the_notebook_that_trains_it():
-    from fer_utils.experiment import EXPERIMENTS, TRAINED_IN
+    from fer_utils.experiments import EXPERIMENTS, TRAINED_IN
 
     assert TRAINED_IN == {"baseline": "01", "undersample": "02", "oversample": "03", "class_weights": "03",
                           "augment_report": "04", "augment_face": "04", "beyond": "08"}
     assert set(TRAINED_IN) == set(EXPERIMENTS)
 
 
-def test_every_training_folder_of_the_notebooks_names_its_notebook():
-    """training_time attributes a run's histories to notebooks by folder name: each folder a notebook
-    trains into must be known, with that notebook's number."""
+def test_every_training_folder_of_the_notebooks_is_in_the_registry():
+    """The registry (TRAININGS) is the one place that says which notebook trains which folder: every
+    folder a notebook trains into must be there, with that notebook's number, and nothing else."""
     import re
 
     from fer_utils.data import repo_root
-    from fer_utils.experiment import OTHER_TRAININGS, TRAINED_IN
+    from fer_utils.experiments import TRAININGS
 
-    known = {**TRAINED_IN, **OTHER_TRAININGS}
+    known = {t.folder: t.notebook for t in TRAININGS}
     not_trainings = {"figures", "predictions", "shipped", "metrics", "predict"}
     seen = {}
     for path in sorted((repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb")):
@@ -346,7 +334,7 @@ def write_history(folder, epoch_seconds, name="history.csv", val_accuracy=None):
 
 
 def test_training_time_reads_every_history_of_a_run(tmp_path):
-    from fer_utils.experiment import training_time
+    from fer_utils.experiments import training_time
 
     write_history(tmp_path / "baseline", [400, 300, 360])            # one epoch shared the machine
     write_history(tmp_path / "exercise_undersample_twice", [20, 20])
@@ -374,58 +362,48 @@ def test_training_time_reads_every_history_of_a_run(tmp_path):
     assert training_time(tmp_path / "empty").empty
 
 
-def test_describe_training_time_against_the_budgets(tmp_path):
-    from fer_utils.experiment import describe_training_time, training_time
+def test_describe_training_time_counts_the_reported_experiments(tmp_path):
+    from fer_utils.compare import describe_training_time
+    from fer_utils.experiments import training_time
 
     for name, seconds in {"baseline": [3600, 1800], "undersample": [1800], "oversample": [3600],
                           "class_weights": [1800], "augment_report": [3600], "augment_face": [3600, 3600]}.items():
         write_history(tmp_path / name, seconds)
         (tmp_path / name / "done.json").write_text("{}")
+    write_history(tmp_path / "exercise_undersample_twice", [7200])  # an exercise: not the study's cost
+    (tmp_path / "exercise_undersample_twice" / "done.json").write_text("{}")
     times = training_time(tmp_path)
     # kept epochs (the first of each, every PublicTest accuracy being 0.5): 1 + 0.5 + 1 + 0.5 + 1 + 1 = 5 h of 6.5
     assert describe_training_time(times).splitlines() == [
-        "Notebooks 01-04 trained 6 models in 6.5 h (their epochs' times, summed; 6.0 h at each training's fastest "
-        "epoch), within the study's budget of 8 h for notebooks 00-07.",
-        "Up to each training's kept epoch (its best on PublicTest) they took 5.0 h; the other 1.5 h went to epochs "
-        "after it (those early stopping spends to be sure of a peak, or a cap allowed)."]
-    over, _ = describe_training_time(times, {"study": 6.2}).splitlines()
-    assert over.endswith(": over the study's budget of 6.2 h for notebooks 00-07 as measured but within it at the "
-                         "fastest epochs, so the excess is time the epochs lost to sharing the machine.")
-    assert describe_training_time(times, {"study": 6.2}).endswith(
-        "a cap allowed): the budget of 6.2 h would have held had every training stopped at its best epoch, which a "
-        "training can only know from the epochs after it.")
-    over, beyond_reach = describe_training_time(times, {"study": 4}).splitlines()
-    assert over.endswith("over the study's budget of 4 h for notebooks 00-07 even at the fastest epochs.")
-    assert beyond_reach.endswith("a cap allowed): even stopping every training at its best epoch, were it known in "
-                                 "advance, would not fit the budget of 4 h.")
+        "Notebooks 01-04 trained 6 models in 6 h 30 min (their epochs' times, summed; 6 h 00 min at each "
+        "training's fastest epoch).",
+        "Up to each training's kept epoch (its best on PublicTest) they took 5 h 00 min; the other 1 h 30 min went "
+        "to epochs after it (those early stopping spends to be sure of a peak, or a schedule's last, low-rate "
+        "epochs)."]
     assert describe_training_time(times.drop(index=["augment_report", "augment_face"])).splitlines()[0].endswith(
-        "so far; notebook 04 has not trained yet.")
-    # a notebook with a training still running, or one not started, gets no verdict on the budget either
+        "; not finished yet: notebook 04.")
     running = times.copy()
     running.loc["augment_face", "finished"] = False
-    assert describe_training_time(running, {"study": 4}).splitlines()[0].endswith(
-        "so far; notebook 04 is still training.")
-    assert describe_training_time(times.drop(index=["augment_face", "undersample"]), {"study": 4}).splitlines()[0].endswith(
-        "so far; notebook 02 has not trained yet; notebook 04 is still training.")
-    assert describe_training_time(times.drop(index=["augment_report", "augment_face"]), {"study": 2}).endswith(
-        "or a cap allowed).")  # no verdict on a budget before every notebook has trained
-    assert describe_training_time(times.loc[["baseline"]]).startswith(
-        "Notebook 01 trained 1 model in 1.5 h (their epochs' times, summed; 1.0 h at each training's fastest epoch) "
-        "so far; notebooks 02, 03, 04 have not trained yet.")
+    assert describe_training_time(running).splitlines()[0].endswith("; not finished yet: notebook 04.")
     write_history(tmp_path / "beyond_vgg", [1800])
     write_history(tmp_path / "beyond", [7200, 9000, 7200])
     (tmp_path / "beyond" / "done.json").write_text("{}")
     assert describe_training_time(training_time(tmp_path)).splitlines()[2] == (
-        "Notebook 08 trained 2 models in 7.0 h (6.5 h at the fastest epochs); its final model took 6.5 h (6.0 h): "
-        "over its budget of 6 h as measured but within it at the fastest epochs, so the excess is time the epochs "
-        "lost to sharing the machine.")
+        "Notebook 08 trained 2 models in 7 h 00 min (6 h 30 min at the fastest epochs); its final model took "
+        "6 h 30 min (6 h 00 min).")
     still = training_time(tmp_path)
     still.loc["beyond", "finished"] = False
-    assert describe_training_time(still).splitlines()[2] == (
-        "Notebook 08 trained 2 models in 7.0 h (6.5 h at the fastest epochs); its final model, still training, has "
-        "taken 6.5 h so far (6.0 h).")
+    assert describe_training_time(still).splitlines()[2].endswith(
+        "its final model, still training, has taken 6 h 30 min so far (6 h 00 min).")
     assert describe_training_time(training_time(tmp_path / "empty")) == (
         "No training of this run has a history with epoch times.")
+
+
+def test_duration_reads_as_a_person_says_it():
+    from fer_utils.compare import duration
+
+    assert [duration(s) for s in (12, 59.6, 60, 2460, 3600, 10440, 10600)] == [
+        "12 s", "60 s", "1 min", "41 min", "1 h 00 min", "2 h 54 min", "2 h 57 min"]
 
 
 def test_compare_shows_the_training_time_of_every_session_not_the_last_one(tmp_path):
@@ -457,7 +435,7 @@ def _scaling_payload(right_rescale: int, right_standardize: int, n: int = 400) -
 
 
 def test_scaling_decision_needs_a_measurable_gain():
-    from fer_utils.experiment import scaling_comparison
+    from fer_utils.compare import scaling_comparison
 
     close = scaling_comparison(_scaling_payload(200, 210))  # 10 more faces right: McNemar p ~ 0.002
     assert close["mcnemar"]["b_only"] == 10 and close["mcnemar"]["p_value"] < 0.05
@@ -474,7 +452,7 @@ def test_scaling_decision_needs_a_measurable_gain():
 def test_describe_input_scaling_reads_the_results_file(tmp_path):
     import json
 
-    from fer_utils.experiment import describe_input_scaling
+    from fer_utils.compare import describe_input_scaling
 
     path = tmp_path / "input_scaling_cpu.json"
     assert "run benchmarks/input_scaling.py" in describe_input_scaling(path)
@@ -489,7 +467,7 @@ def test_describe_input_scaling_reads_the_results_file(tmp_path):
 
 def test_recorded_verification_line(tmp_path):
     from fer_utils.evaluate import provenance
-    from fer_utils.experiment import recorded_verification
+    from fer_utils.experiments import recorded_verification
 
     assert "no experiment" in recorded_verification(tmp_path)
     m = classification_metrics([0, 1], [0, 1])
@@ -506,7 +484,7 @@ def test_recorded_verification_line(tmp_path):
 def test_scaling_markdown_table(tmp_path):
     import json
 
-    from fer_utils.experiment import scaling_markdown
+    from fer_utils.compare import scaling_markdown
 
     path = tmp_path / "s.json"
     path.write_text(json.dumps(_scaling_payload(200, 230)))
@@ -517,7 +495,7 @@ def test_scaling_markdown_table(tmp_path):
 
 
 def test_peer_metrics_are_kept_in_the_run(tmp_path):
-    from fer_utils.experiment import PEER_METRICS, read_peer, save_peer
+    from fer_utils.experiments import PEER_METRICS, read_peer, save_peer
 
     assert read_peer(tmp_path) is None  # notebook 06 ran without the fer package
     y = np.array([0, 1, 2, 3, 3, 3])
@@ -544,7 +522,7 @@ def test_peer_metrics_are_kept_in_the_run(tmp_path):
 
 
 def test_read_probabilities_returns_what_was_written(tmp_path):
-    from fer_utils.experiment import read_probabilities, write_predictions
+    from fer_utils.experiments import read_probabilities, write_predictions
 
     probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], dtype="float32")
     write_predictions(tmp_path / "predictions" / "baseline.npz", np.array(["a", "b"]), np.array([0, 1]),
@@ -560,7 +538,8 @@ def test_read_probabilities_returns_what_was_written(tmp_path):
 
 
 def test_calibration_summary_and_its_prose(tmp_path):
-    from fer_utils.experiment import calibration_summary, describe_calibration, write_predictions
+    from fer_utils.experiments import write_predictions
+    from fer_utils.compare import calibration_summary, describe_calibration
 
     y = np.array([0] * 8 + [1] * 2)
     sure = np.tile([0.9, 0.05, 0.05], (10, 1))             # 0.9 sure of class 0, right on 8 of 10
@@ -581,31 +560,3 @@ def test_calibration_summary_and_its_prose(tmp_path):
     assert describe_calibration(t.iloc[:0]) == "no model of this run keeps its class probabilities"
 
 
-def test_training_time_says_which_machines_trained_and_when_they_differ(tmp_path):
-    from fer_utils.experiment import describe_training_time, training_time
-
-    def record(folder, *segments):
-        (folder / "machines.json").write_text(json.dumps({"segments": [
-            {"first_epoch": a, "last_epoch": b, "name": name, "device": "cpu", "backend": "tensorflow",
-             "precision": "mixed_bfloat16"} for a, b, name in segments]}))
-
-    write_history(tmp_path / "baseline", [300, 300, 300])                # from before machines were recorded
-    write_history(tmp_path / "oversample", [200, 200, 100, 100])
-    record(tmp_path / "oversample", (1, 2, "AMD EPYC"), (3, 4, "Intel Xeon"))
-    times = training_time(tmp_path)
-    assert times.loc["baseline", "machines"] == "not recorded"
-    assert times.loc["oversample", "machines"] == "AMD EPYC; Intel Xeon"
-    assert describe_training_time(times).splitlines()[-1] == (
-        "These times come from 2 machines (AMD EPYC and Intel Xeon): a processor's speed moves every epoch's time, "
-        "so compare trainings across them with care; where baseline trained is not recorded.")
-    record(tmp_path / "oversample", (1, 4, "Intel Xeon"))
-    assert describe_training_time(training_time(tmp_path)).splitlines()[-1] == (
-        "The recorded epochs ran on Intel Xeon; where baseline trained is not recorded (it may have been another "
-        "processor).")
-    record(tmp_path / "baseline", (1, 3, "Intel Xeon"))
-    assert describe_training_time(training_time(tmp_path)).splitlines()[-1] == "Every epoch ran on Intel Xeon."
-    # published results keep the record beside the history, as <training>_machines.json
-    flat = tmp_path / "published"
-    write_history(flat, [100, 100], name="oversample_history.csv")
-    (flat / "oversample_machines.json").write_text((tmp_path / "oversample" / "machines.json").read_text())
-    assert training_time(flat).loc["oversample", "machines"] == "Intel Xeon"

@@ -1,4 +1,4 @@
-"""fer_utils.machinery.speed: when the fast path (bfloat16 mixed precision) is chosen, and what it keeps in float32."""
+"""fer_utils.device: when the fast path (bfloat16 mixed precision) is chosen, and what it keeps in float32."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from fer_utils.machinery import speed
+from fer_utils import device as speed
 from fer_utils.model import build_baseline, compile_model
 from fer_utils.train import train_model
 

@@ -1,6 +1,6 @@
 """Checkable copies of the committed notebooks, for nbval in CI.
 
-    python -m fer_utils.machinery.nbcheck OUT_DIR        # then: pytest --nbval-lax OUT_DIR/*.ipynb
+    python -m fer_study.nbcheck OUT_DIR        # then: pytest --nbval-lax OUT_DIR/*.ipynb
 
 The committed notebooks carry the outputs of a full-data run. Re-running one whole in CI would
 mean re-training for hours, so for nbval each is copied with only what its stable cells need:
@@ -146,8 +146,8 @@ def write_copies(notebooks: list[Path], out_dir: str | os.PathLike,
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: fill ``OUT_DIR/<profile>`` from the published results, write the
     copies of ``notebooks/*.ipynb`` pointed at it, and list them."""
-    from ..data import repo_root
-    from .study import notebooks
+    from fer_utils.data import repo_root
+    from .notebooks import notebooks
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir")

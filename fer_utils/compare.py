@@ -1,142 +1,41 @@
-"""One experiment's outputs in a run directory, and the comparison of several.
+"""Comparing experiments: tables and verdicts across methods, against the source report and a peer.
 
-    run/models/<name>.keras         the kept model
-    run/metrics/<name>.json         PrivateTest metrics with provenance
-    run/predictions/<name>.npz      PrivateTest ids, true and predicted labels, probabilities
-    run/metrics/peers/fer_package.json   the ``fer`` package's model scored on the same faces (notebook 06)
+*The lesson.* One accuracy on 3,589 faces is uncertain by about ±1.6 points (its 95 % interval), so
+two methods are compared on the same faces: McNemar's test counts the faces only one of them gets
+right and says whether that difference is more than chance. Accuracy alone hides what rebalancing does,
+so every table also carries macro-F1, balanced accuracy and per-class recall. Every sentence here is
+computed from the run's files, so the text a notebook prints cannot drift from its numbers.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
 
-from .data import EMOTIONS, FerData
-from .evaluate import (
-    accuracy_without_seen,
-    classification_metrics,
-    expected_calibration_error,
-    mcnemar,
-    predict_labels,
-    provenance,
-    read_metrics,
-    seen_in_training,
-    write_metrics,
+from .data import EMOTIONS
+from .evaluate import expected_calibration_error, mcnemar, read_metrics
+from .experiments import (
+    EXPERIMENTS,
+    TRAINED_IN,
+    Predictions,
+    export_model,
+    history_file,
+    read_model_run,
+    read_predictions,
+    read_probabilities,
 )
-from .history import read_history, read_machines
-
-if TYPE_CHECKING:  # keras (and TensorFlow) load only where a model is touched
-    from .train import TrainResult
+from .history import read_history
 
 
-def save_experiment(
-    result: TrainResult,
-    report_on: FerData,
-    run: str | os.PathLike,
-    *,
-    name: str,
-    profile: str,
-    seed: int,
-    started: float,
-    train_data: FerData,
-    all_data: FerData,
-    predict: Callable | None = None,
-    **extra,
-) -> dict:
-    """Evaluate the kept model once on ``report_on`` (PrivateTest) and write model, predictions, metrics.
-
-    Args:
-        result: what :func:`fer_utils.train.train_model` returned.
-        report_on: the split to report on, used for nothing else.
-        run: the run directory.
-        name: experiment name (file stem), e.g. ``baseline``.
-        profile, seed: recorded in the provenance.
-        started: ``time.perf_counter()`` at the notebook's start, for the wall time.
-        train_data: the (possibly resampled) training set the model saw, for its counts.
-        all_data: the data set as loaded, for the split counts.
-        predict: ``predict(model, images) -> class probabilities`` (e.g. test-time augmentation,
-            :func:`fer_utils.beyond.tta_predictor`; say so in ``extra``); None: the model's own prediction.
-        extra: further provenance fields (batch size, learning rate, method, ...).
-
-    Returns:
-        The metrics dict (also written to ``run/metrics/<name>.json``).
-    """
-    run = Path(run)
-    if predict is None:
-        probs, predicted = predict_labels(result.model, report_on.images)
-    else:
-        probs = np.asarray(predict(result.model, report_on.images))
-        predicted = probs.argmax(axis=1)
-    metrics = classification_metrics(report_on.labels, predicted)
-    seen = seen_in_training(report_on.images, all_data.split("Training").images)
-    if not seen.all():
-        metrics["without_seen_in_training"] = accuracy_without_seen(report_on.labels, predicted, seen)
-    for folder in ("models", "predictions"):
-        (run / folder).mkdir(parents=True, exist_ok=True)
-    result.model.save(run / "models" / f"{name}.keras")
-    write_predictions(run / "predictions" / f"{name}.npz", report_on.ids, report_on.labels, predicted, probs=probs)
-    info = provenance(
-        profile=profile, experiment=name, epochs=result.epochs_run,
-        data_counts={"splits": all_data.split_counts(), "train_images": len(train_data),
-                     "train_classes": train_data.class_counts(), "report_images": len(report_on),
-                     "source": all_data.source,
-                     "verification": all_data.verification.to_dict() if all_data.verification else None},
-        seed=seed, wall_seconds=time.perf_counter() - started,
-        best_epoch=result.best_epoch, train_seconds=round(result.train_seconds, 1),
-        images_per_second=round(result.images_per_second, 1), resumed_from=result.resumed_from,
-        training_machines=read_machines(result.folder),
-        params=int(result.model.count_params()), precision=result.settings.get("precision", "float32"), **extra,
-    )
-    write_metrics(run / "metrics" / f"{name}.json", metrics, info)
-    return metrics
-
-
-def read_model_run(folder: str | os.PathLike, name: str) -> tuple[dict, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """A reported model of a run or published results folder, as :func:`save_experiment` wrote it:
-    its metrics payload and its PrivateTest predictions ``(ids, y_true, y_pred)``
-    (``metrics/<name>.json``, ``predictions/<name>.npz``)."""
-    folder = Path(folder)
-    return read_metrics(folder / "metrics" / f"{name}.json"), read_predictions(folder / "predictions" / f"{name}.npz")
-
-
-Predictions = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-def read_probabilities(folder: str | os.PathLike, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """A reported model's PrivateTest labels and class probabilities ``(y_true, probs)``, from the
-    ``predictions/<name>.npz`` :func:`save_experiment` wrote: the probabilities its reported answers
-    came from (with test-time augmentation where its metrics say so)."""
-    path = Path(folder) / "predictions" / f"{name}.npz"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no predictions of {name!r}; run the notebook that trains it first")
-    with np.load(path) as npz:
-        if "probs" not in npz:
-            raise ValueError(f"{path} holds answers but no class probabilities")
-        return npz["y_true"], npz["probs"]
-
-
-def write_predictions(path: str | os.PathLike, ids: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
-                      **extra: np.ndarray) -> Path:
-    """A model's PrivateTest answers as an ``.npz`` (``ids``, ``y_true``, ``y_pred`` and any ``extra``
-    arrays, e.g. ``probs``), written whole or not at all."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, ids=np.asarray(ids), y_true=np.asarray(y_true), y_pred=np.asarray(y_pred), **extra)
-    os.replace(tmp, path)
-    return path
-
-
-def read_predictions(path: str | os.PathLike) -> Predictions:
-    """``(ids, y_true, y_pred)`` from a file :func:`write_predictions` wrote."""
-    with np.load(path) as npz:
-        return npz["ids"], npz["y_true"], npz["y_pred"]
+#: The source report's test accuracies (its text gives these, rounded; it has no intervals).
+#: Class weights and the face recipe were not in the report.
+REPORT_ACCURACY: dict[str, float] = {
+    "baseline": 0.65, "undersample": 0.40, "oversample": 0.60, "augment_report": 0.70,
+}
 
 
 def mcnemar_on_same_faces(a: Predictions, b: Predictions, name_a: str, name_b: str) -> dict:
@@ -247,25 +146,6 @@ def per_class_recall(run: str | os.PathLike, names: list[str]) -> pd.DataFrame:
     return pd.DataFrame(cols, index=list(EMOTIONS))
 
 
-def recorded_verification(run: str | os.PathLike, names: list[str] | None = None) -> str:
-    """The data verdict that the experiments of ``run`` recorded in their metrics files, as one line
-    (for notebooks that load no data themselves): the verdict when they all agree, each one otherwise."""
-    names = list(EXPERIMENTS) if names is None else names
-    verdicts: dict[str, list[str]] = {}
-    for name in names:
-        path = Path(run) / "metrics" / f"{name}.json"
-        if path.exists():
-            v = read_metrics(path)["provenance"].get("data_counts", {}).get("verification")
-            summary = v["summary"] if v else "data not verified (metrics written before verification existed)"
-            verdicts.setdefault(summary, []).append(name)
-    if not verdicts:
-        return "data: no experiment of this run has written its metrics yet"
-    if len(verdicts) == 1:
-        return next(iter(verdicts))
-    return "experiments of this run saw different data: " + "; ".join(
-        f"{', '.join(n)}: {v}" for v, n in verdicts.items())
-
-
 def describe_comparison(table: pd.DataFrame, recall: pd.DataFrame, reference: str = "baseline") -> str:
     """Plain sentences on what each experiment changed against ``reference``, from the numbers."""
     if reference not in table.index:
@@ -288,13 +168,6 @@ def describe_comparison(table: pd.DataFrame, recall: pd.DataFrame, reference: st
     return "\n".join(lines)
 
 
-def history_file(run: str | os.PathLike, name: str) -> Path:
-    """Where experiment ``name``'s epochs are: ``<name>/history.csv`` in a run directory,
-    ``<name>_history.csv`` in published results (``results/<profile>/``)."""
-    folder = Path(run) / name / "history.csv"
-    return folder if folder.exists() else Path(run) / f"{name}_history.csv"
-
-
 def describe_stopping(run: str | os.PathLike, names: list[str]) -> str:
     """For each experiment with a history in ``run`` (:func:`history_file`): whether its PublicTest
     accuracy may still have been rising when training stopped, had levelled off, or had peaked well
@@ -311,10 +184,10 @@ def describe_stopping(run: str | os.PathLike, names: list[str]) -> str:
     schedule (:func:`annealed_schedule`) peaks late by design: there a late gain says that a longer
     schedule might help, not that this training, continued, would.
     """
-    return "\n".join(_stopping_lines(run, names)) or "No experiment of this run has a training history."
+    return "\n".join(stopping_verdicts(run, names)) or "No experiment of this run has a training history."
 
 
-def _stopping_lines(run: str | os.PathLike, names: list[str]) -> list[str]:
+def stopping_verdicts(run: str | os.PathLike, names: list[str]) -> list[str]:
     """:func:`describe_stopping`'s sentences, one per experiment with a PublicTest curve."""
     lines = []
     for name in names:
@@ -386,249 +259,53 @@ def _publictest_count(run: Path, name: str) -> int | None:
     return int(splits["PublicTest"]) if splits.get("PublicTest") else None
 
 
-def load_experiment_model(run: str | os.PathLike, name: str):
-    """The model an earlier notebook saved as ``run/models/<name>.keras``, in float32 whatever
-    precision it trained in (see :func:`fer_utils.machinery.speed.float32_copy`), or a one-line error."""
-    from .machinery.speed import float32_copy
-
-    return float32_copy(_load_saved_model(run, name))
-
-
-def describe_against_recorded(run: str | os.PathLike, name: str, ids: np.ndarray, y_pred: np.ndarray) -> str:
-    """One line setting the answers of experiment ``name``'s saved model, computed here on PrivateTest
-    (``ids``, ``y_pred``), beside those its training notebook recorded (``predictions/<name>.npz``), so that
-    a reader who sees two accuracies for one model knows why: its notebook may have computed in bfloat16
-    while a model loaded with :func:`load_experiment_model` computes in float32 (the same weights, other
-    rounding), or may have reported test-time-augmented answers. Without recorded answers, or with
-    answers of other faces (another cap or fraction than its notebook's), the line says so."""
-    try:
-        metrics, (rec_ids, y_true, rec_pred) = read_model_run(run, name)
-    except FileNotFoundError:
-        return f"no recorded answers of {name} in {Path(run).name} to set these beside"
-    if not np.array_equal(np.asarray(rec_ids), np.asarray(ids)):
-        return (f"{name}'s recorded answers are of other faces ({len(rec_ids):,}) than these ({len(ids):,}): "
-                "its notebook ran with another data set, cap or fraction, so the two are not compared")
-    y_pred = np.asarray(y_pred)
-    differ, right = int(np.sum(y_pred != rec_pred)), int(np.sum(rec_pred == y_true))
-    here, there = float(np.mean(y_pred == y_true)), right / len(y_true)
-    info = metrics["provenance"]
-    notebook = TRAINED_IN.get(name)
-    whose = f"notebook {notebook}" if notebook else "its notebook"
-    recorded = f"{whose} reported {there:.3f} ({right:,} of {len(y_true):,} right)"
-    if info.get("test_time_augmentation"):
-        return (f"{recorded} with test-time augmentation ({info['test_time_augmentation']}); this model, "
-                f"one view a face, gets {here:.3f}, answering {differ:,} faces differently")
-    if differ == 0:
-        return f"the same answers as {whose} reported: {there:.3f} ({right:,} right)"
-    precision = info.get("precision", "float32")
-    why = (f"it computed in {precision}, this float32 copy of the same weights rounds otherwise"
-           if precision != "float32" else "the same weights and precision, so the difference is the "
-           "machine's arithmetic (another processor or library version)")
-    return (f"{recorded}; this copy gets {here:.3f}, answering {differ:,} of the faces differently: {why} "
-            "(notebook 06's table keeps the reported figure)")
-
-
-def _load_saved_model(run: str | os.PathLike, name: str):
-    """``run/models/<name>.keras`` as saved (its training precision, compiled), or a one-line error."""
-    import keras
-
-    from . import model as _registers_custom_layers  # noqa: F401  (PerImageStandardization)
-
-    path = Path(run) / "models" / f"{name}.keras"
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path.name} not found in {Path(run).name}/models: run the notebook that trains "
-            f"'{name}' (01 for the baseline) with this run directory first")
-    from .augment import load_model
-
-    return load_model(path)
-
-
-#: The study's experiments in reading order (notebooks 01-04 and 08), with a label for tables and charts.
-EXPERIMENTS: dict[str, str] = {
-    "baseline": "baseline CNN (01)",
-    "undersample": "random undersampling (02)",
-    "oversample": "random oversampling (03)",
-    "class_weights": "class-weighted loss (03)",
-    "augment_report": "augmentation, report's recipe (04)",
-    "augment_face": "augmentation, face recipe (04)",
-    "beyond": "beyond the report: VGG-style, ten-crop (08)",
-}
-
-#: The notebook that trains each experiment (the number in its :data:`EXPERIMENTS` label).
-TRAINED_IN: dict[str, str] = {name: label.rsplit("(", 1)[1].rstrip(")") for name, label in EXPERIMENTS.items()}
-
-#: A run's training folders that are not experiments of their own, and the notebook that trains each:
-#: an exercise's model (02) and notebook 08's steps before its final model.
-OTHER_TRAININGS: dict[str, str] = {
-    "exercise_undersample_twice": "02",
-    "beyond_vgg": "08", "beyond_sgd": "08", "beyond_strong": "08", "beyond_smooth": "08",
-}
-
-def training_notebook(folder: str) -> str:
-    """The notebook (its number) that trains into a run's training folder ``folder``; "?" for a folder
-    of no known notebook (:data:`TRAINED_IN`, :data:`OTHER_TRAININGS`)."""
-    return TRAINED_IN.get(folder) or OTHER_TRAININGS.get(folder, "?")
-
-
-def training_order(folder: str) -> tuple:
-    """Sort key for a run's training folders: by notebook, then in the study's order within it."""
-    known = [*EXPERIMENTS, *OTHER_TRAININGS]
-    return (training_notebook(folder), known.index(folder) if folder in known else len(known), folder)
-
-
-#: The time each part of the reference run may take, in hours of this project's 2-core machine:
-#: the report's study (notebooks 00-07; issue 14) and the final model of notebook 08 (issue 17).
-TIME_BUDGET_HOURS: dict[str, float] = {"study": 8.0, "final model of 08": 6.0}
-
-
-def training_time(run: str | os.PathLike) -> pd.DataFrame:
-    """Every training of a run, read from its histories: ``<name>/history.csv`` in a run directory,
-    ``<name>_history.csv`` in published results (``results/<profile>/``).
-
-    One row per training, in notebook order: ``notebook`` (which trains it; "?" for a folder this
-    module does not know), ``epochs``, ``fastest_epoch_seconds``, ``hours`` (the epochs' times summed,
-    across every session of a resumed training) and ``hours_at_fastest`` (``epochs`` times the fastest
-    epoch: what the training would have taken had every epoch run as fast as its fastest, an estimate
-    of its time with the machine to itself where some epochs shared it; an epoch that includes a
-    compilation or a slower machine only makes the estimate longer) and ``hours_to_best`` (the epochs'
-    times up to and including the best PublicTest accuracy, the epoch a training keeps; NaN without a
-    PublicTest curve), ``machines`` (:func:`machine_names`: the processors or GPUs that trained it, as
-    its machine record says) and ``finished`` (its ``done.json`` exists; a published history is always
-    finished)."""
-    run = Path(run)
-    found = {p.parent.name: p for p in run.glob("*/history.csv")}
-    found.update({p.name[: -len("_history.csv")]: p for p in run.glob("*_history.csv")})
-    rows = []
-    for name, path in found.items():
-        history = read_history(path)
-        every = np.asarray(history.get("epoch_seconds", []), dtype=float)
-        seconds = every[np.isfinite(every)]
-        if not len(seconds):
-            continue
-        accuracy = np.asarray(history.get("val_accuracy", []), dtype=float)
-        to_best = (float(np.nansum(every[:int(np.nanargmax(accuracy)) + 1])) / 3600
-                   if len(accuracy) == len(every) and np.isfinite(accuracy).any() else np.nan)
-        rows.append({"training": name, "notebook": training_notebook(name),
-                     "epochs": len(seconds), "fastest_epoch_seconds": float(seconds.min()),
-                     "hours": float(seconds.sum()) / 3600, "hours_at_fastest": float(len(seconds) * seconds.min()) / 3600,
-                     "hours_to_best": to_best, "machines": machine_names(read_machines(path)),
-                     "finished": path.name != "history.csv" or (path.parent / "done.json").exists()})
-    columns = ["notebook", "epochs", "fastest_epoch_seconds", "hours", "hours_at_fastest", "hours_to_best", "machines",
-               "finished"]
-    if not rows:
-        return pd.DataFrame(columns=columns, index=pd.Index([], name="training"))
-    table = pd.DataFrame(rows).set_index("training")
-    return table.loc[sorted(table.index, key=training_order), columns]
-
-
-#: what :func:`machine_names` says for epochs whose machine was not recorded
-NOT_RECORDED = "not recorded"
-
-
-def machine_names(segments: list[dict]) -> str:
-    """The machines of a training's segments (:func:`fer_utils.history.read_machines`), each named once in
-    the order they trained, ``"; "``-joined; epochs without a record count as :data:`NOT_RECORDED`."""
-    names = dict.fromkeys(s["name"] or NOT_RECORDED for s in segments)
-    return "; ".join(names)
-
-
-def describe_training_time(times: pd.DataFrame, budgets: dict[str, float] | None = None) -> str:
-    """Sentences on how long a run trained (``times``: :func:`training_time`): the study's notebooks
-    (01-04) and notebook 08, each as measured and at its trainings' fastest epochs, against
-    ``budgets`` (hours; default :data:`TIME_BUDGET_HOURS`)."""
-    budgets = TIME_BUDGET_HOURS if budgets is None else budgets
+def describe_training_time(times: pd.DataFrame) -> str:
+    """Sentences on how long a run trained (``times``: :func:`fer_utils.experiments.training_time`): the
+    report's methods (the reported experiments of notebooks 01-04; an exercise's training is not part of
+    the study's cost) and notebook 08, each as measured and at its trainings' fastest epochs, and how
+    much of it went to epochs after each training's kept one."""
     if times.empty:
         return "No training of this run has a history with epoch times."
 
     def hours(value: float) -> str:
-        return f"{value:.1f} h" if value >= 1 else f"{value * 60:.0f} min"
-
-    def verdict(measured: float, fastest: float, budget: float | None, whose: str, what: str) -> str:
-        if budget is None:
-            return ""
-        budget_text = f"{whose} budget of {budget:g} h" + (f" for {what}" if what else "")
-        if measured <= budget:
-            return f", within {budget_text}"
-        if fastest <= budget:
-            return (f": over {budget_text} as measured but within it at the fastest epochs, so the excess is "
-                    "time the epochs lost to sharing the machine")
-        return f": over {budget_text} even at the fastest epochs"
+        return duration(value * 3600)
 
     lines = []
-    study = times[times["notebook"] < "05"]
+    study = times[(times["notebook"] < "05") & times.index.isin(list(TRAINED_IN))]
     if len(study):
         measured, fastest = study["hours"].sum(), study["hours_at_fastest"].sum()
-        untrained = sorted({"01", "02", "03", "04"} - set(study["notebook"]))
-        # a notebook that has trained some of its models but not all is still training
-        unfinished = set(study.loc[~study["finished"].astype(bool), "notebook"]) if "finished" in study else set()
-        unfinished |= {TRAINED_IN[name] for name in TRAINED_IN if TRAINED_IN[name] in set(study["notebook"])
-                       and name not in study.index}
-        training = sorted(unfinished)
-        missing = sorted([*untrained, *training])
-        not_yet = "; ".join(
-            [(f"notebook {untrained[0]} has" if len(untrained) == 1
-              else f"notebooks {', '.join(untrained)} have") + " not trained yet"] * bool(untrained)
-            + [(f"notebook {training[0]} is" if len(training) == 1
-                else f"notebooks {', '.join(training)} are") + " still training"] * bool(training))
-        within = (f" so far; {not_yet}" if missing
-                  else verdict(measured, fastest, budgets.get("study"), "the study's", "notebooks 00-07"))
+        untrained = sorted({TRAINED_IN[n] for n in TRAINED_IN if TRAINED_IN[n] < "05" and n not in study.index})
+        unfinished = sorted(set(study.loc[~study["finished"].astype(bool), "notebook"]))
         first, last = study["notebook"].min(), study["notebook"].max()
         which = f"Notebook {first}" if first == last else f"Notebooks {first}-{last}"
-        lines.append(f"{which} trained {len(study)} model{'s' if len(study) > 1 else ''} in "
-                     f"{hours(measured)} (their epochs' times, summed; {hours(fastest)} at each training's fastest "
-                     f"epoch){within}.")
+        line = (f"{which} trained {len(study)} model{'s' if len(study) > 1 else ''} in {hours(measured)} (their "
+                f"epochs' times, summed; {hours(fastest)} at each training's fastest epoch)")
+        if untrained or unfinished:
+            line += "; not finished yet: notebook " + ", ".join(sorted({*untrained, *unfinished}))
+        lines.append(line + ".")
         to_best = study["hours_to_best"].to_numpy(dtype=float)
-        budget = budgets.get("study")
         if len(to_best) and np.isfinite(to_best).all():
             kept = float(to_best.sum())
-            why = ""
-            if budget is not None and not missing and kept > budget:
-                why = (f": even stopping every training at its best epoch, were it known in advance, would not "
-                       f"fit the budget of {budget:g} h")
-            elif budget is not None and not missing and measured > budget:
-                why = (f": the budget of {budget:g} h would have held had every training stopped at its best epoch, "
-                       "which a training can only know from the epochs after it")
             lines.append(f"Up to each training's kept epoch (its best on PublicTest) they took {hours(kept)}; the other "
                          f"{hours(measured - kept)} went to epochs after it (those early stopping spends to be sure "
-                         f"of a peak, or a cap allowed){why}.")
+                         "of a peak, or a schedule's last, low-rate epochs).")
     beyond = times[times["notebook"] == "08"]
     if len(beyond):
         measured, fastest = beyond["hours"].sum(), beyond["hours_at_fastest"].sum()
-        line = f"Notebook 08 trained {len(beyond)} model{'s' if len(beyond) > 1 else ''} in {hours(measured)} ({hours(fastest)} at the fastest epochs)"
+        line = (f"Notebook 08 trained {len(beyond)} model{'s' if len(beyond) > 1 else ''} in {hours(measured)} "
+                f"({hours(fastest)} at the fastest epochs)")
         if "beyond" in beyond.index:
             final = beyond.loc["beyond"]
             if bool(final.get("finished", True)):
-                within = verdict(final.hours, final.hours_at_fastest, budgets.get("final model of 08"), "its", "")
-                line += f"; its final model took {hours(final.hours)} ({hours(final.hours_at_fastest)}){within}"
+                line += f"; its final model took {hours(final.hours)} ({hours(final.hours_at_fastest)})"
             else:
                 line += (f"; its final model, still training, has taken {hours(final.hours)} so far "
                          f"({hours(final.hours_at_fastest)})")
         lines.append(line + ".")
-    if "machines" in times:
-        named = list(dict.fromkeys(n for cell in times["machines"] for n in str(cell).split("; ")
-                                   if n and n != NOT_RECORDED))
-        unrecorded = [t for t, cell in times["machines"].items() if NOT_RECORDED in str(cell).split("; ")]
-        missing = f"where {', '.join(unrecorded)} trained is not recorded"
-        if len(named) > 1:
-            where = ", ".join(named[:-1]) + " and " + named[-1]
-            lines.append(f"These times come from {len(named)} machines ({where}): a processor's speed moves every "
-                         "epoch's time, so compare trainings across them with care" + (f"; {missing}." if unrecorded else "."))
-        elif named and unrecorded:
-            lines.append(f"The recorded epochs ran on {named[0]}; {missing} (it may have been another processor).")
-        elif named:
-            lines.append(f"Every epoch ran on {named[0]}.")
     unknown = times[times["notebook"] == "?"]
     if len(unknown):
         lines.append(f"Trainings of no known notebook: {', '.join(unknown.index)} ({hours(unknown['hours'].sum())}).")
     return "\n".join(lines)
-
-
-#: The source report's test accuracies (its text gives these, rounded; it has no intervals).
-#: Class weights and the face recipe were not in the report.
-REPORT_ACCURACY: dict[str, float] = {
-    "baseline": 0.65, "undersample": 0.40, "oversample": 0.60, "augment_report": 0.70,
-}
 
 
 def described_cpu(hardware: dict) -> str | None:
@@ -638,48 +315,11 @@ def described_cpu(hardware: dict) -> str | None:
     return f"{hardware['cpu']}, {hardware.get('cpu_count', '?')} cores"
 
 
-def trained_on(provenance: dict) -> str | None:
-    """Where a metrics file's model trained: the machines of its ``training_machines`` record, in the order
-    they trained (a training resumed on another machine names both, joined by " then "), else the
-    machine that wrote the file (:func:`described_cpu`, the only record older trainings have); None when
-    neither is recorded."""
-    hardware = provenance.get("hardware") or {}
-    names: list[str] = []
-    for segment in provenance.get("training_machines") or []:
-        name = segment.get("name") if isinstance(segment, dict) else None
-        if name and name not in names:
-            names.append(name)
-    if names == [hardware.get("cpu")] or not names:  # one machine, the one that wrote the file: say its cores too
-        return described_cpu(hardware)
-    return " then ".join(names)
-
-
-def describe_machines_of(table: pd.DataFrame, fallback: str) -> str:
-    """The machine(s) whose numbers :func:`summary_table`'s ``table`` holds, for a sentence: ``fallback``
-    when every experiment's model trained on one machine (or none is recorded; the table's ``trained_on``:
-    :func:`trained_on`), else each machine with the notebooks whose models it trained ("AMD EPYC, 2 cores
-    (notebooks 01, 03) and Intel(R) Xeon(R) Processor, 2 cores (notebook 04)"), in the order of their
-    first notebook. A run carried across working sessions may change machines between notebooks, and the
-    table's training times and images per second are each machine's own."""
-    if "trained_on" not in table or table["trained_on"].dropna().nunique() < 2:
-        return fallback
-    by_cpu: dict[str, list[str]] = {}
-    for name, cpu in table["trained_on"].items():
-        if cpu is None or (isinstance(cpu, float) and np.isnan(cpu)):
-            cpu = "an unrecorded processor"
-        notebook = TRAINED_IN.get(name, "?")
-        if notebook not in by_cpu.setdefault(cpu, []):
-            by_cpu[cpu].append(notebook)
-    parts = [f"{cpu} (notebook{'s' if len(nbs) > 1 else ''} {', '.join(sorted(nbs))})"
-             for cpu, nbs in sorted(by_cpu.items(), key=lambda item: min(item[1]))]
-    return ", ".join(parts[:-1]) + " and " + parts[-1]
-
-
 def summary_table(run: str | os.PathLike, names: list[str] | None = None) -> pd.DataFrame:
     """:func:`compare` over the study's experiments, with the report's accuracy beside ours.
 
     Adds ``best_epoch``, ``profile``, ``precision`` (float32 for metrics files
-    older than the fast path), ``finished_utc`` and ``trained_on`` (where the model trained: :func:`trained_on`)
+    older than the fast path), ``finished_utc`` and ``trained_on`` (the processor of the machine that wrote the metrics file)
     from each metrics file, and ``report_accuracy``
     (NaN where the report has no number). Rows follow :data:`EXPERIMENTS`' order.
     """
@@ -692,7 +332,7 @@ def summary_table(run: str | os.PathLike, names: list[str] | None = None) -> pd.
     for name, p in provs.items():
         extra[name] = {"best_epoch": p.get("best_epoch"),
                        "profile": p.get("profile"), "precision": p.get("precision", "float32"),
-                       "finished_utc": p.get("finished_utc"), "trained_on": trained_on(p)}
+                       "finished_utc": p.get("finished_utc"), "trained_on": described_cpu(p.get("hardware") or {})}
     table = table.join(pd.DataFrame.from_dict(extra, orient="index"))
     table["report_accuracy"] = [REPORT_ACCURACY.get(name, np.nan) for name in table.index]
     return table
@@ -753,24 +393,6 @@ def describe_against_report(table: pd.DataFrame, run: str | os.PathLike | None =
                      f"best balanced accuracy: {table['balanced_accuracy'].idxmax()} "
                      f"({table['balanced_accuracy'].max():.3f}).")
     return "\n".join(lines)
-
-
-def export_model(run: str | os.PathLike, name: str, dest: str | os.PathLike) -> Path:
-    """Write experiment ``name``'s model to ``dest`` for inference only: architecture and weights
-    (batch-norm statistics included) without the optimizer's state, a third of the training file.
-
-    The file is written whole or not at all. Returns ``dest``.
-    """
-    from .machinery.speed import float32_copy
-
-    # one copy, float32 (the file runs the same on any machine) and uncompiled (no optimizer state)
-    bare = float32_copy(_load_saved_model(run, name), always_copy=True)
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.stem}.tmp.keras")
-    bare.save(tmp)
-    os.replace(tmp, dest)
-    return dest
 
 
 def models_to_ship(table: pd.DataFrame) -> list[str]:
@@ -951,94 +573,10 @@ def describe_against_peer(table: pd.DataFrame, peer: dict, run: str | os.PathLik
     return "\n".join(lines)
 
 
-#: Where notebook 06 keeps the ``fer`` package's PrivateTest metrics in a run (and fer-publish in results/).
-PEER_METRICS = Path("metrics") / "peers" / "fer_package.json"
-#: ... and its PrivateTest answers, for McNemar's test against the study's models.
-PEER_PREDICTIONS = Path("predictions") / "peers" / "fer_package.npz"
-
-
-def save_peer(run: str | os.PathLike, peer: dict) -> Path:
-    """Write a peer model's PrivateTest metrics (:func:`fer_utils.peers.score_fer_package`) into the
-    run directory as a metrics file (:func:`fer_utils.evaluate.write_metrics`: whole or not at all),
-    its ``peer`` facts as the provenance, and its ``predictions``, where given, beside the experiments'
-    (:data:`PEER_PREDICTIONS`, also whole or not at all), so that the published results can cite them."""
-    metrics = {key: value for key, value in peer.items() if key not in ("peer", "predictions")}
-    path = write_metrics(Path(run) / PEER_METRICS, metrics, {"peer": peer.get("peer", {})})
-    answers = peer.get("predictions")
-    if answers is not None:
-        write_predictions(Path(run) / PEER_PREDICTIONS, answers["ids"], answers["y_true"], answers["y_pred"],
-                          **{key: answers[key] for key in ("probs",) if key in answers})
-    return path
-
-
-def read_peer(run: str | os.PathLike) -> dict | None:
-    """The peer metrics :func:`save_peer` wrote into ``run`` (with ``predictions`` where they were
-    kept), or None where none were (the ``fer`` package was not installed when notebook 06 ran)."""
-    path = Path(run) / PEER_METRICS
-    if not path.exists():
-        return None
-    payload = read_metrics(path)
-    peer = {**payload["metrics"], "peer": payload["provenance"]["peer"]}
-    answers = Path(run) / PEER_PREDICTIONS
-    if answers.exists():
-        with np.load(answers) as npz:
-            peer["predictions"] = {key: npz[key] for key in ("ids", "y_true", "y_pred", "probs") if key in npz}
-    return peer
-
-
-def _duration(seconds: float) -> str:
-    """``seconds`` as hours to one decimal from an hour on, else as whole minutes."""
-    return f"{seconds / 3600:.1f} hours" if seconds >= 3600 else f"{seconds / 60:.0f} minutes"
-
-
-def readme_results(results: str | os.PathLike, manifest: dict) -> str:
-    """The README's results for a published run, computed from its files: which run and machine and
-    how long it took (``manifest``: ``results/published.json``), :func:`markdown_summary`, the
-    sentences of :func:`describe_against_report`, the baseline's curve against the report's
-    (:func:`fer_utils.train.compare_with_report_curve`), how each training ended
-    (:func:`describe_stopping`) and, where notebook 06 scored it, :func:`describe_against_peer`; a
-    notebook the manifest lists as pending (still running when the run was published) is named as
-    missing. ``fer-publish`` writes it into the README, and a test checks the README still holds it, so
-    no number there can drift from its metrics file."""
-    table = summary_table(results)
-    hardware = manifest.get("hardware", {})
-    machine = f"{hardware.get('cpu', 'an unrecorded CPU')}, {hardware.get('cpu_count', '?')} cores"
-    accelerators = hardware.get("accelerators") or []
-    if accelerators:
-        names = [a.get("name", "?") if isinstance(a, dict) else str(a) for a in accelerators]
-        machine += f", {', '.join(names)}"
-    notebooks = manifest.get("notebooks", {})
-    train = _duration(sum(n.get("train_seconds") or 0 for n in notebooks.values()))
-    wall = _duration(sum(n.get("executed_in_s") or 0 for n in notebooks.values()))
-    pending = manifest.get("pending") or []
-    finished = "its published notebooks finished by" if pending else "finished"
-    machine = describe_machines_of(table, machine)
-    lines = [f"The `{manifest['profile']}` run, {finished} {manifest['run_finished_utc']} on {machine}: "
-             f"{train} of training (the epochs' times, summed across interruptions), and "
-             f"{wall} for the notebooks' kept executions. Computed by `fer-publish` from "
-             f"`results/{manifest['profile']}/`; the run's notebooks say more.", "", markdown_summary(table),
-             "", "What it cost:", ""]
-    if pending:
-        names = ", ".join(f"`notebooks/{name}`" for name in pending)
-        lines[1:1] = ["", f"Not in it yet: {names}, still running in this run when it was published (so "
-                      f"{'its' if len(pending) == 1 else 'their'} committed copy has no outputs, and "
-                      f"{'its' if len(pending) == 1 else 'their'} experiments are neither in the table nor in "
-                      "the costs); the run is published again once it finishes."]
-    lines += [f"- {line}" for line in describe_training_time(training_time(results)).splitlines()]
-    lines += ["", "Against the source report:", ""]
-    lines += [f"- {line}" for line in describe_against_report(table, results).splitlines()]
-    baseline = read_history(history_file(results, "baseline"))
-    if baseline.get("val_accuracy"):
-        from .train import compare_with_report_curve
-
-        lines += ["", "The baseline's PublicTest curve against the report's:", ""]
-        lines += [f"- {line}" for line in compare_with_report_curve(baseline).splitlines()]
-    stopping = _stopping_lines(results, list(table.index))
-    if stopping:
-        lines += ["", "How each training ended (from its PublicTest curve):", ""]
-        lines += [f"- {line}" for line in stopping]
-    peer = read_peer(results)
-    if peer is not None:
-        lines += ["", "Against a peer readers will try:", ""]
-        lines += [f"- {line}" for line in describe_against_peer(table, peer, results).splitlines()]
-    return "\n".join(lines)
+def duration(seconds: float) -> str:
+    """``seconds`` as a reader says it: "2 h 54 min" from an hour on, else "41 min" (whole minutes), and
+    "12 s" under a minute."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"

@@ -1,0 +1,81 @@
+"""A notebook's first cell: where its run keeps its files, what produced its outputs, and which model
+to read when the run has not trained one.
+
+*The lesson.* A result is only as good as the record of what produced it. Every notebook opens by
+naming its run (profile, data and whether the data is the genuine FER-2013, backend, device,
+precision, date), so that a reader of its outputs knows what they come from. Its files go into one run
+directory; paths inside the repository are shown relative to it, never as this machine's paths.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .data import repo_root
+
+#: Where the repository keeps the models it ships (``models/baseline.keras``, ...).
+SHIPPED_DIR = "models"
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """A path as the study means it: relative paths are relative to the repository root."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else repo_root() / path
+
+
+def shown(path: str | os.PathLike) -> str:
+    """A path for printing: relative to the repository when inside it (no machine paths)."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(repo_root()).as_posix()
+    except ValueError:
+        return os.path.relpath(path)
+
+
+def run_banner(profile: str, data=None) -> str:
+    """Which run produced a notebook's outputs: the data verdict first, then profile, data, backend,
+    device, precision and date.
+
+    ``data``: the loaded :class:`fer_utils.data.FerData` (its source and verification verdict are
+    shown; the verdict line comes first, so a copy that is not canonical FER-2013 is the first thing a
+    reader sees), a plain description of the data, or None. The precision is Keras' global dtype
+    policy when this is called (so a notebook sets its precision first).
+    """
+    from datetime import datetime, timezone
+
+    import keras
+
+    from .device import describe_device
+
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    source = getattr(data, "source", data) or ""
+    verdict = getattr(data, "verification", None)
+    first = ""
+    if verdict is not None:
+        first = verdict.summary() + "\n"
+    elif hasattr(data, "verification"):
+        first = "data not verified (loaded with verify='off')\n"
+    shown_data = f" · data: {source}" if source else ""
+    precision = keras.mixed_precision.global_policy().name
+    return (f"{first}Run: profile '{profile}'{shown_data} · {describe_device()} · precision {precision} · "
+            f"{when}")
+
+
+def model_source(run: str | os.PathLike, name: str) -> tuple[Path, str]:
+    """The folder to load experiment ``name``'s model from, and one line saying which it is.
+
+    The run directory's own model (``run/models/<name>.keras``) when its notebook trained one there;
+    else the copy the repository ships (``models/<name>.keras``, trained by the published reference
+    run), so that a notebook whose lesson needs a trained model runs in minutes from a fresh clone.
+    Raises FileNotFoundError, in one line, when neither exists.
+    """
+    run = resolve(run)
+    if (run / "models" / f"{name}.keras").exists():
+        return run, f"model: {name} as trained in this run ({shown(run / 'models' / f'{name}.keras')})"
+    shipped = repo_root() / SHIPPED_DIR
+    if (shipped / f"{name}.keras").exists():
+        return shipped.parent, (f"model: {name} shipped with the study ({SHIPPED_DIR}/{name}.keras, from the "
+                                f"published reference run), since this run has not trained one")
+    raise FileNotFoundError(f"{name}.keras is neither in {shown(run / 'models')} nor shipped in {SHIPPED_DIR}/: "
+                            f"run the notebook that trains '{name}' with this run directory first")
