@@ -132,6 +132,10 @@ def save_experiment(
 ) -> dict:
     """Evaluate the kept model once on ``report_on`` (PrivateTest) and write model, predictions, metrics.
 
+    A training reported already (its metrics file records the same training, the same kept epoch and
+    answers for the same faces: :func:`recorded_report`) is not evaluated again: its recorded metrics are
+    returned, and its model is not needed.
+
     Args:
         result: what :func:`fer_utils.train.train_model` returned.
         report_on: the split to report on, used for nothing else.
@@ -149,6 +153,9 @@ def save_experiment(
         The metrics dict (also written to ``run/metrics/<name>.json``).
     """
     run = Path(run)
+    recorded = recorded_report(run, name, result, report_on)
+    if recorded is not None:
+        return recorded["metrics"]
     if predict is None:
         probs, predicted = predict_labels(result.model, report_on.images)
     else:
@@ -171,10 +178,28 @@ def save_experiment(
         seed=seed, wall_seconds=time.perf_counter() - started,
         best_epoch=result.best_epoch, train_seconds=round(result.train_seconds, 1),
         images_per_second=round(result.images_per_second, 1), resumed_from=result.resumed_from,
-        params=int(result.model.count_params()), precision=result.settings.get("precision", "float32"), **extra,
+        params=int(result.model.count_params()), precision=result.settings.get("precision", "float32"),
+        training=result.settings, **extra,
     )
     write_metrics(run / "metrics" / f"{name}.json", metrics, info)
     return metrics
+
+
+def recorded_report(run: str | os.PathLike, name: str, result: TrainResult, report_on: FerData) -> dict | None:
+    """The metrics payload :func:`save_experiment` wrote for this very training, or None: the run holds
+    ``metrics/<name>.json`` and ``predictions/<name>.npz``, the metrics record the training's settings
+    (``training``), its kept epoch and its epochs, and the predictions answer the faces of ``report_on``."""
+    run = Path(run)
+    metrics_path, predictions_path = run / "metrics" / f"{name}.json", run / "predictions" / f"{name}.npz"
+    if not (metrics_path.exists() and predictions_path.exists()):
+        return None
+    payload = read_metrics(metrics_path)
+    info = payload.get("provenance", {})
+    if (info.get("training") != result.settings or info.get("best_epoch") != result.best_epoch
+            or info.get("epochs") != result.epochs_run):
+        return None
+    ids, _, _ = read_predictions(predictions_path)
+    return payload if np.array_equal(np.asarray(ids), np.asarray(report_on.ids)) else None
 
 
 def read_model_run(folder: str | os.PathLike, name: str) -> tuple[dict, tuple[np.ndarray, np.ndarray, np.ndarray]]:

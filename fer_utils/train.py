@@ -14,7 +14,9 @@ One experiment lives in one folder (``run_dir / name``)::
 
 Calling :func:`train_model` again with the same settings resumes an interrupted
 run at the next epoch, and returns a finished run without training again; either way it prints the
-same line for every epoch (:func:`epoch_line`), the recorded epochs' from the history.
+same line for every epoch (:func:`epoch_line`), the recorded epochs' from the history. A finished
+training is its ``history.csv`` and ``done.json``: its model is loaded only when asked for, so a run
+directory that keeps a training's record without its model still reads as finished.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ class TrainResult:
     """What :func:`train_model` returns.
 
     Attributes:
-        model: the model of the best epoch (chosen on the validation data), loaded from disk.
+        model: the model of the best epoch (chosen on the validation data), loaded from ``best.keras`` when
+            first asked for: a finished training is readable from its history without it.
         history: per-epoch metrics, keyed like Keras' History (``loss``, ``val_accuracy``, ...).
         best_epoch: 1-based epoch whose model was kept.
         epochs_run: epochs finished (fewer than asked when early stopping fired).
@@ -52,7 +55,6 @@ class TrainResult:
         folder: the experiment folder.
     """
 
-    model: keras.Model
     history: dict[str, list[float]]
     best_epoch: int
     epochs_run: int
@@ -61,6 +63,24 @@ class TrainResult:
     resumed_from: int
     folder: Path
     settings: dict = field(default_factory=dict)
+    _model: keras.Model | None = field(default=None, repr=False)
+
+    @property
+    def model(self) -> keras.Model:
+        """The kept model (``best.keras``), loaded on first use; a one-line FileNotFoundError when the
+        folder keeps only the training's record (its history and ``done.json``)."""
+        if self._model is None:
+            path = self.folder / "best.keras"
+            if not path.exists():
+                raise FileNotFoundError(f"{self.folder.name}: its training finished, but its model ({path.name}) is "
+                                        "not in this run directory; train it again in a new run directory to get one")
+            self._model = load_model(path)
+        return self._model
+
+    @property
+    def has_model(self) -> bool:
+        """Whether the kept model is there to load."""
+        return self._model is not None or (self.folder / "best.keras").exists()
 
     def describe(self) -> str:
         """One line: the epochs trained, the kept epoch and the training speed."""
@@ -132,6 +152,28 @@ class _RateLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+#: How a training's learning rate may move: held constant, lowered tenfold on a PublicTest plateau
+#: (``train_model``'s ``reduce_lr_patience``), or annealed along half a cosine to zero by the last epoch.
+SCHEDULES: tuple[str, ...] = ("constant", "plateau", "cosine")
+
+
+def learning_rate_for(schedule: str, rate: float, *, epochs: int, train_images: int, batch_size: int):
+    """What to give :func:`fer_utils.model.compile_model` as its learning rate under ``schedule``
+    (:data:`SCHEDULES`): ``rate`` itself for ``constant`` and ``plateau`` (the plateau rule is
+    :func:`train_model`'s ``reduce_lr_patience``), or a cosine from ``rate`` down to zero over ``epochs``
+    for ``cosine`` (:func:`fer_utils.beyond.cosine_schedule`, no warm-up: its first epochs run at the
+    report's rate, as the baseline's do). The cosine needs the whole length in advance, so a training
+    under it runs to its last epoch rather than stopping early."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown learning-rate schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    if schedule != "cosine":
+        return rate
+    from .beyond import cosine_schedule, steps_per_epoch
+
+    return cosine_schedule(rate, epochs=epochs, steps_per_epoch=steps_per_epoch(train_images, batch_size),
+                           warmup_epochs=0)
 
 
 def _schedule_of(optimizer) -> keras.optimizers.schedules.LearningRateSchedule | None:
@@ -332,7 +374,7 @@ def train_model(
     mode = "min" if "loss" in monitor else "max"
 
     previous = read_history(history_csv)
-    if done_path.exists() and best_path.exists():
+    if done_path.exists() and previous.get("epoch"):  # a finished training is its record; its model may be gone
         done = json.loads(done_path.read_text())
         if done.get("settings") == settings:
             if verbose == 2:
@@ -412,7 +454,6 @@ def _finished(history: dict[str, list[float]], monitor: str, mode: str, epochs: 
 
 def _result(folder: Path, done: dict, resumed_from: int) -> TrainResult:
     return TrainResult(
-        model=load_model(folder / "best.keras"),
         history=read_history(folder / "history.csv"),
         best_epoch=int(done["best_epoch"]),
         epochs_run=int(done["epochs_run"]),

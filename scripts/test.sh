@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
-# Set up, then run the unit tests, the real-data tests, the smoke-profile study run (on TensorFlow and
-# on JAX), and nbval on the committed notebooks' stable cells (checkable copies made by fer_study.nbcheck in .nbval/).
+# Set up, then test in three stages, the quick ones first, so a broken change fails in minutes:
+#   1. unit tests: small synthetic data, no notebook runs;
+#   2. the study on the real data: real-data tests, the smoke-profile study (every notebook on TensorFlow,
+#      the backend-dependent ones on JAX, the student copies) and the rendering check in Chromium;
+#   3. nbval on the committed notebooks' stable cells (checkable copies made by fer_study.nbcheck in .nbval/).
 # Real-data tests need FER2013_DIR (or data/fer2013); without the data they are skipped (under CI they fail).
+# Arguments go to every pytest call (e.g. -q, -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# The tests also run the study and Grad-CAM on a second Keras backend (JAX, on the CPU), and open the
-# notebooks in JupyterLab in Chromium (when the system has Chromium; .ci/run installs it).
+# the second Keras backend (JAX, on the CPU) and JupyterLab for the rendering check (when the system has Chromium)
 .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[test,jax,browser]"
 export FER2013_CACHE="${FER2013_CACHE:-$PWD/.cache/fer2013}"
+PYTEST=(.venv/bin/python -m pytest -p no:cacheprovider --durations=8)
+started=$SECONDS
+echo "== 1/3 unit tests"
+"${PYTEST[@]}" tests -m "not slow and not realdata" "$@"
+echo "== 2/3 the study on the real data ($((SECONDS - started)) s so far)"
+"${PYTEST[@]}" tests -m "slow or realdata" "$@"
+echo "== 3/3 the committed notebooks' outputs ($((SECONDS - started)) s so far)"
 .venv/bin/python -m fer_study.nbcheck .nbval > /dev/null
-exec .venv/bin/python -m pytest tests .nbval/*.ipynb --nbval-lax --sanitize-with tests/nbval_sanitize.cfg \
-    -p no:cacheprovider "$@"
+"${PYTEST[@]}" .nbval/*.ipynb --nbval-lax --sanitize-with tests/nbval_sanitize.cfg "$@"
+echo "tests: all three stages passed in $((SECONDS - started)) s"

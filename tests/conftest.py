@@ -79,13 +79,20 @@ def real_data(real_data_path: Path, real_cache: Path):
     return load_fer2013(real_data_path, cache_dir=real_cache)
 
 
-#: Wall seconds of the smoke study per Keras backend, per notebook and in all (tests/test_study.py fills it),
-#: printed at the end of every test run, -q included, with the JAX/TensorFlow ratio (issue: within 1.5x).
+#: Wall seconds of the smoke study per Keras backend, per notebook and in all (tests/test_runner.py fills it),
+#: printed at the end of every test run, -q included.
 SMOKE_TIMES = pytest.StashKey[dict]()
 
 
 def pytest_configure(config):
     config.stash[SMOKE_TIMES] = {}
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that reads the real data set is marked ``realdata`` (CI runs those after the unit tests)."""
+    for item in items:
+        if {"real_data_path", "real_data"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.realdata)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -96,6 +103,3 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for backend, t in times.items():
         per = ", ".join(f"{nb} {s:.0f}" for nb, s in t["notebooks"].items())
         terminalreporter.write_line(f"{backend}: {t['total']:.0f} s ({per})")
-    if {"tensorflow", "jax"} <= set(times):
-        ratio = times["jax"]["total"] / times["tensorflow"]["total"]
-        terminalreporter.write_line(f"jax / tensorflow: {ratio:.2f}x (target: within 1.5x)")

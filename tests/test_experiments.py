@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_utils.evaluate import classification_metrics, mcnemar, write_metrics
+from fer_utils.evaluate import classification_metrics, mcnemar, read_metrics, write_metrics
 from fer_utils.experiments import describe_against_recorded, export_model
 from fer_utils.compare import REPORT_ACCURACY, compare, describe_against_report, describe_comparison, describe_stopping, export_shipped, markdown_summary, models_to_ship, per_class_recall, summary_table
 
@@ -560,3 +560,41 @@ def test_calibration_summary_and_its_prose(tmp_path):
     assert describe_calibration(t.iloc[:0]) == "no model of this run keeps its class probabilities"
 
 
+
+
+def test_a_training_reported_already_is_read_back_without_its_model(tmp_path):
+    import keras
+
+    from conftest import make_tree
+    from fer_utils.data import load_fer2013
+    from fer_utils.experiments import recorded_report, save_experiment
+    from fer_utils.train import train_model
+
+    data = load_fer2013(make_tree(tmp_path / "fer"), cache=False, verify="off")
+    train, public, private = (data.split(s) for s in ("Training", "PublicTest", "PrivateTest"))
+
+    def model():
+        m = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+                              keras.layers.Dense(7, activation="softmax")])
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return m
+
+    run = tmp_path / "run"
+    settings = dict(epochs=2, batch_size=8, seed=1)
+    result = train_model(model(), (train.images, train.labels), (public.images, public.labels), run / "baseline",
+                         **settings)
+    first = save_experiment(result, private, run, name="baseline", profile="t", seed=1, started=0.0,
+                            train_data=train, all_data=data)
+    assert read_metrics(run / "metrics" / "baseline.json")["provenance"]["training"] == result.settings
+    (run / "baseline" / "best.keras").unlink()
+    (run / "models" / "baseline.keras").unlink()  # the finished training's model is gone; its record is not
+    again = train_model(model(), (train.images, train.labels), (public.images, public.labels), run / "baseline",
+                        **settings)
+    assert not again.has_model
+    assert save_experiment(again, private, run, name="baseline", profile="t", seed=1, started=0.0,
+                           train_data=train, all_data=data) == first
+    # another training, or answers for other faces, are not this training's report
+    assert recorded_report(run, "baseline", again, public) is None
+    other = train_model(model(), (train.images, train.labels), (public.images, public.labels), run / "baseline",
+                        epochs=3, batch_size=8, seed=1)
+    assert recorded_report(run, "baseline", other, private) is None

@@ -295,3 +295,28 @@ def test_reduced_learning_rate_carries_across_an_interruption(tmp_path, arrays):
     assert resumed.history["learning_rate"] == pytest.approx(expected, rel=1e-5)
 
 
+
+
+def test_a_finished_training_is_its_record_and_its_model_loads_only_when_asked(tmp_path, arrays, capsys):
+    folder = tmp_path / "exp"
+    train_model(tiny_model(), arrays, arrays, folder, epochs=2, batch_size=16, seed=1)
+    (folder / "best.keras").unlink()  # the run keeps the training's history and done.json only
+    capsys.readouterr()
+    again = train_model(tiny_model(), arrays, arrays, folder, epochs=2, batch_size=16, seed=1,
+                        callbacks=[Interrupt(after_epoch=1)])  # would raise if it trained
+    assert again.epochs_run == 2 and not again.has_model
+    assert [line.split(" · ")[0] for line in capsys.readouterr().out.splitlines()] == ["epoch 1/2", "epoch 2/2"]
+    with pytest.raises(FileNotFoundError, match=r"^exp: its training finished, but its model \(best.keras\) is not"):
+        again.model
+
+
+def test_learning_rate_for_each_schedule():
+    from fer_utils.train import learning_rate_for
+
+    assert learning_rate_for("constant", 1e-3, epochs=5, train_images=1000, batch_size=100) == 1e-3
+    assert learning_rate_for("plateau", 1e-3, epochs=5, train_images=1000, batch_size=100) == 1e-3
+    cosine = learning_rate_for("cosine", 1e-3, epochs=5, train_images=1000, batch_size=100)  # 10 steps an epoch
+    rates = [float(keras.ops.convert_to_numpy(cosine(step))) for step in (0, 25, 50)]
+    assert rates == pytest.approx([1e-3, 0.5e-3, 0.0], abs=1e-9)  # the report's rate first, zero at the end
+    with pytest.raises(ValueError, match="unknown learning-rate schedule 'step'; choose one of constant, plateau, cosine"):
+        learning_rate_for("step", 1e-3, epochs=5, train_images=1000, batch_size=100)
