@@ -1,15 +1,8 @@
 """Compare training recipes of the baseline CNN on the full data (Training -> PublicTest).
 
-WITHDRAWN RESULTS: ``results/recipe_sweep_h200.json`` was computed on a defective copy of FER-2013 whose
-Training images were blurred (replaced by the genuine data on 2026-11-29). Its accuracies, and the slow
-learning described below, describe that copy, not FER-2013; only its timings still stand. The script
-itself is sound and can be re-run on the genuine data.
-
-Why this exists: a plain Keras 3 run of the baseline learns much more slowly than
-the source report (~0.30 validation accuracy after 3 epochs against ~0.45). This
-script trains the unchanged architecture under several recipes (learning rate,
-batch size, L2 term, input scaling) and records validation accuracy and loss per
-epoch, so that the recipe of the long runs is chosen on evidence.
+The script trains the unchanged architecture under several recipes (learning rate, batch size, L2 term,
+input scaling) and records validation accuracy and loss per epoch, so that the recipe of the long runs is
+chosen on evidence (``benchmarks/results/recipe_sweep_cpu_genuine.json``: learning rates on the genuine data).
 
 It uses Keras 3 APIs only, so it runs on any backend (``KERAS_BACKEND=jax`` on a
 GPU box, ``tensorflow`` on the CPU). Results are written after every epoch.
