@@ -9,13 +9,17 @@ directory; paths inside the repository are shown relative to it, never as this m
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from .data import repo_root
 
 #: Where the repository keeps the models it ships (``models/baseline.keras``, ...).
 SHIPPED_DIR = "models"
+#: What fer-publish writes about the published run (its profile names the folder of its records).
+PUBLISHED_MANIFEST = Path("results") / "published.json"
 
 
 def resolve(path: str | os.PathLike) -> Path:
@@ -62,20 +66,38 @@ def run_banner(profile: str, data=None) -> str:
             f"{when}")
 
 
-def model_source(run: str | os.PathLike, name: str) -> tuple[Path, str]:
-    """The folder to load experiment ``name``'s model from, and one line saying which it is.
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a notebook finds an experiment's model and its records.
 
-    The run directory's own model (``run/models/<name>.keras``) when its notebook trained one there;
-    else the copy the repository ships (``models/<name>.keras``, trained by the published reference
-    run), so that a notebook whose lesson needs a trained model runs in minutes from a fresh clone.
-    Raises FileNotFoundError, in one line, when neither exists.
+    Attributes:
+        folder: the folder whose ``models/<name>.keras`` to load
+            (:func:`fer_utils.experiments.load_experiment_model`).
+        records: the folder with its metrics and predictions (``metrics/<name>.json``, ``predictions/<name>.npz``).
+        note: one line for the notebook's output saying which model it is.
     """
+
+    folder: Path
+    records: Path
+    note: str
+
+
+def model_source(run: str | os.PathLike, name: str) -> ModelSource:
+    """Experiment ``name``'s model: the run directory's own (``run/models/<name>.keras``) when its notebook
+    trained one there; else the copy the repository ships (``models/<name>.keras``), with the published
+    run's records (``results/<profile>/``), so that a notebook whose lesson needs a trained model runs in
+    minutes from a fresh clone. Raises FileNotFoundError, in one line, when neither exists."""
     run = resolve(run)
     if (run / "models" / f"{name}.keras").exists():
-        return run, f"model: {name} as trained in this run ({shown(run / 'models' / f'{name}.keras')})"
-    shipped = repo_root() / SHIPPED_DIR
-    if (shipped / f"{name}.keras").exists():
-        return shipped.parent, (f"model: {name} shipped with the study ({SHIPPED_DIR}/{name}.keras, from the "
-                                f"published reference run), since this run has not trained one")
+        return ModelSource(run, run, f"model: {name} as trained in this run ({shown(run / 'models')}/{name}.keras)")
+    root = repo_root()
+    if (root / SHIPPED_DIR / f"{name}.keras").exists():
+        try:
+            profile = json.loads((root / PUBLISHED_MANIFEST).read_text())["profile"]
+            records = root / "results" / profile
+        except (OSError, ValueError, KeyError):
+            profile, records = "published", run
+        return ModelSource(root, records, f"model: {name} as shipped with the study ({SHIPPED_DIR}/{name}.keras, "
+                                          f"trained by the {profile} run), since this run has not trained one")
     raise FileNotFoundError(f"{name}.keras is neither in {shown(run / 'models')} nor shipped in {SHIPPED_DIR}/: "
                             f"run the notebook that trains '{name}' with this run directory first")
