@@ -4,8 +4,8 @@
         --json benchmarks/results/augment_schedule_cpu.json
     python benchmarks/augment_schedule.py --epochs 24 --probe      # time the epochs here (TensorFlow)
 
-Reads the augmented trainings the published reference run made under the plateau rule (40-epoch cap,
-rate lowered tenfold after 3 epochs without a lower PublicTest loss) beside the baseline's, and says
+Reads the augmented trainings made under the plateau rule (``benchmarks/results/augment_plateau``: 40-epoch
+cap, rate lowered tenfold after 3 epochs without a lower PublicTest loss) beside the published baseline's, and says
 from their curves what held them back: when the rate dropped, how far each was from fitting its training
 data at the end, and whether its PublicTest curve was still rising. Then it takes the time an augmented
 epoch costs on this machine (from a finished training's history, or timed here with ``--probe``) and says
@@ -64,7 +64,9 @@ def probe_epoch_seconds(images_per_pass: int = 1024) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", default="results/reference", help="the published run's results folder")
+    parser.add_argument("--results", default="results/reference", help="the published run's results folder (the baseline)")
+    parser.add_argument("--plateau", default="benchmarks/results/augment_plateau",
+                        help="the augmented trainings on the plateau rule")
     parser.add_argument("--epoch-seconds-from", metavar="HISTORY", help="a full-data augmented training's history.csv")
     parser.add_argument("--probe", action="store_true", help="time the epochs on this machine instead (TensorFlow)")
     parser.add_argument("--epochs", type=int, required=True, help="the cosine schedule's length to check")
@@ -72,9 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     root = Path(__file__).resolve().parent.parent
-    results = root / args.results
-    facts = {name: curve_facts(read_history(results / f"{name}_history.csv"))
-             for name in ("baseline", "augment_report", "augment_face")}
+    facts = {"baseline": curve_facts(read_history(root / args.results / "baseline_history.csv"))}
+    facts.update({name: curve_facts(read_history(root / args.plateau / f"{name}_history.csv"))
+                  for name in ("augment_report", "augment_face")})
     for name, f in facts.items():
         print(f"{name}: {f['epochs']} epochs, rate lowered at epochs {f['rate_dropped_at_epochs'] or 'never'}; "
               f"training accuracy {f['train_accuracy_last']:.3f} at the end; PublicTest best {f['publictest_best']:.3f} "
