@@ -128,6 +128,7 @@ def save_experiment(
     train_data: FerData,
     all_data: FerData,
     predict: Callable | None = None,
+    fit_on: FerData | None = None,
     **extra,
 ) -> dict:
     """Evaluate the kept model once on ``report_on`` (PrivateTest) and write model, predictions, metrics.
@@ -147,6 +148,9 @@ def save_experiment(
         all_data: the data set as loaded, for the split counts.
         predict: ``predict(model, images) -> class probabilities`` (e.g. test-time augmentation,
             :func:`fer_utils.beyond.tta_predictor`; say so in ``extra``); None: the model's own prediction.
+        fit_on: the training images, to record how well the kept model fits them as it predicts (dropout
+            and augmentation off: ``metrics["training_fit"]``), which the accuracy Keras logs while training
+            (on augmented faces, with dropout) does not say.
         extra: further provenance fields (batch size, learning rate, method, ...).
 
     Returns:
@@ -162,6 +166,9 @@ def save_experiment(
         probs = np.asarray(predict(result.model, report_on.images))
         predicted = probs.argmax(axis=1)
     metrics = classification_metrics(report_on.labels, predicted)
+    if fit_on is not None:
+        _, fitted = predict_labels(result.model, fit_on.images)
+        metrics["training_fit"] = {"accuracy": float(np.mean(fitted == fit_on.labels)), "n": int(len(fit_on))}
     seen = seen_in_training(report_on.images, all_data.split("Training").images)
     if not seen.all():
         metrics["without_seen_in_training"] = accuracy_without_seen(report_on.labels, predicted, seen)

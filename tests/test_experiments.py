@@ -567,6 +567,7 @@ def test_a_training_reported_already_is_read_back_without_its_model(tmp_path):
 
     from conftest import make_tree
     from fer_utils.data import load_fer2013
+    from fer_utils.evaluate import predict_labels
     from fer_utils.experiments import recorded_report, save_experiment
     from fer_utils.train import train_model
 
@@ -584,8 +585,11 @@ def test_a_training_reported_already_is_read_back_without_its_model(tmp_path):
     result = train_model(model(), (train.images, train.labels), (public.images, public.labels), run / "baseline",
                          **settings)
     first = save_experiment(result, private, run, name="baseline", profile="t", seed=1, started=0.0,
-                            train_data=train, all_data=data)
+                            train_data=train, all_data=data, fit_on=train)
     assert read_metrics(run / "metrics" / "baseline.json")["provenance"]["training"] == result.settings
+    # how well the kept model fits Training as it predicts (no dropout, no augmentation)
+    _, fitted = predict_labels(result.model, train.images)
+    assert first["training_fit"] == {"accuracy": pytest.approx(float(np.mean(fitted == train.labels))), "n": len(train)}
     (run / "baseline" / "best.keras").unlink()
     (run / "models" / "baseline.keras").unlink()  # the finished training's model is gone; its record is not
     again = train_model(model(), (train.images, train.labels), (public.images, public.labels), run / "baseline",
