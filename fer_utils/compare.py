@@ -28,7 +28,7 @@ from .experiments import (
     read_predictions,
     read_probabilities,
 )
-from .history import read_history
+from .history import read_history, stopping_verdict
 
 
 #: The source report's test accuracies (its text gives these, rounded; it has no intervals).
@@ -188,66 +188,16 @@ def describe_stopping(run: str | os.PathLike, names: list[str]) -> str:
 
 
 def stopping_verdicts(run: str | os.PathLike, names: list[str]) -> list[str]:
-    """:func:`describe_stopping`'s sentences, one per experiment with a PublicTest curve."""
+    """:func:`describe_stopping`'s sentences, one per experiment with a PublicTest curve
+    (:func:`fer_utils.history.stopping_verdict`, the one verdict every notebook prints)."""
     lines = []
     for name in names:
         history = read_history(history_file(run, name))
         if not history.get("val_accuracy"):
             continue
-        acc, loss = np.asarray(history["val_accuracy"]), np.asarray(history["val_loss"])
-        epochs, best, low = len(acc), int(np.nanargmax(acc)) + 1, int(np.nanargmin(loss)) + 1
-        top = float(np.nanmax(acc))
-        label = EXPERIMENTS.get(name, name)
-        facts = (f"best PublicTest accuracy {top:.3f} at epoch {best} of {epochs}, "
-                 f"validation loss lowest at epoch {low}")
-        patience = max(3, epochs // 4)
-        annealed = annealed_schedule(history)
-        if epochs < 3:
-            lines.append(f"{label}: {facts}; too few epochs to tell whether it was still improving.")
-            continue
-        if epochs - best >= patience:
-            lines.append(f"{label}: {facts}; no better epoch in the last {epochs - best}, so more epochs "
-                         "alone would probably not have helped.")
-            continue
-        late = f"the best epoch came within the last {patience}"
-        before = acc[:epochs - patience]
-        gain = top - float(np.nanmax(before)) if np.any(np.isfinite(before)) else np.nan
-        n = _publictest_count(Path(run), name)
-        if n and np.isfinite(gain):
-            se = float(np.sqrt(top * (1 - top) / n))
-            added = f"those {patience} epochs added {gain * 100:.1f} points to the best before them"
-            noise = f"one standard error of a PublicTest accuracy ({se * 100:.1f} points on {n:,} faces)"
-            if gain < se:
-                lines.append(f"{label}: {facts}; {late}, but {added}, less than {noise}: it had levelled off "
-                             "(more epochs might still add a fraction of a point).")
-            elif annealed:
-                lines.append(f"{label}: {facts}; {late} and {added}, more than {noise}, but {ANNEALED}")
-            else:
-                lines.append(f"{label}: {facts}; {late} and {added}, more than {noise}: it was still "
-                             "improving, and more epochs might raise it.")
-            continue
-        lines.append(f"{label}: {facts}; {late}, " + (f"but {ANNEALED}" if annealed else
-                     "so it may still have been improving and more epochs might raise it."))
+        facts, verdict = stopping_verdict(history, _publictest_count(Path(run), name))
+        lines.append(f"{EXPERIMENTS.get(name, name)}: {facts}; {verdict}")
     return lines
-
-
-#: What a late best means for a training whose learning rate followed a schedule to its end.
-ANNEALED = ("its learning rate followed a schedule down to nearly zero at the last epoch, and such a schedule "
-            "puts the best epochs late by design: at that rate, training this model on would barely change it, "
-            "and whether more epochs help takes a new run with a longer schedule.")
-
-
-def annealed_schedule(history: dict) -> bool:
-    """Whether a training's learning rate followed a schedule to (nearly) zero, as a cosine does: it
-    changed at most epochs (a drop on a plateau changes it at a few) and its last epoch's rate is at
-    most 1 % of its highest. Under such a schedule the best epoch comes late by design, so a late
-    best does not mean that the same training, continued, would still be improving."""
-    rates = np.asarray(history.get("learning_rate") or [], dtype=float)
-    rates = rates[np.isfinite(rates)]
-    if len(rates) < 3 or rates.max() <= 0:
-        return False
-    changes = int(np.count_nonzero(np.diff(rates)))
-    return changes >= (len(rates) - 1) / 2 and rates[-1] <= 0.01 * rates.max()
 
 
 def _publictest_count(run: Path, name: str) -> int | None:

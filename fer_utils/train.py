@@ -33,7 +33,7 @@ import keras
 import numpy as np
 
 from .augment import load_model
-from .history import read_history  # read_history is kept importable from here; it needs no Keras
+from .history import read_history, stopping_verdict  # read_history is kept importable from here; it needs no Keras
 
 #: Progress output: 0 = none, 1 = Keras' progress bar, 2 = one line per epoch (:func:`epoch_line`).
 DEFAULT_VERBOSE = 2
@@ -465,8 +465,11 @@ def _result(folder: Path, done: dict, resumed_from: int) -> TrainResult:
     )
 
 
-def summarize_history(history: dict[str, list[float]], best_epoch: int, scheduled: bool = False) -> str:
-    """A few sentences on what the curves say, with this run's numbers.
+def summarize_history(history: dict[str, list[float]], best_epoch: int, scheduled: bool = False,
+                      publictest_n: int | None = None) -> str:
+    """A few sentences on what the curves say, with this run's numbers, ending on the one verdict on
+    whether more epochs would help (:func:`fer_utils.history.stopping_verdict`, the verdict notebook 06
+    prints for the same training; ``publictest_n``: the PublicTest count it weighs a late gain against).
 
     ``scheduled``: the rate followed a schedule set in advance (a cosine, say) rather than dropping on
     plateaus; the sentence on the learning rate then describes the schedule."""
@@ -486,8 +489,8 @@ def summarize_history(history: dict[str, list[float]], best_epoch: int, schedule
         )
     else:
         lines.append(
-            f"Validation loss was still falling at the last epoch ({val_loss[-1]:.3f}): this run "
-            "stopped before over-fitting set in, so longer training would still help."
+            f"Validation loss was at its lowest on the last epoch ({val_loss[-1]:.3f}): no sign of over-fitting "
+            "yet in the loss."
         )
     rates = history.get("learning_rate", [])
     # a real drop, not the float32 rounding of a rate already at its floor (1.00000007e-05 -> 9.9999997e-06)
@@ -502,6 +505,9 @@ def summarize_history(history: dict[str, list[float]], best_epoch: int, schedule
             + ", ".join(f"from epoch {e} to {r:g}" for e, r in drops) + ".")
     if "epoch_seconds" in history:
         lines.append(f"Mean time per epoch: {np.nanmean(history['epoch_seconds']):.0f} s.")
+    _, verdict = stopping_verdict(history, publictest_n)
+    lines.append(f"Would more epochs help? Read on PublicTest accuracy (the curve that chooses the kept epoch): "
+                 f"{verdict}")
     return "\n".join(lines)
 
 

@@ -273,7 +273,8 @@ def test_a_late_best_under_an_annealing_schedule_asks_for_a_longer_schedule(tmp_
     import json
     import math
 
-    from fer_utils.compare import ANNEALED, annealed_schedule, describe_stopping
+    from fer_utils.compare import describe_stopping
+    from fer_utils.history import ANNEALED, annealed_schedule
 
     epochs = 40
     acc = [0.3 + 0.01 * i for i in range(30)] + [0.59 + 0.003 * i for i in range(1, 11)]

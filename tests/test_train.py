@@ -148,13 +148,18 @@ def test_summarize_history_names_the_turning_point():
     text = summarize_history(history, best_epoch=2)
     assert "lowest at epoch 2 (1.600)" in text and "best 0.450 at epoch 2" in text
     rising = summarize_history({**history, "val_loss": [2.0, 1.9, 1.8, 1.7]}, best_epoch=2)
-    assert "still falling" in rising
+    assert "Validation loss was at its lowest on the last epoch (1.700): no sign of over-fitting yet" in rising
+    # the verdict on more epochs reads the accuracy curve, the same verdict notebook 06 prints for the training
+    from fer_utils.history import stopping_verdict
+
+    assert rising.splitlines()[-1] == ("Would more epochs help? Read on PublicTest accuracy (the curve that chooses "
+                                       "the kept epoch): " + stopping_verdict(history, None)[1])
     assert "learning rate" not in text
     scheduled = summarize_history({**history, "learning_rate": [1e-3, 1e-3, 1e-4, 1e-4]}, best_epoch=2)
     assert "started at 0.001 and was lowered on a plateau: from epoch 3 to 0.0001." in scheduled
     floor = summarize_history({**history, "learning_rate": [1e-4, 1.0000000656873453e-05, 1.0000000656873453e-05,
                                                             9.999999747378752e-06]}, best_epoch=2)
-    assert floor.endswith("from epoch 2 to 1e-05.")  # the float32 rounding at the floor is no drop
+    assert "from epoch 2 to 1e-05.\n" in floor  # the float32 rounding at the floor is no drop
     cosine = summarize_history({**history, "learning_rate": [0.05, 0.04, 0.01, 0.0]}, best_epoch=2, scheduled=True)
     assert "followed its schedule: 0.05 at its highest (end of epoch 1), 0 at the end of the last epoch." in cosine
     assert "plateau" not in cosine
