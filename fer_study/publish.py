@@ -387,18 +387,21 @@ def readme_results(results: str | os.PathLike, manifest: dict) -> str:
     no number there can drift from its metrics file."""
     table = summary_table(results)
     hardware = manifest.get("hardware", {})
-    machine = f"{hardware.get('cpu', 'an unrecorded CPU')}, {hardware.get('cpu_count', '?')} cores"
+    machines = [m for m in dict.fromkeys(table["trained_on"]) if isinstance(m, str)] if "trained_on" in table else []
+    machines = machines or [f"{hardware.get('cpu', 'an unrecorded CPU')}, {hardware.get('cpu_count', '?')} cores"]
     accelerators = hardware.get("accelerators") or []
     if accelerators:
         names = [a.get("name", "?") if isinstance(a, dict) else str(a) for a in accelerators]
-        machine += f", {', '.join(names)}"
+        machines[0] += f", {', '.join(names)}"
+    machine = " and ".join(machines) + (" (each metrics file names its own)" if len(machines) > 1 else "")
     notebooks = manifest.get("notebooks", {})
     train = duration(sum(n.get("train_seconds") or 0 for n in notebooks.values()))
     wall = duration(sum(n.get("executed_in_s") or 0 for n in notebooks.values()))
     lines = [f"The `{manifest['profile']}` run, finished {manifest['run_finished_utc']} on {machine}: "
-             f"{train} of training (the epochs' times, summed), and "
-             f"{wall} for the notebooks' kept executions. Computed by `fer-publish` from "
-             f"`results/{manifest['profile']}/`; the run's notebooks say more.", "", markdown_summary(table),
+             f"{train} of training (the epochs' times, summed), and {wall} for the notebooks' own execution "
+             f"(over trainings already finished, a notebook takes far less than its training did). Computed by "
+             f"`fer-publish` from `results/{manifest['profile']}/`; the run's notebooks say more. The `report` "
+             "column is the source report's figure.", "", markdown_summary(table),
              "", "What it cost:", ""]
     lines += [f"- {line}" for line in describe_training_time(training_time(results)).splitlines()]
     lines += ["", "Against the source report:", ""]

@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the FER-2013 copy to read: its image folders, its zip or fer2013.csv (default: "
                              "the FER2013_DIR environment variable, else data/fer2013 in the repository)")
     parser.add_argument("--cache", metavar="DIR",
-                        help="where decoded copies of the data are cached (default: FER2013_CACHE, else .cache/)")
+                        help="where decoded copies of the data are cached (default: FER2013_CACHE, else ~/.cache/fer2013-study)")
     parser.add_argument("--verify", choices=MODES, default=None,
                         help="how each load checks the copy against the genuine FER-2013 (default: "
                              "FER2013_VERIFY, else report the difference and go on)")
