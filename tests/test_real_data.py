@@ -118,7 +118,7 @@ def test_shipped_models_load_offline_and_score_their_recorded_accuracy(real_data
     from fer_utils.beyond import tta_probabilities
     from fer_utils.data import repo_root
     from fer_utils.evaluate import read_metrics
-    from fer_utils.machinery.publish import read_manifest, sha256
+    from fer_study.publish import read_manifest, sha256
 
     root = repo_root()
     shipped = read_manifest(root)["models"]
