@@ -138,7 +138,7 @@ def test_gradcam_known_answers_on_every_installed_backend():
     for other in others:
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_gradcam.py",
-             "tests/test_backend.py", "-k", "not real_data and not every_installed"],
+             "tests/test_device.py", "-k", "not real_data and not every_installed"],
             cwd=repo_root(), env={**os.environ, "KERAS_BACKEND": other}, capture_output=True, text=True,
             timeout=600)
         assert done.returncode == 0, f"on {other}:\n{done.stdout[-3000:]}"

@@ -83,7 +83,7 @@ def test_the_watcher_runs_beside_the_work_and_checks_once_more_at_the_end(tmp_pa
 def test_epoch_caps_follow_the_profiles_and_the_notebooks_parameters(tmp_path):
     caps = progress.epoch_caps(study.plan("reference", tmp_path, {}))
     assert caps == {"baseline": 30, "undersample": 100, "exercise_undersample_twice": 3, "oversample": 24,
-                    "class_weights": 24, "augment_report": 40, "augment_face": 40, "beyond_vgg": 8,
+                    "class_weights": 24, "augment_report": 24, "augment_face": 24, "beyond_vgg": 8,
                     "beyond_sgd": 8, "beyond_strong": 8, "beyond_smooth": 8, "beyond": 130}
     assert progress.epoch_caps(study.plan("reference", tmp_path, {"epochs_oversample": 4}, only=["03"])) == {
         "oversample": 4, "class_weights": 24}
