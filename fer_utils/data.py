@@ -10,14 +10,20 @@ Forms understood by :func:`load_fer2013`:
 
 * the image-folder edition: ``train/<emotion>/Training_<id>.jpg`` and
   ``test/<emotion>/{PublicTest,PrivateTest}_<id>.jpg``;
-* the Kaggle zip of that layout (``archive.zip``), read without extracting,
+* the per-row layout many tutorials write from the csv: ``train/``, ``val/`` (or ``validation/``) and
+  ``test/`` for Training, PublicTest and PrivateTest, one folder per emotion, named (``happy``) or by
+  its label (``3``), holding one file per csv row (``<row>.png``);
+* the Kaggle zip of either layout (``archive.zip``), read without extracting,
   with or without one enclosing folder;
-* the original ``fer2013.csv`` with columns ``emotion,pixels,Usage``.
+* the original ``fer2013.csv`` with columns ``emotion,pixels,Usage``; its rows are counted from 0
+  (the first data row is row 0, as in the data set's ``MANIFEST.csv``).
 
 Every form gives the same :class:`FerData`: uint8 images ``(N, 48, 48, 1)``,
 canonical labels 0..6 (mapped from emotion *names*, never from folder sort
-order), the official split of each image and its source id.  Bad data raises
-:class:`FerDataError` with a one-line message naming the file or row.
+order), the official split of each image and its source id.  Images stored in colour are
+converted to grayscale with the ITU-R 601 luma weights (losslessly when the three channels are
+equal) and reported as converted by the verification. Bad data raises :class:`FerDataError` with a
+one-line message naming the file or row.
 
 Decoded arrays are cached (``.npz``, written to a temporary file and renamed,
 so a cache is whole or absent) keyed by a fingerprint of the source, which
@@ -25,7 +31,7 @@ makes a repeated load take well under a second.
 
 Every load also checks the copy against canonical FER-2013 (:mod:`fer_utils.verify`)
 and attaches the verdict as ``FerData.verification``; ``verify="strict"`` refuses a
-copy that differs.
+copy that differs. ``python -m fer_utils.data check [PATH]`` prints the verdict on a copy.
 """
 
 from __future__ import annotations
@@ -45,8 +51,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from . import verify
-from .verify import MODES, VERIFY_ENV, Verification, hash64, pixel_hashes, verify_images
+from .verify import (MODES, VERIFY_ENV, FerDataError, Verification, hash64, pixel_hashes, reference_key,
+                     sharpness, verify_images)
+
+__all__ = ["DATA_ENV", "CACHE_ENV", "EMOTIONS", "SPLITS", "IMAGE_SIZE", "FerData", "FerDataError", "audit",
+           "cap_per_class", "decode_image", "default_cache_dir", "default_data_path", "describe_split_sanity",
+           "load_fer2013", "repo_root", "sample_fraction", "split_sanity"]
 
 #: Canonical FER-2013 label order (index = label).
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -60,14 +70,14 @@ CACHE_ENV = "FER2013_CACHE"
 #: Where the data is looked for when ``FER2013_DIR`` is not set (relative to the repository).
 DEFAULT_DATA_DIR = Path("data") / "fer2013"
 
-_CACHE_VERSION = 2
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+_CACHE_VERSION = 3
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 _SPLIT_RE = re.compile(r"^(Training|PublicTest|PrivateTest)_")
-
-
-class FerDataError(ValueError):
-    """A problem with the data set, described in one line that names the file or row."""
-
+#: Top folders and the split they hold (None: ``test/``, whose split depends on the layout).
+_TOPS: dict[str, int | None] = {"train": 0, "training": 0, "val": 1, "valid": 1, "validation": 1,
+                                "publictest": 1, "test": None, "privatetest": 2}
+_LAYOUTS = ("train/ and test/ folders (the Kaggle edition, test files named PublicTest_<n> or PrivateTest_<n>) "
+            "or train/, val/ and test/")
 
 @dataclass(frozen=True)
 class FerData:
@@ -77,7 +87,9 @@ class FerData:
         images: uint8 array ``(N, 48, 48, 1)``.
         labels: int64 array ``(N,)`` of canonical labels 0..6 (see :data:`EMOTIONS`).
         splits: int8 array ``(N,)`` of indices into :data:`SPLITS`.
-        ids: array ``(N,)`` of source ids (file stem, or ``csv-row-<n>`` for the csv form).
+        ids: array ``(N,)`` of source ids: the file stem of a Kaggle-named file (``Training_<n>``), the
+            path without suffix for other names (``val/3/1234`` in the per-row layout), or
+            ``csv-row-<n>`` for the csv form (rows counted from 0).
         source: a short, machine-independent description of where the data came from.
         verification: the verdict on the whole copy against canonical FER-2013
             (:class:`fer_utils.verify.Verification`; None when the load skipped it). A subset keeps
@@ -155,37 +167,54 @@ def _describe(path: Path) -> str:
 # --------------------------------------------------------------------------- decoding
 
 
+#: Colour of a decoded image as stored: grayscale, colour with three equal channels, colour.
+GREY, EQUAL_CHANNELS, COLOUR = 0, 1, 2
+
+
 def decode_image(raw: bytes, where: str, *, resize: bool = False) -> np.ndarray:
     """Decode one encoded image into a ``(48, 48)`` uint8 array, or raise :class:`FerDataError`.
 
-    Only 8-bit single-channel images are accepted: the data set has no colour,
-    and converting colour or 16-bit images silently would hide a wrong file.
-    An image of another size is an error, or with ``resize`` is brought to 48x48 (area
-    averaging when shrinking, bilinear when enlarging); the loader does that and the
-    verification reports the image as resized.
+    8-bit images are accepted: grayscale as it is, colour (RGB, RGBA, palette, CMYK) converted with the
+    ITU-R 601 luma weights (``L = 0.299 R + 0.587 G + 0.114 B``, exact when the channels are equal, as in
+    a grayscale image saved as RGB). 16-bit and floating-point images are refused: scaling them to 8 bits
+    would be a guess. An image of another size is an error, or with ``resize`` is brought to 48x48 (area
+    averaging when shrinking, bilinear when enlarging); the loader does that and the verification reports
+    the image as resized.
     """
     return _decode_sized(raw, where, resize)[0]
 
 
-def _decode_sized(raw: bytes, where: str, resize: bool) -> tuple[np.ndarray, tuple[int, int]]:
-    """:func:`decode_image`, and the image's size as stored."""
+def _decode_sized(raw: bytes, where: str, resize: bool) -> tuple[np.ndarray, tuple[int, int], int]:
+    """:func:`decode_image`, the image's size as stored and its colour (:data:`GREY`,
+    :data:`EQUAL_CHANNELS` or :data:`COLOUR`)."""
     try:
         with Image.open(io.BytesIO(raw)) as img:
             mode, size = img.mode, img.size
-            if mode != "L":
-                kind = "16-bit" if mode.startswith("I") else f"mode {mode}"
-                raise FerDataError(f"{where}: expected an 8-bit grayscale image, got {kind}")
+            if mode.startswith("I") or mode == "F":
+                kind = "16-bit" if "16" in mode else ("floating-point" if mode == "F" else "32-bit")
+                raise FerDataError(f"{where}: expected an 8-bit image, got a {kind} one")
             img.load()
+            colour = GREY
+            if mode in ("1", "LA", "La"):
+                img = img.convert("L")
+            elif mode != "L":
+                rgb = img.convert("RGB")
+                channels = np.asarray(rgb)
+                same = bool((channels[..., 0] == channels[..., 1]).all() and (channels[..., 1] == channels[..., 2]).all())
+                colour = EQUAL_CHANNELS if same else COLOUR
+                img = rgb.convert("L")
             if size != (IMAGE_SIZE, IMAGE_SIZE):
                 if not resize:
                     raise FerDataError(
                         f"{where}: expected a {IMAGE_SIZE}x{IMAGE_SIZE} image, got {size[0]}x{size[1]}")
                 method = Image.BOX if min(size) >= IMAGE_SIZE else Image.BILINEAR
                 img = img.resize((IMAGE_SIZE, IMAGE_SIZE), method)
-            return np.asarray(img, dtype=np.uint8), size
+            return np.asarray(img, dtype=np.uint8), size, colour
     except FerDataError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError:
+        raise FerDataError(f"{where}: corrupted or unreadable image (not an image format Pillow reads)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise FerDataError(f"{where}: corrupted or unreadable image ({reason})") from None
 
@@ -200,100 +229,144 @@ class _Entry:
     ident: str
 
 
-def _parse_member(rel: str, where_prefix: str) -> _Entry | None:
-    """Classify ``train/<emotion>/<file>`` or ``test/<emotion>/<file>``; None for non-images."""
+def _emotion_label(folder: str, where: str) -> int:
+    """The canonical label of an emotion folder: its name (any case) or the label itself (``0``-``6``)."""
+    name = folder.lower()
+    if name in EMOTIONS:
+        return EMOTIONS.index(name)
+    if name.isdigit() and int(name) < len(EMOTIONS):
+        return int(name)
+    raise FerDataError(f"{where}: unknown emotion folder {folder!r}; expected one of {', '.join(EMOTIONS)} "
+                       f"or a label 0-{len(EMOTIONS) - 1}")
+
+
+def _parse_member(rel: str, where_prefix: str, has_val: bool) -> _Entry | None:
+    """Classify ``<split folder>/<emotion>/<file>``; None for what is not an image of the layout.
+
+    The split is the file name's (``Training_``, ``PublicTest_``, ``PrivateTest_``), else its folder's:
+    ``train/`` Training, ``val/`` PublicTest, and ``test/`` PrivateTest when there is a ``val/`` (the
+    per-row layout); the Kaggle edition's ``test/`` holds both test splits, told apart by file name.
+    """
     parts = rel.split("/")
-    if len(parts) != 3 or not parts[2].lower().endswith(_IMAGE_SUFFIXES):
+    if len(parts) != 3 or not parts[2].lower().endswith(_IMAGE_SUFFIXES) or parts[2].startswith("."):
         return None
     top, emotion, name = parts
+    if top.lower() not in _TOPS:
+        return None
     where = f"{where_prefix}{rel}"
-    if emotion not in EMOTIONS:
-        raise FerDataError(
-            f"{where}: unknown emotion folder {emotion!r}; expected one of {', '.join(EMOTIONS)}"
-        )
+    label = _emotion_label(emotion, f"{where_prefix}{top}/{emotion}")
     stem = name.rsplit(".", 1)[0]
+    folder_split = _TOPS[top.lower()]
+    if folder_split is None and has_val:
+        folder_split = 2
     match = _SPLIT_RE.match(stem)
     if match:
         split = SPLITS.index(match.group(1))
-    elif top == "train":
-        split = 0
+        if folder_split is not None and (folder_split == 0) != (split == 0):
+            raise FerDataError(f"{where}: a {SPLITS[split]} image does not belong under {top}/")
+        ident = stem
+    elif folder_split is None:
+        raise FerDataError(f"{where}: a file under {top}/ must be named PublicTest_<n> or PrivateTest_<n> to tell "
+                           "its split, or the copy laid out as train/, val/ (PublicTest) and test/ (PrivateTest)")
     else:
-        raise FerDataError(
-            f"{where}: test file name must start with PublicTest_ or PrivateTest_ to tell its split"
-        )
-    if (top == "train") != (split == 0):
-        raise FerDataError(f"{where}: a {SPLITS[split]} image does not belong under {top}/")
-    return _Entry(rel, EMOTIONS.index(emotion), split, stem)
+        split, ident = folder_split, f"{top}/{emotion}/{stem}"
+    return _Entry(rel, label, split, ident)
+
+
+def _top_order(key: str) -> int:
+    split = _TOPS.get(key.split("/", 1)[0].lower())
+    return 2 if split is None else split
 
 
 def _canonical_order(entries: list[_Entry]) -> list[_Entry]:
-    """train/ before test/, then by path: the same order from a folder and from its zip."""
-    return sorted(entries, key=lambda e: (not e.key.startswith("train/"), e.key))
+    """Training's folder first, then PublicTest's, then the test folder, each by path: the same order from
+    a folder and from its zip."""
+    return sorted(entries, key=lambda e: (_top_order(e.key), e.key))
 
 
 def _check_nonempty(entries: list[_Entry], where: str) -> None:
     if not entries:
-        raise FerDataError(f"{where}: no images found under train/ or test/")
-    for top in ("train", "test"):
-        if not any(e.key.startswith(top + "/") for e in entries):
-            raise FerDataError(f"{where}: the {top}/ folder is missing or holds no images")
+        raise FerDataError(f"{where}: no images found; expected {_LAYOUTS}, with one folder per emotion")
+    tops = {_top_order(e.key) for e in entries}
+    if 0 not in tops:
+        raise FerDataError(f"{where}: the train/ folder is missing or holds no images; expected {_LAYOUTS}")
+    if not tops - {0}:
+        raise FerDataError(f"{where}: the test/ folder is missing or holds no images; expected {_LAYOUTS}")
 
 
 @dataclass(frozen=True)
 class _Extras:
-    """What verification needs beyond the pixels: each file's hash and its size before decoding."""
+    """What verification needs beyond the pixels: each file's hash, size and colour before decoding."""
 
     file_hashes: np.ndarray | None  # uint64 (None for the csv form, which has no files)
     sizes: np.ndarray               # int16 (N, 2): width, height as stored
     pixel_hashes: np.ndarray        # uint64, of the decoded pixels
+    colour: np.ndarray | None = None  # int8: GREY, EQUAL_CHANNELS or COLOUR as stored
 
 
 def _decode_all(entries: list[_Entry], read, where_prefix: str) -> tuple[np.ndarray, _Extras]:
-    """Decode entries in parallel threads (PIL releases the GIL while decoding); hash each file."""
+    """Decode entries in parallel threads (PIL releases the GIL while decoding); hash each file.
 
-    def one(entry: _Entry) -> tuple[np.ndarray, np.uint64, tuple[int, int]]:
-        raw = read(entry.key)
-        image, size = _decode_sized(raw, f"{where_prefix}{entry.key}", resize=True)
-        return image, hash64(raw), size
+    A bad file ends the load with its one-line :class:`FerDataError`, raised here rather than from
+    inside the thread pool, so that the traceback stays short."""
+
+    def one(entry: _Entry):
+        where = f"{where_prefix}{entry.key}"
+        try:
+            raw = read(entry.key)
+        except OSError as exc:
+            return FerDataError(f"{where}: cannot be read ({exc.strerror or exc})")
+        try:
+            image, size, colour = _decode_sized(raw, where, resize=True)
+        except FerDataError as exc:
+            return exc
+        return image, hash64(raw), size, colour
 
     out = np.empty((len(entries), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     hashes = np.empty(len(entries), dtype=np.uint64)
     sizes = np.empty((len(entries), 2), dtype=np.int16)
+    colour = np.zeros(len(entries), dtype=np.int8)
     workers = min(8, (os.cpu_count() or 1) + 1)
+    failure = None
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for i, (arr, digest, size) in enumerate(pool.map(one, entries, chunksize=256)):
-            out[i], hashes[i], sizes[i] = arr, digest, size
-    return out, _Extras(hashes, sizes, pixel_hashes(out))
+        for i, result in enumerate(pool.map(one, entries)):
+            if isinstance(result, FerDataError):
+                failure = str(result)
+                pool.shutdown(wait=True, cancel_futures=True)
+                break
+            out[i], hashes[i], sizes[i], colour[i] = result
+    if failure is not None:
+        raise FerDataError(failure)
+    return out, _Extras(hashes, sizes, pixel_hashes(out), colour)
+
+
+def _layout_tops(names: Iterable[str]) -> tuple[list[str], bool]:
+    """The split folders among ``names`` (as spelt) and whether one of them is a validation folder."""
+    tops = [n for n in names if n.lower() in _TOPS]
+    return tops, any(_TOPS[n.lower()] == 1 for n in tops)
 
 
 def _folder_entries(root: Path) -> list[_Entry]:
     entries: list[_Entry] = []
-    for top in ("train", "test"):
-        top_dir = root / top
-        if not top_dir.is_dir():
-            continue
-        for emotion_dir in sorted(top_dir.iterdir()):
-            if not emotion_dir.is_dir():
+    tops, has_val = _layout_tops(sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else [])
+    for top in tops:
+        for emotion_dir in sorted((root / top).iterdir()):
+            if not emotion_dir.is_dir() or emotion_dir.name.startswith("."):
                 continue
             for name in sorted(os.listdir(emotion_dir)):
-                entry = _parse_member(f"{top}/{emotion_dir.name}/{name}", f"{_describe(root)}/")
+                entry = _parse_member(f"{top}/{emotion_dir.name}/{name}", f"{_describe(root)}/", has_val)
                 if entry is not None:
                     entries.append(entry)
-            if emotion_dir.name not in EMOTIONS:
-                raise FerDataError(
-                    f"{_describe(emotion_dir)}: unknown emotion folder {emotion_dir.name!r}; "
-                    f"expected one of {', '.join(EMOTIONS)}"
-                )
     _check_nonempty(entries, _describe(root))
     return _canonical_order(entries)
 
 
 def _zip_prefix(names: Iterable[str]) -> str:
-    """The folder inside the zip that holds ``train/`` and ``test/`` ('' when at the top)."""
+    """The folder inside the zip that holds the split folders ('' when at the top)."""
     for name in names:
         parts = name.split("/")
         for i in range(len(parts) - 1):
-            if parts[i] in ("train", "test"):
+            if parts[i].lower() in _TOPS and not parts[0].startswith("__MACOSX"):
                 return "/".join(parts[:i]) + ("/" if i else "")
     return ""
 
@@ -323,11 +396,11 @@ def _load_zip(path: Path) -> tuple[FerData, _Extras]:
     with archive:
         names = [n for n in archive.namelist() if not n.endswith("/")]
         prefix = _zip_prefix(names)
+        inside = [n[len(prefix):] for n in sorted(names) if n.startswith(prefix)]
+        _, has_val = _layout_tops({n.split("/", 1)[0] for n in inside if "/" in n})
         entries = []
-        for name in sorted(names):
-            if not name.startswith(prefix):
-                continue
-            entry = _parse_member(name[len(prefix):], f"{where}:{prefix}")
+        for name in inside:
+            entry = _parse_member(name, f"{where}:{prefix}", has_val)
             if entry is not None:
                 entries.append(entry)
         _check_nonempty(entries, where)
@@ -355,10 +428,11 @@ def _load_csv(path: Path) -> tuple[FerData, _Extras]:
                 f"(missing {', '.join(missing)})"
             )
         i_emotion, i_pixels, i_usage = (header.index(c) for c in ("emotion", "pixels", "Usage"))
+        data_row = 0  # rows counted from 0, as in the data set's MANIFEST.csv
         for line_no, row in enumerate(reader, start=2):
             if not row:
                 continue
-            at = f"{where} line {line_no}"
+            at = f"{where} row {data_row} (line {line_no}; rows counted from 0)"
             if len(row) != len(header):
                 raise FerDataError(f"{at}: expected {len(header)} fields, got {len(row)}")
             emotion, pixels, usage = row[i_emotion].strip(), row[i_pixels], row[i_usage].strip()
@@ -377,8 +451,9 @@ def _load_csv(path: Path) -> tuple[FerData, _Extras]:
                 raise FerDataError(f"{at}: pixel values must lie in 0..255")
             labels.append(int(emotion))
             splits.append(SPLITS.index(usage))
-            ids.append(f"csv-row-{line_no - 1}")
+            ids.append(f"csv-row-{data_row}")
             rows.append(arr.astype(np.uint8))
+            data_row += 1
     if not rows:
         raise FerDataError(f"{where}: no data rows")
     images = np.stack(rows).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
@@ -391,7 +466,7 @@ def _load_csv(path: Path) -> tuple[FerData, _Extras]:
         f"csv ({path.name})",
     )
     sizes = np.full((len(data), 2), IMAGE_SIZE, dtype=np.int16)
-    return data, _Extras(None, sizes, pixel_hashes(data.images))
+    return data, _Extras(None, sizes, pixel_hashes(data.images), np.zeros(len(data), dtype=np.int8))
 
 
 # --------------------------------------------------------------------------- caching
@@ -401,21 +476,29 @@ def _fingerprint(path: Path) -> str:
     """A hash of the source's names, sizes and modification times (cheap; no decoding)."""
     digest = hashlib.sha256(f"v{_CACHE_VERSION}|{path.resolve()}".encode())
     if path.is_dir():
-        for top in ("train", "test"):
-            for dirpath, dirnames, filenames in os.walk(path / top):
-                dirnames.sort()
-                for name in sorted(filenames):
-                    st = os.stat(os.path.join(dirpath, name))
-                    rel = os.path.relpath(os.path.join(dirpath, name), path)
-                    digest.update(f"{rel}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+
+        def walk(folder: str, rel: str) -> None:
+            with os.scandir(folder) as found:
+                entries = sorted(found, key=lambda e: e.name)
+            for entry in entries:
+                if entry.is_dir():
+                    walk(entry.path, f"{rel}{entry.name}/")
+                else:
+                    st = entry.stat()
+                    digest.update(f"{rel}{entry.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+
+        for top in _layout_tops(sorted(p.name for p in path.iterdir() if p.is_dir()))[0]:
+            walk(str(path / top), f"{top}/")
     else:
         st = path.stat()
         digest.update(f"{st.st_size}|{st.st_mtime_ns}".encode())
     return digest.hexdigest()[:24]
 
 
-def _write_cache(cache_file: Path, data: FerData, extras: _Extras) -> None:
-    """Write atomically: a temporary file in the same folder, then a rename."""
+def _write_cache(cache_file: Path, data: FerData, extras: _Extras, verdict: Verification | None = None,
+                 key: str = "") -> None:
+    """Write atomically: a temporary file in the same folder, then a rename. With the verification's
+    verdict, when there is one, and the key of the reference it was made against."""
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache_file.parent, prefix=".tmp-", suffix=".npz")
     try:
@@ -431,6 +514,9 @@ def _write_cache(cache_file: Path, data: FerData, extras: _Extras) -> None:
                 has_files=np.array(extras.file_hashes is not None),
                 sizes=extras.sizes,
                 pixel_hashes=extras.pixel_hashes,
+                colour=extras.colour if extras.colour is not None else np.zeros(len(data), np.int8),
+                verdict_key=np.array(key if verdict is not None else ""),
+                **(verdict.to_arrays() if verdict is not None else {}),
             )
         os.replace(tmp, cache_file)
     except BaseException:
@@ -438,16 +524,20 @@ def _write_cache(cache_file: Path, data: FerData, extras: _Extras) -> None:
         raise
 
 
-def _read_cache(cache_file: Path) -> tuple[FerData, _Extras] | None:
+def _read_cache(cache_file: Path, key: str | None) -> tuple[FerData, _Extras, Verification | None] | None:
+    """The cached arrays, and the verdict kept with them when it was made under ``key``."""
     try:
         with np.load(cache_file, allow_pickle=False) as npz:
             data = FerData(
                 npz["images"], npz["labels"], npz["splits"], npz["ids"], str(npz["source"])
             )
             extras = _Extras(npz["file_hashes"] if bool(npz["has_files"]) else None, npz["sizes"],
-                             npz["pixel_hashes"])
-            return data, extras
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+                             npz["pixel_hashes"], npz["colour"])
+            verdict = None
+            if key and str(npz["verdict_key"]) == key:
+                verdict = Verification.from_arrays(npz)
+            return data, extras, verdict
+    except (OSError, KeyError, ValueError, EOFError, TypeError, zipfile.BadZipFile):
         return None  # unreadable cache: decode again and overwrite it
 
 
@@ -486,8 +576,9 @@ def load_fer2013(
         A :class:`FerData` ordered by split, then as listed in the source.
 
     Raises:
-        FerDataError: the path is missing, the data is malformed (one line, names the file), or
-            ``verify="strict"`` and the copy is not canonical.
+        FerDataError: the path is missing or the data is malformed (one line that names the file or
+            csv row), or ``verify="strict"`` and the copy is not canonical (the verdict on the first
+            line, at most 200 characters, and its detail on the following lines).
     """
     mode = _verify_mode(verify)
     src = Path(path).expanduser() if path is not None else default_data_path()
@@ -507,27 +598,44 @@ def load_fer2013(
 
     loaded = None
     cache_file = None
+    key = reference_key() if mode != "off" else None
     if cache:
         cache_file = Path(cache_dir or default_cache_dir()) / f"fer2013-{_fingerprint(src)}.npz"
         if cache_file.exists():
-            loaded = _read_cache(cache_file)
+            loaded = _read_cache(cache_file, key)
+    fresh = loaded is None
     if loaded is None:
-        loaded = loader(src)
-        if cache_file is not None:
-            _write_cache(cache_file, *loaded)
-    data, extras = loaded
-    if mode != "off":
+        loaded = (*loader(src), None)
+    data, extras, verdict = loaded
+    if mode != "off" and verdict is None:
+        # the verdict is kept with the cache: an altered copy takes a while to judge
         verdict = verify_images(data.images, data.labels, data.splits, data.ids,
                                 file_hashes=extras.file_hashes, sizes=extras.sizes,
-                                pixel_hash=extras.pixel_hashes)
+                                pixel_hash=extras.pixel_hashes, colour=extras.colour)
+        if cache_file is not None:
+            _write_cache(cache_file, data, extras, verdict, key)
+    elif fresh and cache_file is not None:
+        _write_cache(cache_file, data, extras)
+    if mode != "off":
         if mode == "strict" and not verdict.canonical:
-            raise FerDataError(f"{_describe(src)}: not canonical FER-2013 (verify='strict'): {verdict.summary()}")
+            raise FerDataError(_strict_message(src, verdict))
         data = FerData(data.images, data.labels, data.splits, data.ids, data.source, verdict)
     if fraction is not None:
         data = sample_fraction(data, fraction, seed=seed)
     if max_per_class is not None:
         data = cap_per_class(data, max_per_class, seed=seed)
     return data
+
+
+def _strict_message(src: Path, verdict: Verification) -> str:
+    """What ``verify="strict"`` says: the verdict in a first line of at most 200 characters, then the
+    detail, a line each."""
+    first = f"{_describe(src)}: not canonical FER-2013 (verify='strict'): {verdict.summary()}"
+    if len(first) > 200:
+        first = f"{src.name}: not canonical FER-2013 (verify='strict'): {verdict.summary()}"
+    if len(first) > 200:
+        first = first[:197] + "..."
+    return "\n".join([first] + ["  " + line for line in verdict.details()])
 
 
 def _verify_mode(verify: str | bool | None) -> str:
@@ -657,7 +765,7 @@ def audit(data: FerData, blank_std: float = 1.0) -> dict:
     pixel_std = flat.std(axis=1)
     pixel_range = flat.max(axis=1).astype(np.float64) - flat.min(axis=1)
     near_blank = np.flatnonzero(pixel_std < blank_std)
-    sharpness = verify.sharpness(data.images, min_std=blank_std)
+    sharp = sharpness(data.images, min_std=blank_std)
     return {
         "images": len(data),
         "distinct_images": len(by_digest),
@@ -672,5 +780,17 @@ def audit(data: FerData, blank_std: float = 1.0) -> dict:
         "near_blank_index": near_blank,
         "pixel_std": pixel_std,
         "pixel_range": pixel_range,
-        "sharpness": sharpness,
+        "sharpness": sharp,
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m fer_utils.data check [PATH]``: the verdict on a copy of FER-2013 (exit status 0 when
+    canonical, 1 when not, 2 when it cannot be read); ``build DATA_DIR`` rebuilds the fingerprint."""
+    from .verify import main as verify_main
+
+    return verify_main(argv, load=load_fer2013, prog="python -m fer_utils.data")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 from pathlib import Path
 
@@ -62,7 +63,8 @@ def test_csv_form(tmp_path, cache_dir):
     assert d.split_counts() == {"Training": 2, "PublicTest": 1, "PrivateTest": 1}
     assert list(d.labels) == [0, 1, 3, 6]  # ordered by split, stable within a split
     assert [int(d.images[i, 0, 0, 0]) for i in range(4)] == [1, 9, 200, 7]
-    assert list(d.ids) == ["csv-row-2", "csv-row-4", "csv-row-3", "csv-row-1"]
+    # rows counted from 0, as in the data set's MANIFEST.csv: the first data row is csv-row-0
+    assert list(d.ids) == ["csv-row-1", "csv-row-3", "csv-row-2", "csv-row-0"]
 
 
 def test_cache_makes_second_load_skip_decoding(tree, cache_dir, monkeypatch):
@@ -135,20 +137,22 @@ def test_unknown_emotion_folder(tree, cache_dir):
     write_image(tree / "train" / "contempt" / "Training_1.png", 5)
     with pytest.raises(FerDataError) as exc:
         load_fer2013(tree, cache_dir=cache_dir)
-    assert_one_line_error(exc, "contempt", "unknown emotion folder")
+    assert_one_line_error(exc, "'contempt'", "unknown emotion folder",
+                          "expected one of angry, disgust, fear, happy, sad, surprise, neutral or a label 0-6")
     assert no_cache_written(cache_dir)
 
 
 @pytest.mark.parametrize("case,needle", [
-    ("colour", "expected an 8-bit grayscale image, got mode RGB"),
-    ("16bit", "16-bit"),
-    ("corrupt", "corrupted or unreadable image"),
+    ("16bit", "expected an 8-bit image, got a 16-bit one"),
+    ("float", "expected an 8-bit image, got a floating-point one"),
+    ("corrupt", "corrupted or unreadable image (not an image format Pillow reads)"),
     ("truncated", "corrupted or unreadable image"),
 ])
 def test_bad_image_names_the_file_and_writes_no_cache(tree, cache_dir, case, needle):
     bad = tree / "test" / "fear" / "PublicTest_bad.jpg"
-    if case == "colour":
-        Image.new("RGB", (48, 48), (1, 2, 3)).save(bad)
+    if case == "float":
+        bad = bad.with_suffix(".tif")
+        Image.fromarray(np.full((48, 48), 0.5, dtype=np.float32)).save(bad)
     elif case == "16bit":
         bad = bad.with_suffix(".png")
         Image.fromarray(np.full((48, 48), 40000, dtype=np.uint16)).save(bad)
@@ -168,7 +172,7 @@ def test_empty_folder(tmp_path, cache_dir):
     (tmp_path / "empty" / "train").mkdir(parents=True)
     with pytest.raises(FerDataError) as exc:
         load_fer2013(tmp_path / "empty", cache_dir=cache_dir)
-    assert_one_line_error(exc, "no images found")
+    assert_one_line_error(exc, "no images found; expected train/ and test/ folders", "or train/, val/ and test/")
 
 
 def test_missing_test_folder(tree, cache_dir):
@@ -182,7 +186,16 @@ def test_test_file_without_split_prefix(tree, cache_dir):
     write_image(tree / "test" / "sad" / "img_1.png", 5)
     with pytest.raises(FerDataError) as exc:
         load_fer2013(tree, cache_dir=cache_dir)
-    assert_one_line_error(exc, "img_1.png", "PublicTest_ or PrivateTest_")
+    assert_one_line_error(exc, "img_1.png", "must be named PublicTest_<n> or PrivateTest_<n>",
+                          "or the copy laid out as train/, val/ (PublicTest) and test/ (PrivateTest)")
+
+
+def test_a_bad_csv_row_further_down_is_named_by_its_row(tmp_path, cache_dir):
+    good = (0, " ".join(["1"] * 2304), "Training")
+    path = write_csv(tmp_path / "fer2013.csv", [good] * 5 + [(0, "1 2", "Training")])
+    with pytest.raises(FerDataError) as exc:
+        load_fer2013(path, cache_dir=cache_dir)
+    assert_one_line_error(exc, "fer2013.csv row 5 (line 7; rows counted from 0): expected 2304 pixel values, got 2")
 
 
 def test_not_a_zip(tmp_path, cache_dir):
@@ -200,10 +213,13 @@ def test_unsupported_file_type(tmp_path, cache_dir):
         load_fer2013(other, cache_dir=cache_dir)
 
 
+ROW_0 = "row 0 (line 2; rows counted from 0)"
+
+
 @pytest.mark.parametrize("rows,header,needle", [
-    ([(0, "1 2 3", "Training")], ("emotion", "pixels", "Usage"), "line 2: expected 2304 pixel values, got 3"),
+    ([(0, "1 2 3", "Training")], ("emotion", "pixels", "Usage"), f"{ROW_0}: expected 2304 pixel values, got 3"),
     ([(0, " ".join(["1"] * 2304), "Training")], ("label", "pixels", "Usage"), "wrong columns"),
-    ([(9, " ".join(["1"] * 2304), "Training")], ("emotion", "pixels", "Usage"), "line 2: emotion '9'"),
+    ([(9, " ".join(["1"] * 2304), "Training")], ("emotion", "pixels", "Usage"), f"{ROW_0}: emotion '9'"),
     ([(0, " ".join(["300"] * 2304), "Training")], ("emotion", "pixels", "Usage"), "0..255"),
     ([(0, " ".join(["1"] * 2304), "Validation")], ("emotion", "pixels", "Usage"), "Usage 'Validation'"),
     ([(0, " ".join(["x"] * 2304), "Training")], ("emotion", "pixels", "Usage"), "integers"),
@@ -283,3 +299,137 @@ def test_split_sanity_and_its_sentence(tree, cache_dir):
     blurred = pd.DataFrame({"median pixel std": [38.0, 54.0, 54.0], "median sharpness": [0.18, 0.50, 0.50]})
     text = describe_split_sanity(blurred)
     assert text.startswith("Sanity check FAILED") and "178% in sharpness" in text
+
+
+# ----------------------------------------------------------------------------- colour, layouts, messages
+
+
+def test_colour_images_are_converted_with_the_luma_weights(tree, cache_dir):
+    """Colour is read as grayscale (ITU-R 601 luma), losslessly where the channels are equal, and the
+    verdict says how many were converted."""
+    Image.new("RGB", (48, 48), (77, 77, 77)).save(tree / "train" / "happy" / "Training_grey.png")
+    Image.new("RGB", (48, 48), (200, 100, 50)).save(tree / "train" / "happy" / "Training_orange.jpg", quality=100)
+    Image.new("RGBA", (48, 48), (10, 20, 30, 255)).save(tree / "train" / "happy" / "Training_rgba.png")
+    Image.new("L", (48, 48), 120).convert("P").save(tree / "train" / "happy" / "Training_palette.png")
+    d = load_fer2013(tree, cache_dir=cache_dir)
+    pixel = {i: int(d.images[k, 0, 0, 0]) for k, i in enumerate(d.ids)}
+    assert pixel["Training_grey"] == 77  # equal channels: exact
+    assert pixel["Training_orange"] == pytest.approx(0.299 * 200 + 0.587 * 100 + 0.114 * 50, abs=1.5)
+    assert pixel["Training_rgba"] == round(0.299 * 10 + 0.587 * 20 + 0.114 * 30)
+    assert pixel["Training_palette"] == 120
+    assert d.verification.converted == {"equal channels": 2, "colour": 2}
+    # and from the cache
+    again = load_fer2013(tree, cache_dir=cache_dir)
+    assert again.verification.converted == {"equal channels": 2, "colour": 2}
+
+
+def rows_tree(root: Path, val: str = "val") -> Path:
+    """The per-row layout: train/, val/ and test/, folders named by label, files by csv row."""
+    row = 0
+    for top in ("train", val, "test"):
+        for label in range(len(EMOTIONS)):
+            for _ in range(2):
+                write_image(root / top / str(label) / f"{row}.png", PIXEL_OF[label])
+                row += 1
+    return root
+
+
+@pytest.mark.parametrize("val", ["val", "validation", "Val"])
+def test_per_row_layout_maps_folders_to_splits_and_labels(tmp_path, cache_dir, val):
+    d = load_fer2013(rows_tree(tmp_path / "rows", val), cache_dir=cache_dir)
+    assert d.split_counts() == {"Training": 14, "PublicTest": 14, "PrivateTest": 14}
+    for label in range(len(EMOTIONS)):
+        assert np.all(d.images[d.labels == label] == PIXEL_OF[label])
+    assert d.ids[0] == "train/0/0" and f"{val}/3/20" in d.ids.tolist()
+    assert set(d.ids[d.splits == 1].tolist()) == {f"{val}/{k // 2}/{14 + k}" for k in range(14)}
+
+
+def test_per_row_layout_in_a_zip(tmp_path, cache_dir):
+    root = rows_tree(tmp_path / "rows")
+    folder = load_fer2013(root, cache=False)
+    zipped = load_fer2013(zip_tree(root, tmp_path / "rows.zip", "fer2013/"), cache_dir=cache_dir)
+    np.testing.assert_array_equal(zipped.ids, folder.ids)
+    np.testing.assert_array_equal(zipped.splits, folder.splits)
+
+
+def test_emotion_folders_by_name_in_any_case(tmp_path, cache_dir):
+    root = make_tree(tmp_path / "t")
+    (root / "train" / "happy").rename(root / "train" / "Happy")
+    d = load_fer2013(root, cache_dir=cache_dir)
+    assert set(d.labels[d.images[:, 0, 0, 0] == PIXEL_OF[3]]) == {3}
+
+
+def test_label_folders_without_a_validation_folder_are_refused_in_one_line(tmp_path, cache_dir):
+    root = tmp_path / "rows"
+    write_image(root / "train" / "0" / "0.png", 5)
+    write_image(root / "test" / "0" / "1.png", 5)
+    with pytest.raises(FerDataError) as exc:
+        load_fer2013(root, cache_dir=cache_dir)
+    assert_one_line_error(exc, "1.png", "or the copy laid out as train/, val/ (PublicTest) and test/ (PrivateTest)")
+
+
+def test_label_folder_out_of_range(tmp_path, cache_dir):
+    root = rows_tree(tmp_path / "rows")
+    write_image(root / "train" / "7" / "99.png", 5)
+    with pytest.raises(FerDataError) as exc:
+        load_fer2013(root, cache_dir=cache_dir)
+    assert_one_line_error(exc, "unknown emotion folder '7'")
+
+
+def test_a_bad_file_gives_a_short_traceback(tree, cache_dir):
+    """A bad file ends the load with one line, raised from the load, not from inside a thread pool."""
+    import traceback
+
+    (tree / "train" / "sad" / "Training_bad.png").write_bytes(b"not an image")
+    with pytest.raises(FerDataError) as exc:
+        load_fer2013(tree, cache_dir=cache_dir)
+    frames = traceback.extract_tb(exc.value.__traceback__)
+    assert [f.name for f in frames[1:]] == ["load_fer2013", "_load_folder", "_decode_all"]
+    text = "".join(traceback.format_exception(exc.value))
+    assert "concurrent" not in text and len(text.splitlines()) <= 12, text
+
+
+def test_strict_first_line_is_short_and_the_detail_follows(tree, cache_dir):
+    with pytest.raises(FerDataError) as exc:
+        load_fer2013(tree, cache_dir=cache_dir, verify="strict")
+    lines = str(exc.value).splitlines()
+    assert len(lines[0]) <= 200 and "not canonical FER-2013 (verify='strict')" in lines[0]
+    assert len(lines) > 3 and all(line.startswith("  ") for line in lines[1:])
+    assert lines[1].startswith("  Training: ")
+
+
+def test_verify_does_not_import_the_loader():
+    """fer_utils.data calls fer_utils.verify, never the other way round."""
+    import subprocess
+    import sys
+
+    code = "import sys, fer_utils.verify; print('fer_utils.data' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    from fer_utils import verify
+
+    assert FerDataError is verify.FerDataError and fd.decode_image is not None
+
+
+def test_check_command(tree, tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "fer_utils.data", "check", str(tree)], capture_output=True,
+                         text=True, cwd=tmp_path, env={**os.environ, "FER2013_CACHE": str(tmp_path / "c")})
+    assert out.returncode == 1, out.stderr  # a synthetic tree is not canonical FER-2013
+    assert out.stdout.startswith("data NOT verified: none of the 49 images is from FER-2013")
+    assert "  Training: 0 match, 0 altered, 0 relabelled, 0 in another split, 21 not from FER-2013; 28,709 missing" in out.stdout
+
+
+def test_the_verdict_is_kept_with_the_cache(tree, cache_dir, monkeypatch):
+    """Judging an altered copy takes a while: a cached load reuses the verdict made against the same
+    reference and rules, and judges again when they changed."""
+    first = load_fer2013(tree, cache_dir=cache_dir).verification
+    monkeypatch.setattr(fd, "verify_images", lambda *a, **k: pytest.fail("judged again despite the cache"))
+    again = load_fer2013(tree, cache_dir=cache_dir).verification
+    assert again.to_dict() == first.to_dict()
+    assert again.status.tolist() == first.status.tolist() and again.names.tolist() == first.names.tolist()
+    monkeypatch.setattr(fd, "reference_key", lambda: "another reference")
+    with pytest.raises(pytest.fail.Exception, match="judged again"):
+        load_fer2013(tree, cache_dir=cache_dir)

@@ -46,6 +46,7 @@ def test_zip_form_is_identical(real_data, real_data_path, tmp_path):
         for path in sorted(real_data_path.rglob("*.jpg")):
             archive.write(path, path.relative_to(real_data_path).as_posix())
     zipped = load_fer2013(target, cache=False)
+    assert zipped.verification.canonical and zipped.verification.exact == 35887  # byte for byte
     np.testing.assert_array_equal(zipped.images, real_data.images)
     np.testing.assert_array_equal(zipped.labels, real_data.labels)
     np.testing.assert_array_equal(zipped.splits, real_data.splits)
@@ -56,6 +57,7 @@ def test_cached_load_equals_cold_load(real_data, real_data_path, real_cache):
     again = load_fer2013(real_data_path, cache_dir=real_cache)
     np.testing.assert_array_equal(again.images, real_data.images)
     np.testing.assert_array_equal(again.ids, real_data.ids)
+    assert again.verification.to_dict() == real_data.verification.to_dict()
 
 
 def test_audit_matches_the_data_readme(real_data):
