@@ -224,8 +224,8 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monke
     started = time.perf_counter()
     run_dir = study.run("smoke", tmp_path / "smoke", only=only)
     total = time.perf_counter() - started
-    printed = capsys.readouterr().out  # the runner's own output: a line per epoch of every training
-    assert "    baseline: epoch 1 of at most " in printed
+    runner_output = capsys.readouterr().out  # the runner's own output: a line per epoch of every training
+    assert "    baseline: epoch 1 of at most " in runner_output
     request.config.stash[SMOKE_TIMES][backend] = {"total": total, "notebooks": {
         nb.stem[:2]: nbformat.read(run_dir / "notebooks" / nb.name, as_version=4).metadata["papermill"]["duration"]
         for nb in ran}}
@@ -244,7 +244,7 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monke
         _second_backend_checks(run_dir, backend)
         return
     for line in ("    oversample: epoch 1 of at most ", "    beyond: epoch 1 of at most "):
-        assert line in printed
+        assert line in runner_output
     # 2 % of every class and split, rounded (counts from ../shared/fer2013/README.md)
     smoke_counts = {"Training": 574, "PublicTest": 71, "PrivateTest": 73}
     train_sizes = {"baseline": 574, "undersample": 7 * 9, "oversample": 7 * 144, "class_weights": 574,
