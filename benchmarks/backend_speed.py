@@ -11,7 +11,7 @@ backend is fixed per process) with JAX's on-disk compilation cache off, so every
   (574 images in batches of 64, so a full and a partial batch, and a validation pass): what each of the
   smoke study's trainings pays before its steps run at full speed;
 * ``images_per_s``: the best of the timed training passes after that
-  (:func:`fer_study.bench.training_throughputs`), and their median: this machine's passes
+  (:func:`fer_utils.device.training_throughputs`), and their median: this machine's passes
   come in steps (the same model alternates between about 99 and 138 images/s), so look at both;
 * ``ceiling_gflops``: the same process's matrix product in the precision the layers compute in, and
   ``share_of_ceiling``, the training step's GFLOP/s (three forward passes' worth) against it.
@@ -51,7 +51,8 @@ def measure_one(policy: str, data_dir: str | None, rounds: int, images_per_pass:
     import numpy as np
 
     from fer_utils.data import load_fer2013
-    from fer_study.bench import measure_matmul, model_flops, training_throughputs
+    from fer_study.bench import measure_matmul, model_flops
+    from fer_utils.device import training_throughputs
     from fer_utils.model import build_baseline, compile_model
 
     keras.mixed_precision.set_global_policy(policy)

@@ -3,7 +3,7 @@
     python benchmarks/beyond_speed.py --json benchmarks/results/beyond_speed_cpu.json
 
 Notebook 08's network must train within about 6 hours on the 2-core CPU, so its shape is chosen on
-measured speed. The models take turns in each round (``fer_study.bench.training_throughputs``),
+measured speed. The models take turns in each round (``fer_utils.device.training_throughputs``),
 so a change in the machine's load touches all of them alike; each figure is the best pass. The ceiling
 is the matrix product's GFLOP/s in the precision the notebooks train in; a model's achieved GFLOP/s
 counts a training step as three forward passes (forward, and the two products of the backward pass).
@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from fer_utils.data import load_fer2013
     from fer_utils.evaluate import hardware_info, library_versions
-    from fer_study.bench import measure_matmul, model_flops, training_throughputs
+    from fer_study.bench import measure_matmul, model_flops
+    from fer_utils.device import training_throughputs
     from fer_utils.device import set_precision
     from fer_utils.model import build_baseline, build_vgg, compile_model
 

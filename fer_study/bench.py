@@ -324,65 +324,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok else 1
 
 
-def _probe_slice(images: np.ndarray, labels: np.ndarray, batch_size: int, batches: int):
-    """The first whole batches of the data (a last, partial batch would be a second shape to compile)."""
-    whole = max(1, min(batches, len(images) // batch_size))
-    n = min(len(images), batch_size * whole)
-    return images[:n], labels[:n]
-
-
-def training_throughputs(models: dict, images: np.ndarray, labels: np.ndarray, batch_size: int = 128,
-                         batches: int | None = None, rounds: int = 3,
-                         images_per_pass: int = 512) -> dict[str, list[float]]:
-    """Training images per second of ``model.fit`` for each of ``models`` (name -> compiled model),
-    one timed pass per model and round, after one warm-up pass each (tracing, compiling, allocating).
-    A pass is ``batches`` batches, by default as many as make ``images_per_pass`` images (a pass of
-    about a second, as 4 batches of 32 take on a CPU, is mostly noise).
-
-    The models take turns within each round, so that a change in the machine's load (other work,
-    a clock that speeds up or slows down) touches all of them alike instead of whichever was timed
-    last. Returns name -> the images per second of each timed pass; compare the best (noise only
-    ever slows a pass down) and look at the spread (:func:`describe_throughputs`). The models'
-    weights change: pass throw-away copies.
-    """
-    if rounds < 1:
-        raise ValueError(f"rounds must be at least 1, got {rounds}")
-    batches = batches or max(1, images_per_pass // batch_size)
-    x, y = _probe_slice(images, labels, batch_size, batches)
-    for model in models.values():
-        model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
-    passes: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(rounds):
-        for name, model in models.items():
-            t0 = time.perf_counter()
-            model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
-            passes[name].append(len(x) / (time.perf_counter() - t0))
-    return passes
-
-
-def describe_throughputs(passes: dict[str, list[float]], reference: str) -> str:
-    """What the timed passes of :func:`training_throughputs` say: each model's best images per
-    second, and each one's cost against ``reference``, or that the difference is within the
-    measurement's noise (smaller than the spread between passes of one model)."""
-    best = {name: max(p) for name, p in passes.items()}
-    spread = max((max(p) - min(p)) / max(p) for p in passes.values())
-    lines = [f"{name}: {best[name]:.1f} training images/s (best of {len(p)} passes, slowest "
-             f"{min(p):.1f})" for name, p in passes.items()]
-    for name in passes:
-        if name == reference:
-            continue
-        cost = 1 - best[name] / best[reference]
-        if abs(cost) <= spread:
-            lines.append(f"{name} against {reference}: {cost:+.1%}, within this measurement's noise "
-                         f"(passes of one model differ by up to {spread:.0%}): no cost measurable here")
-        elif cost > 0:
-            lines.append(f"{name} costs {cost:.1%} of the training throughput of {reference}")
-        else:
-            lines.append(f"{name} measured {-cost:.1%} faster than {reference}, which the extra layers "
-                         "cannot make it: the machine's speed changed between passes; measure again")
-    return "\n".join(lines)
-
-
 def measure_predict(model_path: str | os.PathLike, repeats: int = 20) -> dict:
     """Median seconds to process a 640x480 photo with one face (model loaded), and the peak
     memory of a whole ``fer-predict`` process on a 6000x4000 photo."""

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from fer_study import bench
+from fer_utils import device
 from fer_utils.model import build_baseline
 
 
@@ -75,12 +76,12 @@ def test_training_throughputs_keep_every_timed_pass_and_the_best_is_the_fastest(
     model = keras.Sequential([keras.Input((48, 48)), keras.layers.Flatten(), keras.layers.Dense(7)])
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     clock = iter([0.0, 4.0, 10.0, 11.0, 20.0, 22.0])
-    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(device.time, "perf_counter", lambda: next(clock))
     images, labels = np.zeros((300, 48, 48), "uint8"), np.zeros(300, "int64")
-    passes = bench.training_throughputs({"m": model}, images, labels, batch_size=128, batches=2)["m"]
+    passes = device.training_throughputs({"m": model}, images, labels, batch_size=128, batches=2)["m"]
     assert passes == [64.0, 256.0, 128.0] and max(passes) == 256.0
     with pytest.raises(ValueError, match="rounds must be at least 1"):
-        bench.training_throughputs({"m": model}, images, labels, rounds=0)
+        device.training_throughputs({"m": model}, images, labels, rounds=0)
 
 
 def test_training_throughputs_take_turns_and_time_whole_batches(monkeypatch):
@@ -97,28 +98,28 @@ def test_training_throughputs_take_turns_and_time_whole_batches(monkeypatch):
         return m
 
     clock = iter([0.0, 1.0, 0.0, 2.0, 0.0, 2.0, 0.0, 2.0, 0.0, 1.0, 0.0, 4.0])
-    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(device.time, "perf_counter", lambda: next(clock))
     images, labels = np.zeros((300, 48, 48), "uint8"), np.zeros(300, "int64")
-    passes = bench.training_throughputs({"a": model("a"), "b": model("b")}, images, labels, 128, 4, 3)
+    passes = device.training_throughputs({"a": model("a"), "b": model("b")}, images, labels, 128, 4, 3)
     assert [n for n, _ in fitted] == ["a", "b"] + ["a", "b"] * 3    # warm-up each, then in turns
     assert {size for _, size in fitted} == {256}
     assert passes == {"a": [256.0, 128.0, 256.0], "b": [128.0, 128.0, 64.0]}
     with pytest.raises(ValueError, match="rounds must be at least 1"):
-        bench.training_throughputs({"a": model("a")}, images, labels, rounds=0)
+        device.training_throughputs({"a": model("a")}, images, labels, rounds=0)
     fitted.clear()
-    monkeypatch.setattr(bench.time, "perf_counter", iter([0.0, 1.0]).__next__)
-    bench.training_throughputs({"a": model("a")}, np.zeros((2000, 48, 48), "uint8"), np.zeros(2000, "int64"),
+    monkeypatch.setattr(device.time, "perf_counter", iter([0.0, 1.0]).__next__)
+    device.training_throughputs({"a": model("a")}, np.zeros((2000, 48, 48), "uint8"), np.zeros(2000, "int64"),
                                batch_size=32, rounds=1)
     assert {size for _, size in fitted} == {512}  # 16 batches of 32: the default 512 images a pass
 
 
 def test_describe_throughputs_tells_cost_from_noise():
-    clear = bench.describe_throughputs({"none": [100.0, 98.0], "face": [80.0, 79.0]}, "none")
+    clear = device.describe_throughputs({"none": [100.0, 98.0], "face": [80.0, 79.0]}, "none")
     assert "none: 100.0 training images/s (best of 2 passes, slowest 98.0)" in clear
     assert "face costs 20.0% of the training throughput of none" in clear
-    noisy = bench.describe_throughputs({"none": [100.0, 70.0], "face": [95.0, 90.0]}, "none")
+    noisy = device.describe_throughputs({"none": [100.0, 70.0], "face": [95.0, 90.0]}, "none")
     assert "face against none: +5.0%, within this measurement's noise" in noisy and "up to 30%" in noisy
-    odd = bench.describe_throughputs({"none": [99.4, 98.0], "face": [141.1, 140.0]}, "none")
+    odd = device.describe_throughputs({"none": [99.4, 98.0], "face": [141.1, 140.0]}, "none")
     assert "face measured 42.0% faster than none" in odd and "measure again" in odd
 
 
