@@ -195,15 +195,18 @@ def save_experiment(
 def recorded_report(run: str | os.PathLike, name: str, result: TrainResult, report_on: FerData) -> dict | None:
     """The metrics payload :func:`save_experiment` wrote for this very training, or None: the run holds
     ``metrics/<name>.json`` and ``predictions/<name>.npz``, the metrics record the training's settings
-    (``training``), its kept epoch and its epochs, and the predictions answer the faces of ``report_on``."""
+    (``training``; in files older than that record, its summed epoch times), its kept epoch and its epochs, and the
+    predictions answer the faces of ``report_on``."""
     run = Path(run)
     metrics_path, predictions_path = run / "metrics" / f"{name}.json", run / "predictions" / f"{name}.npz"
     if not (metrics_path.exists() and predictions_path.exists()):
         return None
     payload = read_metrics(metrics_path)
     info = payload.get("provenance", {})
-    if (info.get("training") != result.settings or info.get("best_epoch") != result.best_epoch
-            or info.get("epochs") != result.epochs_run):
+    # older metrics files do not record the settings: there the training's summed epoch times identify it
+    same = (info.get("training") == result.settings if "training" in info
+            else info.get("train_seconds") == round(result.train_seconds, 1))
+    if not same or info.get("best_epoch") != result.best_epoch or info.get("epochs") != result.epochs_run:
         return None
     ids, _, _ = read_predictions(predictions_path)
     return payload if np.array_equal(np.asarray(ids), np.asarray(report_on.ids)) else None

@@ -598,6 +598,14 @@ def test_a_training_reported_already_is_read_back_without_its_model(tmp_path):
     assert not again.has_model
     assert save_experiment(again, private, run, name="baseline", profile="t", seed=1, started=0.0,
                            train_data=train, all_data=data) == first
+    # a metrics file older than the settings record is recognised by the training's summed epoch times
+    path = run / "metrics" / "baseline.json"
+    payload = read_metrics(path)
+    del payload["provenance"]["training"]
+    write_metrics(path, payload["metrics"], payload["provenance"])
+    assert recorded_report(run, "baseline", again, private)["metrics"] == first
+    write_metrics(path, payload["metrics"], {**payload["provenance"], "train_seconds": -1.0})
+    assert recorded_report(run, "baseline", again, private) is None
     # another training, or answers for other faces, are not this training's report
     assert recorded_report(run, "baseline", again, public) is None
     other = train_model(model(), (train.images, train.labels), (public.images, public.labels), run / "baseline",
