@@ -458,17 +458,22 @@ def test_the_per_row_layout(real_data_path, tmp_path, val_name):
     assert zipped.ids.tolist() == data.ids.tolist() and zipped.verification.exact == len(rows)
 
 
-def test_csv_rows_are_counted_from_0(real_data, tmp_path):
-    """A csv of the first 200 rows (decoded pixels): ids csv-row-0..199 name canonical rows 0..199, and
-    the missing ones are named by the same numbering."""
-    order = np.argsort(real_data.verification.canonical_index)[:200]
-    part = real_data.subset(order)
-    path = tmp_path / "fer2013.csv"
+def write_csv(part, path):
+    """``part``'s faces as an original-style ``fer2013.csv`` (emotion, pixels, Usage); returns ``path``."""
     with open(path, "w", newline="") as handle:
         out = csv.writer(handle)
         out.writerow(["emotion", "pixels", "Usage"])
         for img, label, split in zip(part.images, part.labels, part.splits):
             out.writerow([int(label), " ".join(map(str, img.ravel().tolist())), SPLITS[int(split)]])
+    return path
+
+
+def test_csv_rows_are_counted_from_0(real_data, tmp_path):
+    """A csv of the first 200 rows (decoded pixels): ids csv-row-0..199 name canonical rows 0..199, and
+    the missing ones are named by the same numbering."""
+    order = np.argsort(real_data.verification.canonical_index)[:200]
+    part = real_data.subset(order)
+    path = write_csv(part, tmp_path / "fer2013.csv")
     data = load_fer2013(path, cache=False)
     v = data.verification
     assert v.total("match") == 200 and v.total("missing") == 35887 - 200
@@ -482,12 +487,7 @@ def test_csv_from_decoded_images_with_a_matching_fingerprint(real_data, tmp_path
     rng = np.random.default_rng(2)
     rows = np.sort(rng.choice(len(real_data), 300, replace=False))
     part = real_data.subset(rows)
-    path = tmp_path / "fer2013.csv"
-    with open(path, "w", newline="") as handle:
-        out = csv.writer(handle)
-        out.writerow(["emotion", "pixels", "Usage"])
-        for img, label, split in zip(part.images, part.labels, part.splits):
-            out.writerow([int(label), " ".join(map(str, img.ravel().tolist())), SPLITS[int(split)]])
+    path = write_csv(part, tmp_path / "fer2013.csv")
     fp = Fingerprint.from_images(part.images, part.labels, part.splits)
     data = load_fer2013(path, cache=False, verify="off")
     v = verify_images(data.images, data.labels, data.splits, data.ids, fingerprint=fp)
