@@ -25,14 +25,16 @@ def exercise(source, tagged=True):
     return cell
 
 
+def check_cell(source="print(check('01.1', x, equals=1, why='w'))"):
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["tags"] = ["exercise-check"]
+    return cell
+
+
 def test_stub_replaces_only_the_solution():
-    source = "x = 1\n    ### BEGIN SOLUTION\n    y = secret(x)\n    ### END SOLUTION\nprint(x)"
+    source = "x = None  # the answer\n    ### BEGIN SOLUTION\n    x = secret(1)\n    ### END SOLUTION\nprint(x)"
     stub = classroom.stub_source(source, "exercise 01.2")
-    assert stub.splitlines() == [
-        "x = 1", "    # YOUR CODE HERE",
-        '    raise NotImplementedError("Your turn: exercise 01.2 is not answered yet; write your answer here '
-        'and run this cell")',
-        "print(x)"]
+    assert stub.splitlines() == ["x = None  # the answer", "    # YOUR CODE HERE (exercise 01.2)", "print(x)"]
     assert "secret" not in stub
 
 
@@ -46,7 +48,7 @@ def test_malformed_markers_are_errors(source, message):
         classroom.stub_source(source, "exercise 00.1")
 
 
-def test_student_notebook_clears_outputs_and_tags_stubs():
+def test_student_notebook_clears_outputs_stubs_answers_and_lets_checks_raise():
     plain = nbformat.v4.new_code_cell("print(1)")
     plain.outputs = [nbformat.v4.new_output("stream", text="1\n")]
     plain.execution_count = 3
@@ -54,20 +56,25 @@ def test_student_notebook_clears_outputs_and_tags_stubs():
     injected = nbformat.v4.new_code_cell('run_dir = "runs/reference"')
     injected.metadata["tags"] = ["injected-parameters"]
     nb = teacher(nbformat.v4.new_markdown_cell("# 01"), plain, injected,
-                 exercise("### BEGIN SOLUTION\nprint(2)\n### END SOLUTION"))
+                 exercise("x = None\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION"), check_cell())
     student = classroom.student_notebook(nb, "01_x.ipynb")
     assert not any("runs/reference" in c.source for c in student.cells)  # a run's values are not the defaults
     assert student.cells[0].source.startswith("*Student copy, generated from `notebooks/01_x.ipynb`")
     code = [c for c in student.cells if c.cell_type == "code"]
     assert all(c.outputs == [] and c.execution_count is None for c in code)
     assert "tags" not in code[0].metadata
-    assert code[1].metadata["tags"] == ["exercise", "raises-exception"]
-    assert "exercise 01.1 is not answered yet" in code[1].source
-    assert nb.cells[1].outputs and "print(2)" in nb.cells[3].source  # the teacher's notebook is untouched
+    assert code[1].metadata["tags"] == ["exercise"] and code[1].source == "x = None\n# YOUR CODE HERE (exercise 01.1)"
+    assert code[2].metadata["tags"] == ["exercise-check", "raises-exception"]  # "Your turn" does not stop Run All
+    assert nb.cells[1].outputs and "x = 1" in nb.cells[3].source  # the teacher's notebook is untouched
+    answered = classroom.student_notebook(nb, "01_x.ipynb", solutions=True)
+    assert [c.source for c in answered.cells if c.cell_type == "code"][1] == nb.cells[3].source
     with pytest.raises(classroom.ExerciseError, match="cell 0 has solution markers but no 'exercise' tag"):
         classroom.student_notebook(teacher(exercise("### BEGIN SOLUTION\n### END SOLUTION", tagged=False)), "x")
     with pytest.raises(classroom.ExerciseError, match="cell 0 has no solution markers"):
         classroom.student_notebook(teacher(exercise("print(3)")), "x")
+    with pytest.raises(classroom.ExerciseError, match=r"exercise x\.1 \(cell 0\) is not followed by its check cell"):
+        classroom.student_notebook(teacher(exercise("### BEGIN SOLUTION\n### END SOLUTION"),
+                                           nbformat.v4.new_code_cell("print(2)")), "x")
 
 
 def test_every_notebook_has_two_to_four_exercises_with_questions():
@@ -80,6 +87,10 @@ def test_every_notebook_has_two_to_four_exercises_with_questions():
             assert question.cell_type == "markdown", (path.name, index)
             assert question.source.startswith(f"**Exercise {path.stem[:2]}.{number} "), (path.name, index)
             assert "def " not in nb.cells[index].source  # notebooks define no functions
+            assert "**Hint:**" in question.source, (path.name, index)
+            check = nb.cells[index + 1]
+            assert "exercise-check" in check.metadata.get("tags", []), (path.name, index)
+            assert f'check("{path.stem[:2]}.{number}"' in check.source, (path.name, index)
 
 
 def test_student_copies_are_up_to_date():
