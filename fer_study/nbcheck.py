@@ -4,7 +4,8 @@
 
 The committed notebooks carry the outputs of a full-data run. Re-running one whole in CI would
 mean re-training for hours, so for nbval each is copied with only what its stable cells need:
-the parameter cells (as the run injected them), the setup cell that loads the data, and the marked
+the parameter cells (the run's parameters put back from its papermill record, since a published
+notebook does not keep papermill's injected cell), the setup cell that loads the data, and the marked
 cells, with their committed sources and outputs unchanged. A cell is marked by a first line
 ``# NBVAL_CHECK_OUTPUT`` or by nbval's cell tag ``nbval-check-output`` (the tag changes no source, so
 it can mark a cell of a notebook whose run has already finished: ``fer-study --skip-finished`` and
@@ -55,7 +56,7 @@ def stable_copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
     marked = [c for c in code if is_marked(c)]
     if not marked or not any(c.get("outputs") for c in code):
         return None
-    copy = nbformat.from_dict(nb)  # a deep copy: the original is not touched
+    copy = reinjected(nbformat.from_dict(nb))  # a deep copy: the original is not touched
     if not any(word in c.source for c in code for word in EXPENSIVE):
         copy.cells = [c for c in copy.cells if c.cell_type == "code"]
         return quieted(copy)
@@ -73,6 +74,23 @@ def stable_copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
             keep.append(cell)
     copy.cells = keep
     return quieted(copy)
+
+
+def reinjected(copy: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """``copy`` with the run's parameters (its papermill record) set again in a cell tagged
+    ``injected-parameters`` right after its ``parameters`` cell, when it has none (in place; returned).
+    The data path is left out: the copy reads the data the checking machine points at."""
+    from .notebooks import papermill_record, parameters_source
+
+    if any("injected-parameters" in _tags(c) for c in copy.cells):
+        return copy
+    params = {k: v for k, v in papermill_record(copy).get("parameters", {}).items() if k != "data_dir"}
+    at = next((i for i, c in enumerate(copy.cells) if "parameters" in _tags(c)), None)
+    if params and at is not None:
+        cell = nbformat.v4.new_code_cell(parameters_source(params))
+        cell.metadata["tags"] = ["injected-parameters"]
+        copy.cells.insert(at + 1, cell)
+    return copy
 
 
 def quieted(copy: nbformat.NotebookNode) -> nbformat.NotebookNode:

@@ -68,11 +68,35 @@ def papermill_record(notebook: dict) -> dict:
     return notebook.get("metadata", {}).get("papermill", {})
 
 
+def parameters_source(params: dict[str, object]) -> str:
+    """The source of a cell that sets ``params`` (one ``name = value`` line each, as papermill writes
+    them into its injected cell)."""
+    return "\n".join(f"{name} = {value!r}" for name, value in params.items())
+
+
+def without_injected(notebook: dict) -> bool:
+    """Drop, in place, the cell papermill injected the run's parameters into; return whether one was there.
+
+    A committed notebook without it runs with its own defaults under JupyterLab's Run All, and its
+    papermill record (``metadata.papermill.parameters``) keeps what the run used. A data path in that
+    record is made relative to the repository, so that no machine's path is committed."""
+    cells = notebook.get("cells", [])
+    kept = own_cells(notebook)
+    record = papermill_record(notebook).get("parameters", {})
+    data_dir = record.get("data_dir")
+    if isinstance(data_dir, str) and os.path.isabs(data_dir):
+        record["data_dir"] = os.path.relpath(data_dir, repo_root())
+    if len(kept) == len(cells):
+        return False
+    notebook["cells"] = kept
+    return True
+
+
 #: How a notebook's first cell says that it has no committed outputs (a blockquote opening with this).
 PENDING_NOTE = "> **No committed outputs yet.**"
 #: What a published notebook says in its place.
-PUBLISHED_NOTE = ("The committed outputs below come from the run named in the first output line (profile, data, "
-                  "machine, date), published with `fer-publish`.")
+PUBLISHED_NOTE = ("The committed outputs below come from the run named in the first output lines (its data, profile, "
+                  "parameters, machine and date), published with `fer-publish`.")
 
 
 def published_cells(notebook: dict) -> bool:

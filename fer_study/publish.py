@@ -57,7 +57,8 @@ from fer_utils.history import read_history
 from .classroom import STUDENT_DIR, ExerciseError, student_copies, write_student_copies
 from fer_utils.notebook import resolve, shown
 
-from .notebooks import notebooks, own_cells, papermill_record, published_cells, published_form
+from .notebooks import (notebooks, own_cells, papermill_record, published_cells, published_form,
+                        without_injected)
 
 MANIFEST = Path("results") / "published.json"
 #: The README's results lie between these lines; fer-publish writes them (:func:`write_readme_results`).
@@ -175,14 +176,16 @@ def nbval_tags_kept(notebook: dict, committed: dict) -> bool:
 
 
 def _copy_notebook(src: Path, dest: Path) -> None:
-    """Copy an executed notebook whole or not at all, with :func:`published_cells` applied and the
+    """Copy an executed notebook whole or not at all, without papermill's injected-parameters cell
+    (:func:`without_injected`: Run All then uses the notebook's own defaults; the run's parameters stay
+    in its papermill record and its first output line), with :func:`published_cells` applied and the
     committed copy's nbval tags kept (:func:`nbval_tags_kept`)."""
     notebook = json.loads(src.read_text())
     try:
         committed = json.loads(dest.read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         committed = {}
-    if nbval_tags_kept(notebook, committed) | published_cells(notebook):
+    if nbval_tags_kept(notebook, committed) | published_cells(notebook) | without_injected(notebook):
         _write_text(dest, json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
     else:
         _copy(src, dest)

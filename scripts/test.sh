@@ -19,6 +19,10 @@ echo "== 1/3 unit tests"
 echo "== 2/3 the study on the real data ($((SECONDS - started)) s so far)"
 "${PYTEST[@]}" tests -m "slow or realdata" "$@"
 echo "== 3/3 the committed notebooks' outputs ($((SECONDS - started)) s so far)"
-.venv/bin/python -m fer_study.nbcheck .nbval > /dev/null
-"${PYTEST[@]}" .nbval/*.ipynb --nbval-lax --sanitize-with tests/nbval_sanitize.cfg "$@"
+copies=$(.venv/bin/python -m fer_study.nbcheck .nbval)
+if [ -n "$copies" ]; then
+  "${PYTEST[@]}" $copies --nbval-lax --sanitize-with tests/nbval_sanitize.cfg "$@"
+else
+  echo "no committed notebook outputs to check (the notebooks are not published yet)"
+fi
 echo "tests: all three stages passed in $((SECONDS - started)) s"

@@ -8,6 +8,7 @@ import nbformat
 
 from fer_utils.experiments import training_time
 from fer_study import nbcheck
+from fer_study.notebooks import PENDING_NOTE
 from fer_study.runner import notebooks
 
 
@@ -49,6 +50,9 @@ def test_committed_notebooks_have_checkable_copies(tmp_path):
     executed = {p.name for p in notebooks()
                 if any(c.get("outputs") for c in nbformat.read(p, as_version=4).cells if c.cell_type == "code")}
     assert set(written) == executed
+    if not executed:  # between two publications: no notebook has outputs, and each says so
+        assert all(PENDING_NOTE in p.read_text() for p in notebooks())
+        return
     assert {"00_data_exploration.ipynb", "01_baseline_cnn.ipynb", "02_undersampling.ipynb", "03_oversampling.ipynb",
             "04_augmentation.ipynb", "05_gradcam.ipynb", "06_results_summary.ipynb",
             "07_predict_new_faces.ipynb", "08_beyond_the_baseline.ipynb"} <= set(written)
@@ -127,3 +131,22 @@ def test_a_trailing_semicolon_still_hides_the_last_value_in_the_copy():
                                                   "pass  # nbcheck: the trailing ';' hides the last value"]
     assert copy.cells[-1].source == "print(table)"
     assert nb.cells[4].source == 'plots.save_and_show(fig, "a.png");  '  # the original is untouched
+
+
+def test_a_published_notebook_gets_its_run_parameters_back_from_its_papermill_record(tmp_path):
+    """Publishing drops papermill's injected cell; the checkable copy sets the recorded parameters again,
+    right after the parameters cell, without the data path (the checking machine's data is read)."""
+    nb = notebook(cell('profile = "lab"\nrun_dir = "runs/lab"\nepochs = 20', ["parameters"]),
+                  cell("data = load()", text="loaded\n"), cell("r = train_model(m)", text="trained\n"),
+                  cell("# NBVAL_CHECK_OUTPUT\nprint(run_dir)", text="x\n"))
+    nb.metadata["papermill"] = {"parameters": {"profile": "reference", "run_dir": "runs/reference", "epochs": 30,
+                                               "data_dir": "../shared/fer2013"}}
+    nbformat.write(nb, tmp_path / "01_x.ipynb")
+    (copy_path,) = nbcheck.write_copies([tmp_path / "01_x.ipynb"], tmp_path / "out", ".nbval/reference")
+    cells = nbformat.read(copy_path, as_version=4).cells
+    assert cells[1].metadata["tags"] == ["injected-parameters"]
+    assert sorted(cells[1].source.splitlines()) == ["epochs = 30", "profile = 'reference'", 'run_dir = ".nbval/reference"']
+    assert "data_dir" not in cells[1].source
+    # a copy that still has its injected cell is not given a second one
+    assert len([c for c in nbcheck.stable_copy(nbformat.read(copy_path, as_version=4)).cells
+                if "injected-parameters" in c.metadata.get("tags", [])]) == 1

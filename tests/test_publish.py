@@ -211,23 +211,28 @@ def test_publishing_keeps_the_committed_notebooks_nbval_tags(tmp_path):
     injected = {"cell_type": "code", "execution_count": None, "outputs": [], "source": "profile = 'reference'",
                 "metadata": {"tags": ["injected-parameters"]}}
     source = json.loads((nbdir / "03_b.ipynb").read_text())
-    answer = "### BEGIN SOLUTION\nprint(2)\n### END SOLUTION"
+    answer = "x = None\n### BEGIN SOLUTION\nx = 2\n### END SOLUTION"
+    checking = "print(check('03.1', x, equals=2, why='w'))"
     source["cells"] += [{**code, "metadata": {"tags": ["nbval-check-output"]}},
-                        {**code, "source": answer, "metadata": {"tags": ["exercise"]}}]
+                        {**code, "source": answer, "metadata": {"tags": ["exercise"]}},
+                        {**code, "source": checking, "metadata": {"tags": ["exercise-check"]}}]
     (nbdir / "03_b.ipynb").write_text(json.dumps(source))
     executed = json.loads((run / "notebooks" / "03_b.ipynb").read_text())
     executed["cells"] += [injected, {**code, "metadata": {}, "outputs": [{"output_type": "stream", "name": "stdout",
                                                                          "text": "0.67\n"}]},
-                          {**code, "source": answer, "metadata": {"tags": ["exercise", "nbval-skip"]}}]
+                          {**code, "source": answer, "metadata": {"tags": ["exercise", "nbval-skip"]}},
+                          {**code, "source": checking, "metadata": {"tags": ["exercise-check"]}}]
     (run / "notebooks" / "03_b.ipynb").write_text(json.dumps(executed))
     pub.publish(run, root, nbdir)
 
     published = json.loads((nbdir / "03_b.ipynb").read_text())["cells"]
+    # papermill's injected cell is dropped: Run All uses the notebook's own parameters
     assert [c.get("metadata", {}).get("tags") for c in published] == [
-        None, ["injected-parameters"], ["nbval-check-output"], ["exercise"]]
-    assert published[2]["outputs"][0]["text"] == "0.67\n"  # the run's outputs, the committed copy's marks
-    answer_cell = "".join(json.loads((root / "student" / "03_b.ipynb").read_text())["cells"][-1]["source"])
-    assert "Your turn: exercise 03.1" in answer_cell and "print(2)" not in answer_cell
+        None, ["nbval-check-output"], ["exercise"], ["exercise-check"]]
+    assert published[1]["outputs"][0]["text"] == "0.67\n"  # the run's outputs, the committed copy's marks
+    student = json.loads((root / "student" / "03_b.ipynb").read_text())["cells"]
+    assert "".join(student[-2]["source"]) == "x = None\n# YOUR CODE HERE (exercise 03.1)"
+    assert student[-1]["metadata"]["tags"] == ["exercise-check", "raises-exception"]
 
 
 @pytest.mark.parametrize("breakage, expected", [
@@ -299,9 +304,16 @@ def test_the_committed_results_are_one_published_run():
     manifest = pub.read_manifest(root)
     committed = notebooks(root / "notebooks")
     assert sorted(manifest["notebooks"]) == sorted(nb.name for nb in committed)
+    pending = [nb.name for nb in committed if nbfiles.PENDING_NOTE in nb.read_text()]
+    # between two publications (the lessons changed, the run not yet published again) every notebook says it has
+    # no outputs and has none; never a mix of published and unpublished notebooks
+    assert pending in ([], [nb.name for nb in committed]), f"published and unpublished notebooks mixed: {pending}"
     for nb in committed:
-        assert nbfiles.PENDING_NOTE not in nb.read_text(), f"{nb.name} still says it has no outputs"
-        papermill = json.loads(nb.read_text())["metadata"].get("papermill", {})
+        notebook = json.loads(nb.read_text())
+        papermill = notebook["metadata"].get("papermill", {})
+        if pending:
+            assert not papermill and not any(c.get("outputs") for c in notebook["cells"]), nb.name
+            continue
         assert papermill.get("parameters") == manifest["notebooks"][nb.name]["parameters"], nb.name
         assert papermill.get("exception") is None and papermill.get("end_time"), nb.name
     for name, entry in manifest["experiments"].items():
@@ -370,3 +382,20 @@ def test_the_committed_models_readme_is_generated_from_the_manifest():
 
     root = repo_root()
     assert (root / "models" / "README.md").read_text() == pub.models_readme(pub.read_manifest(root))
+
+
+def test_a_published_notebook_keeps_no_injected_cell_and_no_machine_path():
+    """What JupyterLab's Run All uses is the notebook's own parameters cell; the run's parameters stay in
+    the papermill record, with the data path made relative to the repository."""
+    from fer_study.notebooks import without_injected
+    from fer_utils.data import repo_root
+
+    nb = {"cells": [{"cell_type": "code", "source": "epochs = 5", "metadata": {"tags": ["parameters"]}},
+                    {"cell_type": "code", "source": "epochs = 30", "metadata": {"tags": ["injected-parameters"]}},
+                    {"cell_type": "code", "source": "print(epochs)", "metadata": {}}],
+          "metadata": {"papermill": {"parameters": {"epochs": 30,
+                                                    "data_dir": str(repo_root().parent / "shared" / "fer2013")}}}}
+    assert without_injected(nb)
+    assert [c["source"] for c in nb["cells"]] == ["epochs = 5", "print(epochs)"]
+    assert nb["metadata"]["papermill"]["parameters"] == {"epochs": 30, "data_dir": "../shared/fer2013"}
+    assert not without_injected(nb)  # nothing left to drop
