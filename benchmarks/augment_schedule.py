@@ -4,7 +4,7 @@
         --json benchmarks/results/augment_schedule_cpu.json
     python benchmarks/augment_schedule.py --epochs 24 --probe      # time the epochs here (TensorFlow)
 
-Reads the augmented trainings made under the plateau rule (``benchmarks/results/augment_plateau``: 40-epoch
+Reads the augmented trainings made under the plateau rule (``results/augment-plateau``: 40-epoch
 cap, rate lowered tenfold after 3 epochs without a lower PublicTest loss) beside the published baseline's, and says
 from their curves what held them back: when the rate dropped, how far each was from fitting its training
 data at the end, and whether its PublicTest curve was still rising. Then it takes the time an augmented
@@ -65,7 +65,7 @@ def probe_epoch_seconds(images_per_pass: int = 1024) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="results/reference", help="the published run's results folder (the baseline)")
-    parser.add_argument("--plateau", default="benchmarks/results/augment_plateau",
+    parser.add_argument("--plateau", default="results/augment-plateau",
                         help="the augmented trainings on the plateau rule")
     parser.add_argument("--epoch-seconds-from", metavar="HISTORY", help="a full-data augmented training's history.csv")
     parser.add_argument("--probe", action="store_true", help="time the epochs on this machine instead (TensorFlow)")

@@ -111,3 +111,87 @@ def augment_examples(images: np.ndarray, recipe: str, copies: int = 5, seed: int
     x = np.asarray(images, dtype="float32")
     out = [keras.ops.convert_to_numpy(pipeline(x, training=True)) for _ in range(copies)]
     return np.clip(np.stack(out, axis=1), 0, 255).round().astype(np.uint8)
+
+
+#: The source report's result for its recipe: "the accuracy approaches 70 % with 60 epochs", at a
+#: constant learning rate (read off its learning curves; it gives no interval).
+REPORT_AUGMENTED = {"accuracy": 0.70, "epochs": 60}
+#: A gap in the fit on Training (the kept model predicting its training faces, augmentation and dropout
+#: off) larger than this, against the baseline's, means the augmented model had not finished learning.
+FIT_GAP = 0.10
+
+
+def _difference(row, base, reference: str) -> str:
+    p = row.get(f"mcnemar_p_vs_{reference}")
+    delta = (row["accuracy"] - base["accuracy"]) * 100
+    verdict = ("more than chance" if p is not None and p < 0.05 else "within chance")
+    return (f"{row['accuracy']:.3f} ({row['ci95_low']:.3f}–{row['ci95_high']:.3f}) against the {reference}'s "
+            f"{base['accuracy']:.3f} ({base['ci95_low']:.3f}–{base['ci95_high']:.3f}), {delta:+.1f} points, "
+            f"{verdict} on the same faces (McNemar p = {p:.2g}); macro-F1 {row['macro_f1']:.3f} against "
+            f"{base['macro_f1']:.3f}")
+
+
+def describe_augmentation(table, fits: dict[str, float], verdicts: dict[str, str],
+                          reference: str = "baseline", floor: float | None = None) -> str:
+    """The answer to notebook 04's question, read from its own results: does augmentation help this model?
+
+    Args:
+        table: :func:`fer_utils.compare.compare` of the reference and the augmented experiments (PrivateTest
+            accuracy with its 95 % interval, macro-F1, McNemar p against the reference, epochs).
+        fits: each experiment's accuracy on its own Training faces as the kept model predicts them
+            (augmentation and dropout off), the reference's included.
+        verdicts: each augmented experiment's :func:`fer_utils.history.stopping_verdict` phrase.
+        floor: the accuracy of always answering the commonest PrivateTest emotion; an augmented model within
+            five points of it is near chance, and then the text draws no conclusion from this run.
+
+    The wording follows the numbers: "helps" only where a recipe beats the reference by more than chance,
+    "costs" only where every recipe loses by more than chance; an augmented model that fits its training
+    faces more than :data:`FIT_GAP` below the reference is said to have stopped before it finished
+    learning, and the comparison with the report says at how many epochs each result was reached.
+    """
+    rows = {name: table.loc[name] for name in table.index}
+    if reference not in rows or len(rows) < 2:
+        return f"The comparison needs the {reference} and at least one augmented model in this run."
+    base = rows[reference]
+    augmented = [n for n in rows if n != reference]
+    lines = [f"{name}: PrivateTest {_difference(rows[name], base, reference)}." for name in augmented]
+    near = [n for n in augmented if floor is not None and rows[n]["accuracy"] <= floor + 0.05]
+    if near:
+        lines.append(f"{', '.join(near)} scored within five points of the {floor:.3f} that always answering the "
+                     "commonest emotion gets: near chance, so this run is too small to say whether augmentation "
+                     "helps; read the published run's numbers below.")
+        return "\n".join(lines)
+    p = {n: rows[n].get(f"mcnemar_p_vs_{reference}") for n in augmented}
+    better = [n for n in augmented if rows[n]["accuracy"] > base["accuracy"] and p[n] is not None and p[n] < 0.05]
+    worse = [n for n in augmented if rows[n]["accuracy"] < base["accuracy"] and p[n] is not None and p[n] < 0.05]
+    epochs = sorted({int(rows[n]["epochs"]) for n in augmented})
+    length = (f"{epochs[0]} epoch{'s' if epochs[0] > 1 else ''}" if len(epochs) == 1
+              else f"{epochs[0]}–{epochs[-1]} epochs")
+    if better:
+        answer = f"after {length}, augmentation helps this model: {', '.join(better)} beat the {reference} by more than chance."
+    elif len(worse) == len(augmented):
+        answer = f"after {length}, augmentation costs this model accuracy: every recipe is below the {reference} by more than chance."
+    else:
+        answer = (f"after {length}, augmentation makes no difference to this model that 3,589 faces can measure "
+                  "(or helps one recipe and costs another).")
+    lines.append("So, " + answer)
+    if reference in fits:
+        short = [n for n in augmented if n in fits and fits[reference] - fits[n] > FIT_GAP]
+        if short:
+            fitted = ", ".join(f"{fits[n]:.3f} ({n})" for n in short)
+            lines.append(f"But the augmented models fit their own training faces far less: {fitted}, against the "
+                         f"{reference}'s {fits[reference]:.3f}, measured the same way (augmentation and dropout off). "
+                         "They stopped before learning what the augmented faces can teach, so this compares "
+                         f"{length} of augmented training, not what augmentation can do for this model.")
+    for name in augmented:
+        if name in verdicts:
+            lines.append(f"{name}'s PublicTest curve: {verdicts[name]}")
+    if "augment_report" in rows:
+        ours = rows["augment_report"]
+        lines.append(f"The report gave about {REPORT_AUGMENTED['accuracy']:.0%} for its recipe after "
+                     f"{REPORT_AUGMENTED['epochs']} epochs at a constant rate (read off its curves, without an "
+                     f"interval); the same recipe here reached {ours['accuracy']:.3f} after {int(ours['epochs'])} "
+                     + ("epoch" if int(ours["epochs"]) == 1 else "epochs") + (", so this run does not reproduce the report's gain."
+                        if ours["ci95_high"] < REPORT_AUGMENTED["accuracy"] else
+                        ", in line with the report."))
+    return "\n".join(lines)

@@ -15,47 +15,16 @@ recipe): the learning-rate schedule, test-time augmentation, ensembles and the t
 from __future__ import annotations
 
 import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from .evaluate import accuracy_interval, classification_metrics, expected_calibration_error
-
-
-def cosine_schedule(peak_rate: float, *, epochs: int, steps_per_epoch: int, warmup_epochs: int = 1,
-                    final_fraction: float = 0.0):
-    """A learning rate that rises linearly from 0 to ``peak_rate`` over ``warmup_epochs`` and then
-    follows half a cosine down to ``final_fraction * peak_rate`` at the end of ``epochs``
-    (Loshchilov & Hutter's annealing, without restarts; Keras' ``CosineDecay``).
-
-    The rate is a function of the optimiser's step counter, which the per-epoch backups keep, so an
-    interrupted run resumes at the rate it stopped at. The whole length must be known in advance: a
-    run cut short by early stopping never reaches the low rates at the end, where much of the gain comes.
-    """
-    import keras
-
-    if peak_rate <= 0:
-        raise ValueError(f"peak_rate must be positive, got {peak_rate}")
-    if steps_per_epoch < 1:
-        raise ValueError(f"steps_per_epoch must be at least 1, got {steps_per_epoch}")
-    if not 0 <= warmup_epochs < epochs:
-        raise ValueError(f"warmup_epochs must lie in 0..{epochs - 1} (epochs={epochs}), got {warmup_epochs}")
-    if not 0.0 <= final_fraction < 1.0:
-        raise ValueError(f"final_fraction must be in [0, 1), got {final_fraction}")
-    warmup = warmup_epochs * steps_per_epoch
-    return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup else peak_rate,
-        decay_steps=(epochs - warmup_epochs) * steps_per_epoch,
-        alpha=final_fraction,
-        warmup_target=peak_rate if warmup else None,
-        warmup_steps=warmup,
-    )
-
-
-def steps_per_epoch(train_images: int, batch_size: int) -> int:
-    """Optimiser steps in one epoch (the last, partial batch counts)."""
-    return math.ceil(train_images / batch_size)
+from .train import cosine_schedule, steps_per_epoch  # noqa: F401  (notebook 08 imports them from here)
 
 
 def crop_margin(model) -> int:
@@ -319,6 +288,9 @@ def describe_runs(table: pd.DataFrame) -> str:
 #: Published single-model PrivateTest accuracies without extra data that notebook 08 measures its
 #: headline model against.
 LANDMARKS = {"the 2013 challenge's winner (Tang)": 0.712, "Khaireddin & Chen 2021": 0.733}
+#: The split each landmark was measured on (``../shared/STUDY_GUIDE.md``'s table of anchors), so that a
+#: figure never sets a PrivateTest figure on a PublicTest axis unlabelled.
+LANDMARK_SPLITS = {"the 2013 challenge's winner (Tang)": "PrivateTest", "Khaireddin & Chen 2021": "PublicTest"}
 
 
 def describe_against_landmarks(metrics: dict, *, baseline: dict | None = None, peer: dict | None = None,
@@ -360,4 +332,151 @@ def describe_against_landmarks(metrics: dict, *, baseline: dict | None = None, p
             gap = (metrics["macro_f1"] - other["macro_f1"]) * 100
             lines.append(f"  macro-F1 {metrics['macro_f1']:.3f} against {label}'s {other['macro_f1']:.3f} on the same "
                          f"faces: {'higher' if gap > 0 else 'not higher'} ({gap:+.1f} points).")
+    return "\n".join(lines)
+
+
+@dataclass
+class RecordedTraining:
+    """A finished training read back from its records, usable where notebook 08 uses what
+    :func:`fer_utils.train.train_model` returns (``model``, ``history``, ``best_epoch``, ``epochs_run``,
+    ``train_seconds``, ``images_per_second``), with ``note`` (one line: which model it is) and
+    ``records`` (the folder of its metrics, predictions and history), ``train_images`` and
+    ``publictest_n`` (the PublicTest faces its history was scored on)."""
+
+    model: object
+    history: dict
+    best_epoch: int
+    epochs_run: int
+    train_seconds: float
+    images_per_second: float
+    note: str
+    records: Path
+    train_images: int | None
+    publictest_n: int | None
+
+
+def headline_model(run: str | os.PathLike, name: str = "beyond") -> RecordedTraining:
+    """Notebook 08's headline model without training it: the run's own finished one, else the one the
+    study ships (``models/beyond.keras``, :func:`fer_utils.notebook.model_source`), with the history and
+    provenance of the training that made it, so that a Run All within minutes still reads the
+    headline model of a training that took hours."""
+    from .evaluate import read_metrics
+    from .experiments import history_file, load_experiment_model
+    from .history import read_history
+    from .notebook import model_source
+
+    source = model_source(run, name)
+    provenance = read_metrics(source.records / "metrics" / f"{name}.json")["provenance"]
+    history = read_history(history_file(source.records, name))
+    return RecordedTraining(
+        model=load_experiment_model(source.folder, name), history=history,
+        best_epoch=int(provenance.get("best_epoch") or len(history.get("epoch", [])) or 0),
+        epochs_run=int(provenance["epochs"]), train_seconds=float(provenance.get("train_seconds") or 0.0),
+        images_per_second=float(provenance.get("images_per_second") or np.nan), note=source.note,
+        records=source.records, train_images=(provenance.get("data_counts") or {}).get("train_images"),
+        publictest_n=((provenance.get("data_counts") or {}).get("splits") or {}).get("PublicTest"))
+
+
+def published_step_accuracy(folders: dict[str, str]) -> dict[str, float]:
+    """The published run's best PublicTest accuracy (one view a face, from its history) of each step
+    trained into ``folders``' training folder (step -> folder, e.g. ``{"1 VGG-style network":
+    "beyond_vgg"}``); NaN for a step the published run has no history of."""
+    from .experiments import history_file
+    from .history import read_history
+    from .notebook import published_records
+
+    published = published_records()
+    out = {}
+    for step, folder in folders.items():
+        history = read_history(history_file(published[1], folder)) if published else {}
+        accuracy = np.asarray(history.get("val_accuracy") or [np.nan], dtype=float)
+        out[step] = float(np.nanmax(accuracy)) if np.isfinite(accuracy).any() else np.nan
+    return out
+
+
+def _step(name: str) -> str:
+    """A step of the table by its number ("step 3"), or by its name where it has no number."""
+    first = str(name).split(" ")[0]
+    return f"step {first}" if first.isdigit() else str(name)
+
+
+def _overlap(a: pd.Series, b: pd.Series) -> bool:
+    return bool(a["ci95_low"] <= b["ci95_high"] and b["ci95_low"] <= a["ci95_high"])
+
+
+def describe_step_lengths(table: pd.DataFrame, majority_share: float | None = None, split: str = "PublicTest",
+                          margin: float = 0.05, long_note: str = "") -> str:
+    """What the table of steps (:func:`steps_table`) shows once the length of each training is read with
+    it: the short steps (those that trained the fewest epochs) against the starting point (the table's
+    first row) and against each other, the long one (the same recipe trained far longer) against the step
+    before it, and every accuracy within ``margin`` of ``majority_share`` (always answering the commonest
+    emotion on ``split``) named as near chance. ``long_note`` is added to the long step's sentence (say,
+    that its model is the shipped one, trained on more data than this run's steps).
+
+    A short training measures how fast a recipe learns, not where it ends: a change made to pay off over a
+    long schedule (augmentation, label smoothing, a rate annealed to zero) can cost accuracy after a few
+    epochs and still be what the long training needs. The sentences say which of the two the numbers show."""
+    if len(table) < 2:
+        return "Too few steps to read."
+    start_name, start = _step(table.index[0]), table.iloc[0]
+    rest = table.iloc[1:]
+    trained = rest[rest["epochs"].notna() & (rest["cpu_minutes"] > rest["predict_minutes"])]
+    if trained.empty:
+        return "No step after the first trained a model."
+    short_len = int(trained["epochs"].min())
+    short = trained[trained["epochs"] == short_len]
+    long = trained[trained["epochs"] > short_len]
+    names = ", ".join(s.split(" ")[0] for s in short.index)
+    line = f"Step{'s' if len(short) > 1 else ''} {names} trained {short_len} epoch{'s' if short_len != 1 else ''} each"
+    if pd.notna(start["epochs"]):
+        line += f"; {start_name} (the starting point) {int(start['epochs'])}"
+    if len(long):
+        line += "; " + ", ".join(f"{_step(s)} {int(r['epochs'])}" for s, r in long.iterrows())
+    line += " epochs"
+    lines = [line + "."]
+    below = short[short["accuracy"] < start["accuracy"]]
+    noise = sum(_overlap(table.iloc[i], table.iloc[i - 1]) for i in range(2, len(table))
+                if table.index[i] in short.index and table.index[i - 1] in short.index)
+    pairs = sum(1 for i in range(2, len(table)) if table.index[i] in short.index and table.index[i - 1] in short.index)
+    near_chance = (majority_share is not None and np.isfinite(majority_share)
+                   and bool((short["accuracy"] <= majority_share + margin).all()))
+    if near_chance:
+        lines.append(f"At {short_len} epoch{'s' if short_len != 1 else ''} on this run's data every one of them is near chance, so the table cannot "
+                     "say what any change does; read the published run's figures for the steps.")
+    elif len(below) == len(short):
+        lines.append(
+            f"At {short_len} epoch{'s' if short_len != 1 else ''} every one of them ends below {start_name}'s {start['accuracy']:.3f} on {split} "
+            f"({short['accuracy'].min():.3f} to {short['accuracy'].max():.3f}), and "
+            + (f"{noise} of the {pairs} changes from one short step to the next lie within the noise of one split "
+               "(their intervals overlap)" if pairs else "none of them is compared at equal length with the start")
+            + ". So the table does not show that these changes hurt: it shows that after so few epochs they had not "
+            "paid off yet. Augmentation and label smoothing make every epoch's task harder and an annealed rate "
+            "spends its first epochs high; what each is worth at full length would take each step trained as long "
+            "as the long run, which is not measured here.")
+    elif len(below):
+        lines.append(f"At {short_len} epoch{'s' if short_len != 1 else ''} {len(short) - len(below)} of them end above {start_name}'s "
+                     f"{start['accuracy']:.3f} on {split} and {len(below)} below; {noise} of the {pairs} changes from one "
+                     "short step to the next lie within the noise of one split. A short training measures how fast a "
+                     "recipe learns, not where it ends.")
+    else:
+        lines.append(f"At {short_len} epoch{'s' if short_len != 1 else ''} every one of them ends above {start_name}'s {start['accuracy']:.3f} on "
+                     f"{split}, even so short a training.")
+    for step, r in long.iterrows():
+        position = table.index.get_loc(step)
+        before_name, before = _step(table.index[position - 1]), table.iloc[position - 1]
+        gain = (r["accuracy"] - before["accuracy"]) * 100
+        verdict = "within the noise of one split" if _overlap(r, before) else "more than the noise of one split"
+        against = ("above" if r["accuracy"] > start["accuracy"] else "not above") + f" {start_name}'s {start['accuracy']:.3f}"
+        times = r["epochs"] / short_len
+        lines.append(f"{_step(step).capitalize()}, the recipe trained {int(r['epochs'])} epochs ({times:.0f} times as long) reaches "
+                     f"{r['accuracy']:.3f} against {before_name}'s {before['accuracy']:.3f} ({gain:+.1f} points, "
+                     f"{verdict}), {against}." + (" Length is what this recipe needed." if gain > 0 and not
+                                                   _overlap(r, before) and r["accuracy"] > start["accuracy"] else "")
+                     + (f" {long_note}" if long_note else ""))
+    if majority_share is not None and np.isfinite(majority_share):
+        near = table[table["accuracy"] <= majority_share + margin]
+        if len(near):
+            lines.append(f"Near chance on this {split} (always answering its commonest emotion scores "
+                         f"{majority_share:.3f}): " + ", ".join(f"{_step(s)} ({r['accuracy']:.3f})" for s, r in near.iterrows())
+                         + ". A near-chance step is no finding: read the published run's figures for it.")
     return "\n".join(lines)

@@ -92,6 +92,136 @@ def compare(run: str | os.PathLike, names: list[str], reference: str = "baseline
     return _table(rows, preds, reference)
 
 
+#: The figures :func:`beside_published` sets side by side, for this run and the published one.
+_BESIDE_KEYS = ("accuracy", "macro_f1", "train_images", "epochs", "test_faces")
+
+
+def beside_published(run: str | os.PathLike, names: list[str]) -> pd.DataFrame:
+    """This run's PrivateTest results beside the published run's, one row per experiment in ``names``
+    that either has: accuracy, macro-F1, Training faces, epochs and PrivateTest faces of each
+    (``this_*`` and ``published_*``; NaN where one of them lacks the experiment), and
+    ``majority_share``, the accuracy of always answering the commonest PrivateTest emotion (of this
+    run's faces where it has the experiment, else of the published run's): the floor a model must clear.
+
+    The published run is the one ``results/published.json`` names (:func:`fer_utils.notebook.published_records`);
+    a repository without one gives NaN on the published side."""
+    from .notebook import published_records
+
+    published = published_records()
+    sides = (("this", Path(run)), ("published", published[1] if published else None))
+    rows = []
+    for name in names:
+        row: dict = {"experiment": name}
+        for side, folder in sides:
+            path = folder / "metrics" / f"{name}.json" if folder is not None else None
+            if path is None or not path.exists():
+                row.update({f"{side}_{key}": np.nan for key in _BESIDE_KEYS})
+                continue
+            payload = read_metrics(path)
+            m, p = payload["metrics"], payload["provenance"]
+            row.update({f"{side}_accuracy": m["accuracy"], f"{side}_macro_f1": m["macro_f1"],
+                        f"{side}_train_images": (p.get("data_counts") or {}).get("train_images", np.nan),
+                        f"{side}_epochs": p.get("epochs", np.nan), f"{side}_test_faces": m.get("n", np.nan)})
+            if "majority_share" not in row or pd.isna(row["majority_share"]):
+                support = [c.get("support", 0) for c in m.get("per_class", {}).values() if isinstance(c, dict)]
+                row["majority_share"] = max(support) / sum(support) if sum(support) else np.nan
+        if any(pd.notna(row[f"{side}_accuracy"]) for side, _ in sides):
+            rows.append(row)
+    columns = [f"{side}_{key}" for side, _ in sides for key in _BESIDE_KEYS] + ["majority_share"]
+    if not rows:
+        return pd.DataFrame(columns=columns, index=pd.Index([], name="experiment"))
+    return pd.DataFrame(rows).set_index("experiment").reindex(columns=columns)
+
+
+#: How close to the majority-class floor an accuracy may come before it is called near chance.
+NEAR_CHANCE_MARGIN = 0.05
+
+
+def _count(value) -> str:
+    return "?" if pd.isna(value) else f"{int(value):,}"
+
+
+def describe_beside_published(table: pd.DataFrame) -> str:
+    """Which numbers support the notebook's conclusions (``table``: :func:`beside_published`).
+
+    This run's, when it is the published run or trained every experiment on as many Training faces for
+    as many epochs; else the published run's, said plainly, with this run's size set against it. Every
+    accuracy of this run within :data:`NEAR_CHANCE_MARGIN` of the majority-class floor is named as near
+    chance (no finding), and every experiment this run lacks is named with the published figure to read."""
+    if table.empty:
+        return "Neither this run nor the published run has results for these experiments yet."
+    mine = table[table["this_accuracy"].notna()]
+    theirs = table[table["published_accuracy"].notna()]
+    if theirs.empty:
+        return ("No published run to set this run beside: its numbers are the only ones here, read with their "
+                "95 % intervals.")
+    if mine.empty:
+        return ("This run has no results for " + ", ".join(table.index) + " yet: the published run's numbers "
+                "(published_* columns) are the ones to read: " + ", ".join(
+                    f"{name} {r.published_accuracy:.3f}" for name, r in theirs.iterrows()) + " on PrivateTest.")
+    lines = []
+    both = mine[mine["published_accuracy"].notna()]
+    identical = (len(both) == len(mine) == len(theirs)
+                 and np.allclose(both["this_accuracy"], both["published_accuracy"])
+                 and (both["this_train_images"] == both["published_train_images"]).all()
+                 and (both["this_test_faces"] == both["published_test_faces"]).all())
+    if identical:
+        return "This run is the published run: its numbers are the study's findings."
+    full = len(both) == len(mine) and all(
+        r.this_train_images >= r.published_train_images and r.this_epochs >= r.published_epochs
+        and r.this_test_faces >= r.published_test_faces for r in both.itertuples())
+    if full:
+        lines.append("This run trained on as many Training faces for as many epochs as the published run, and was "
+                     "scored on as many PrivateTest faces: its numbers support the conclusions as well as the "
+                     "published ones do.")
+    else:
+        smaller = [name for name, row in both.iterrows() if not (
+            row.this_train_images >= row.published_train_images and row.this_epochs >= row.published_epochs
+            and row.this_test_faces >= row.published_test_faces)]
+        first = (smaller or list(both.index) or list(mine.index))[0]
+        r = table.loc[first]
+        lines.append(
+            f"This run is not the published run: {first} trained here on {_count(r.this_train_images)} Training faces "
+            f"for {_count(r.this_epochs)} epochs and was scored on {_count(r.this_test_faces)} PrivateTest faces; in "
+            f"the published run on {_count(r.published_train_images)} faces for {_count(r.published_epochs)} epochs, "
+            f"scored on {_count(r.published_test_faces)}. This run's numbers show that the code runs and how each "
+            "method behaves at its size; the conclusions rest on the published run's: "
+            + ", ".join(f"{name} {row.published_accuracy:.3f}" for name, row in theirs.iterrows()) + ".")
+    for name, r in mine.iterrows():
+        if pd.isna(r.majority_share):
+            continue
+        floor = f"the {r.majority_share:.3f} that always answering the commonest emotion scores"
+        if r.this_accuracy < r.majority_share - NEAR_CHANCE_MARGIN:
+            lines.append(f"{name}: {r.this_accuracy:.3f} here is below {floor}: worse than chance, no finding.")
+        elif r.this_accuracy <= r.majority_share + NEAR_CHANCE_MARGIN:
+            lines.append(f"{name}: {r.this_accuracy:.3f} here is within {NEAR_CHANCE_MARGIN * 100:.0f} points of {floor}: "
+                         "near chance, no finding.")
+    missing = theirs.index.difference(mine.index, sort=False)
+    if len(missing):
+        lines.append("Not in this run: " + ", ".join(
+            f"{name} (published: {theirs.loc[name, 'published_accuracy']:.3f})" for name in missing) + ".")
+    return "\n".join(lines)
+
+
+def records_to_summarise(run: str | os.PathLike, names: list[str] | None = None) -> tuple[Path, str]:
+    """The folder whose records a summary reads, and one line saying which: ``run`` when it holds a
+    metrics file of any experiment in ``names`` (default: :data:`EXPERIMENTS`), else the published run's
+    records (:func:`fer_utils.notebook.published_records`), so that a summary opened on a fresh clone
+    still has the study's results to read. Nothing is ever written into the published records."""
+    from .notebook import published_records, shown
+
+    run = Path(run)
+    names = list(EXPERIMENTS) if names is None else names
+    if any((run / "metrics" / f"{name}.json").exists() for name in names):
+        return run, f"results: this run's ({shown(run)})"
+    published = published_records()
+    if published is None:
+        return run, f"results: none yet in {shown(run)}, and no published run to read instead"
+    profile, records = published
+    return records, (f"results: the published {profile} run's records ({shown(records)}), since this run "
+                     f"({shown(run)}) has none yet")
+
+
 def calibration_summary(run: str | os.PathLike, names: list[str]) -> pd.DataFrame:
     """How sure of itself each experiment's model is on PrivateTest, from the class probabilities its
     predictions file keeps (:func:`read_probabilities`): its accuracy, its mean top probability, the
@@ -256,6 +386,29 @@ def describe_training_time(times: pd.DataFrame) -> str:
     if len(unknown):
         lines.append(f"Trainings of no known notebook: {', '.join(unknown.index)} ({hours(unknown['hours'].sum())}).")
     return "\n".join(lines)
+
+
+def study_trainings(times: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`fer_utils.experiments.training_time` that are the study's own trainings (its
+    experiments and notebook 08's steps), without an exercise's (``exercise_*``): what an exercise trains
+    is the reader's practice, not part of what the study's results cost."""
+    return times[[not str(name).startswith("exercise") for name in times.index]]
+
+
+def time_table(times: pd.DataFrame) -> pd.DataFrame:
+    """:func:`fer_utils.experiments.training_time`'s table as a reader reads it: each training's notebook,
+    epochs and fastest epoch, and its times as durations ("2 h 54 min", :func:`duration`): measured (the
+    epochs' times summed), at its fastest epoch (epochs times the fastest) and up to its kept epoch."""
+    def shown(hours) -> str:
+        return "–" if pd.isna(hours) else duration(float(hours) * 3600)
+
+    return pd.DataFrame({
+        "notebook": times["notebook"], "epochs": times["epochs"],
+        "fastest_epoch": [duration(s) for s in times["fastest_epoch_seconds"]],
+        "time": [shown(h) for h in times["hours"]],
+        "at_fastest_epoch": [shown(h) for h in times["hours_at_fastest"]],
+        "to_kept_epoch": [shown(h) for h in times["hours_to_best"]],
+    }, index=times.index)
 
 
 def described_cpu(hardware: dict) -> str | None:
@@ -530,3 +683,115 @@ def duration(seconds: float) -> str:
         return f"{seconds:.0f} s"
     hours, minutes = divmod(round(seconds / 60), 60)
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
+# --------------------------------------------------------------------------- one experiment against the report's figure
+
+
+def _experiment_label(name: str) -> str:
+    """How the prose names an experiment: its label without the notebook ("random undersampling")."""
+    return EXPERIMENTS.get(name, name).rsplit(" (", 1)[0]
+
+
+def supporting_records(run: str | os.PathLike, table: pd.DataFrame, name: str) -> tuple[Path, str]:
+    """The records whose numbers support a notebook's conclusion on experiment ``name``, and how the
+    prose names them (``table``: :func:`beside_published` of ``run``).
+
+    This run's (``"this run"``) when it has the experiment, trained on as many Training faces for as
+    many epochs and scored on as many PrivateTest faces as the published run, or when there is no
+    published result to read; else the published run's records (``"the published run"``)."""
+    from .notebook import published_records
+
+    published = published_records()
+    row = table.loc[name] if name in table.index else None
+    mine = row is not None and pd.notna(row["this_accuracy"])
+    theirs = row is not None and pd.notna(row["published_accuracy"]) and published is not None
+    if mine and (not theirs or all(row[f"this_{k}"] >= row[f"published_{k}"]
+                                   for k in ("train_images", "epochs", "test_faces"))):
+        return Path(run), "this run"
+    if theirs:
+        return published[1], "the published run"
+    return Path(run), "this run"
+
+
+def _recall(metrics: dict) -> dict[str, float]:
+    return {e: float(metrics["per_class"][e]["recall"]) for e in EMOTIONS if e in metrics.get("per_class", {})}
+
+
+def against_report_text(name: str, metrics: dict, where: str, reference: str | None = None,
+                        reference_metrics: dict | None = None) -> str:
+    """Sentences reading one experiment's PrivateTest result (``metrics``: the ``metrics`` part of its
+    metrics file, from the records ``where`` names) against the report's figure
+    (:data:`REPORT_ACCURACY`), then against ``reference`` (another experiment of the same records:
+    accuracy, balanced accuracy and recall per emotion), or, without one, which emotions it recognises
+    best and worst."""
+    label = _experiment_label(name)
+    acc = float(metrics["accuracy"])
+    lo, hi = (float(x) for x in metrics["accuracy_ci95"])
+    line = (f"{label[0].upper()}{label[1:]}, in {where}: PrivateTest accuracy {acc:.3f} (95 % interval "
+            f"{lo:.3f}-{hi:.3f})")
+    report = REPORT_ACCURACY.get(name)
+    if report is None:
+        lines = [line + "; the report gives no figure for it."]
+    else:
+        if lo <= report <= hi:
+            verdict = "the report's figure lies inside the interval: reproduced"
+        elif report < lo:
+            verdict = "above the report's, whose figure lies below the interval"
+        else:
+            verdict = "below the report's, whose figure lies above the interval"
+        lines = [f"{line}, against the report's {report * 100:.0f} %: {(acc - report) * 100:+.1f} points, {verdict}."]
+    recall = _recall(metrics)
+    if reference is not None and reference_metrics is not None:
+        ref_label = _experiment_label(reference)
+        racc, rbal = float(reference_metrics["accuracy"]), float(reference_metrics["balanced_accuracy"])
+        bal = float(metrics["balanced_accuracy"])
+
+        def way(d: float) -> str:
+            return "lower" if d < 0 else "higher"
+
+        said = (f"The {ref_label} scored {racc:.3f} in the same run: {label} is {abs(acc - racc) * 100:.1f} points "
+                f"{way(acc - racc)} in accuracy, and {abs(bal - rbal) * 100:.1f} points {way(bal - rbal)} in balanced "
+                f"accuracy ({bal:.3f} against {rbal:.3f}), the measure that weighs every emotion alike")
+        if name in REPORT_ACCURACY and reference in REPORT_ACCURACY:
+            theirs = REPORT_ACCURACY[name] - REPORT_ACCURACY[reference]
+            agree = (theirs < 0) == (acc - racc < 0)
+            said += (f"; {'as in' if agree else 'unlike'} the report, which found it {way(theirs)} "
+                     f"({REPORT_ACCURACY[reference] * 100:.0f} % against {REPORT_ACCURACY[name] * 100:.0f} %)")
+        lines.append(said + ".")
+        before = _recall(reference_metrics)
+        change = {e: (before[e], recall[e]) for e in recall if e in before}
+        rose = [e for e, (a, b) in change.items() if b > a]
+        fell = sorted((e for e, (a, b) in change.items() if b < a), key=lambda e: change[e][1] - change[e][0])
+
+        def listed(names: list[str]) -> str:
+            return ", ".join(f"{e} ({change[e][0]:.3f} → {change[e][1]:.3f})" for e in names)
+
+        parts = []
+        if rose:
+            parts.append(f"rose for {listed(rose)}")
+        if fell:
+            parts.append(f"fell for {listed(fell)}" if len(fell) <= 2 else
+                         f"fell for the {len(fell)} others, most for {listed(fell[:1])}" if rose else
+                         f"fell for all {len(fell)}, most for {listed(fell[:1])}")
+        if parts:
+            lines.append(f"Recall per emotion, against the {ref_label}: " + "; ".join(parts) + ".")
+    elif len(recall) >= 4:
+        ranked = sorted(recall, key=lambda e: -recall[e])
+        lines.append("Recall per emotion: highest for " + " and ".join(f"{e} ({recall[e]:.3f})" for e in ranked[:2])
+                     + ", lowest for " + " and ".join(f"{e} ({recall[e]:.3f})" for e in ranked[-2:]) + ".")
+    return "\n".join(lines)
+
+
+def describe_against_report_figure(run: str | os.PathLike, name: str, table: pd.DataFrame,
+                                   reference: str | None = None) -> str:
+    """:func:`against_report_text` on the records that support the conclusion
+    (:func:`supporting_records`: this run's at the published run's size, else the published run's),
+    with ``reference`` read from the same records when they hold it."""
+    folder, where = supporting_records(run, table, name)
+    path = folder / "metrics" / f"{name}.json"
+    if not path.exists():
+        return f"No result for {_experiment_label(name)} yet, in this run or a published one."
+    ref_path = folder / "metrics" / f"{reference}.json" if reference else None
+    ref_metrics = read_metrics(ref_path)["metrics"] if ref_path is not None and ref_path.exists() else None
+    return against_report_text(name, read_metrics(path)["metrics"], where, reference, ref_metrics)

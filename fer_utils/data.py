@@ -5,6 +5,8 @@
 Training to learn from, PublicTest to choose with, PrivateTest to report on once. Labels are mapped
 from emotion names, never from the order folders happen to sort in. And a copy is checked against the
 canonical data before it is trusted: this study once read a blurred copy as a property of FER-2013.
+The faces a lesson shows are picked from reviewed lists of csv rows (:data:`EXAMPLE_ROWS`), since many
+FER-2013 images are stock photographs that carry a watermark or text.
 
 Forms understood by :func:`load_fer2013`:
 
@@ -55,8 +57,10 @@ from .verify import (MODES, VERIFY_ENV, FerDataError, Verification, hash64, pixe
                      sharpness, verify_images)
 
 __all__ = ["DATA_ENV", "CACHE_ENV", "EMOTIONS", "SPLITS", "IMAGE_SIZE", "FerData", "FerDataError", "audit",
-           "cap_per_class", "decode_image", "default_cache_dir", "default_data_path", "describe_split_sanity",
-           "load_fer2013", "repo_root", "sample_fraction", "split_sanity"]
+           "cap_per_class", "conflicting_faces", "CONFLICTING_EXAMPLE_ROWS", "csv_rows", "decode_image",
+           "default_cache_dir", "default_data_path", "describe_conflicting", "describe_examples",
+           "describe_split_sanity", "EXAMPLE_ROWS", "load_fer2013", "repo_root", "reviewed_examples", "sample_fraction",
+           "split_sanity"]
 
 #: Canonical FER-2013 label order (index = label).
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -782,6 +786,165 @@ def audit(data: FerData, blank_std: float = 1.0) -> dict:
         "pixel_range": pixel_range,
         "sharpness": sharp,
     }
+
+
+# --------------------------------------------------------------------------- faces to show
+
+#: The faces the example grids show (:func:`reviewed_examples`): 0-based rows of the original
+#: ``fer2013.csv`` (as in the data set's ``MANIFEST.csv``), per split and emotion, in the order they are
+#: drawn. Each was looked at enlarged four times and kept only when it is a photograph of a face with no
+#: visible text, watermark or logo, not a drawing, and in no duplicate group. They were picked first
+#: among the faces that both the lab (8 %) and the smoke (2 %) samples keep at seed 42, then among the
+#: lab sample's, then the smoke sample's, so that a grid at those sizes still shows reviewed faces only.
+#: docs/data.md says how the list was made.
+EXAMPLE_ROWS: dict[str, dict[str, tuple[int, ...]]] = {
+    "Training": {
+        "angry": (27967, 22605, 18832, 21636, 13125, 14976, 4306, 24654),
+        "disgust": (11656, 18499, 2389, 11639, 9043, 25267, 7143, 17349, 16219, 16580, 17811, 9023, 16931),
+        "fear": (26916, 12413, 19296, 20978, 21800, 16291, 28395, 5241, 12210, 6973, 13549, 28347),
+        "happy": (8359, 22363, 19722, 4027, 18424, 14972, 16688, 7817, 8493, 21487),
+        "sad": (12931, 14704, 8146, 15355, 3857, 24118, 9188, 11950, 1067, 16777, 289, 7714),
+        "surprise": (22019, 16045, 12639, 5281, 5609, 12060, 23661, 25539, 24754, 9421, 24415, 25679, 3799),
+        "neutral": (11098, 18645, 27425, 6635, 8154, 2469, 4883, 7397, 17886, 5784, 27614),
+    },
+    "PublicTest": {
+        "angry": (29325, 30305, 29933, 29471, 29347, 30619, 28779, 31530, 30093, 31925, 29344, 28789, 29661),
+        "disgust": (28987, 30113, 30601, 29630, 30907, 31323, 31400, 28939, 30781, 28908),
+        "fear": (29541, 28914, 31093, 32250, 32125, 28911, 31904, 31082, 30360, 29113, 29906, 31492, 31090),
+        "happy": (29946, 31346, 32188, 30835, 28809, 29905, 30249, 30201, 29467, 28798, 29028, 30178, 31822),
+        "sad": (29936, 30032, 30088, 30557, 30922, 31887, 31319, 32110, 31901, 31652, 32209, 29270, 31471),
+        "surprise": (30423, 29542, 30574, 29170, 28999, 30204, 31206, 29619, 29646, 29593, 30866),
+        "neutral": (30485, 31996, 29794, 28873, 29872, 30422, 30997, 30210, 31129, 30869, 29388, 31415, 31650),
+    },
+}
+
+#: The groups of identical images with conflicting labels that a figure may show (:func:`conflicting_faces`),
+#: each named by the csv row of one of its copies, the preferred first. Every group of FER-2013 whose image
+#: is not near-uniform was looked at; these are the photographs of a face with no visible text or
+#: watermark (the near-blank squares and "photo removed" placeholders, which carry many labels, are not
+#: among them).
+CONFLICTING_EXAMPLE_ROWS: tuple[int, ...] = (1441, 8155, 5667, 5223, 4436, 12130, 6521, 13484, 824, 5235,
+                                              23625, 1665, 4033, 14769)
+
+_KAGGLE_NAME = re.compile(r"^(Training|PublicTest|PrivateTest)_(\d{1,9})$")
+_CSV_NAME = re.compile(r"^csv-row-(\d{1,9})$")
+
+
+def csv_rows(data: FerData, fingerprint=None) -> np.ndarray:
+    """Each image's 0-based row in the original ``fer2013.csv`` (``-1`` where it cannot be told).
+
+    Read from the image's name where the copy keeps the data set's own (``Training_<n>`` of the
+    image-folder edition, ``csv-row-<n>`` of the csv), else from its pixels when they are those of
+    exactly one canonical image (FER-2013's duplicates cannot be told apart by their pixels).
+    ``fingerprint``: the canonical images (default: the one shipped with ``fer_utils``).
+    """
+    from .verify import default_fingerprint
+
+    fp = default_fingerprint() if fingerprint is None else fingerprint
+    known = set(fp.csv_row.tolist())
+    by_name: dict[tuple[int, int], int] = {}
+    for usage, number, row in zip(fp.usage.tolist(), fp.name.tolist(), fp.csv_row.tolist()):
+        by_name[(usage, number)] = -1 if (usage, number) in by_name else row
+    rows = np.full(len(data), -1, dtype=np.int64)
+    for i, ident in enumerate(str(x) for x in data.ids.tolist()):
+        kaggle = _KAGGLE_NAME.match(ident)
+        if kaggle:
+            rows[i] = by_name.get((SPLITS.index(kaggle.group(1)), int(kaggle.group(2))), -1)
+            continue
+        csv_name = _CSV_NAME.match(ident)
+        if csv_name and int(csv_name.group(1)) in known:
+            rows[i] = int(csv_name.group(1))
+    todo = np.flatnonzero(rows < 0)
+    if len(todo):
+        by_pixels: dict[int, int] = {}
+        for kind in ("decoded_hash", "raw_hash"):
+            for value, row in zip(getattr(fp, kind).tolist(), fp.csv_row.tolist()):
+                if value:
+                    by_pixels[value] = row if by_pixels.get(value, row) == row else -1
+        for i, value in zip(todo, pixel_hashes(data.images[todo]).tolist()):
+            rows[i] = by_pixels.get(value, -1)
+    return rows
+
+
+def reviewed_examples(data: FerData, split: str, per_class: int = 8,
+                      rows: dict[str, tuple[int, ...]] | None = None) -> dict[int, np.ndarray]:
+    """For each label, the indices into ``data`` of up to ``per_class`` faces of ``split`` from the
+    reviewed list (:data:`EXAMPLE_ROWS`, or ``rows``: ``{emotion: csv rows}``), in the list's order.
+
+    A listed face that ``data`` lacks (a sample, another seed, a copy whose images cannot be traced to
+    their csv row) is skipped, and so is one ``data`` labels otherwise: at a small size a row of the
+    grid holds fewer faces, never an unreviewed one (:func:`describe_examples` says so).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    listed = EXAMPLE_ROWS.get(split, {}) if rows is None else rows
+    located = csv_rows(data)
+    in_split = data.splits == SPLITS.index(split)
+    where = {int(r): i for i, r in enumerate(located.tolist()) if r >= 0 and in_split[i]}
+    chosen: dict[int, np.ndarray] = {}
+    for label, name in enumerate(EMOTIONS):
+        found = [where[r] for r in listed.get(name, ()) if r in where and data.labels[where[r]] == label]
+        chosen[label] = np.asarray(found[:per_class], dtype=np.int64)
+    return chosen
+
+
+def describe_examples(chosen: dict[int, np.ndarray], per_class: int, split: str) -> str:
+    """One line on :func:`reviewed_examples`' choice: where the faces come from, and which rows of the
+    grid are short because this run's data lacks some of the reviewed faces."""
+    shown = sum(len(v) for v in chosen.values())
+    wanted = per_class * len(EMOTIONS)
+    source = "the reviewed list of faces without visible text or watermarks (fer_utils.data.EXAMPLE_ROWS)"
+    if shown >= wanted:
+        return f"The {shown} {split} faces come from {source}."
+    short = [f"{EMOTIONS[label]} {len(chosen.get(label, ()))}" for label in range(len(EMOTIONS))
+             if len(chosen.get(label, ())) < per_class]
+    return (f"{shown} of the grid's {wanted} {split} faces: the grid draws only from {source}, and this run's "
+            f"data (a sample) holds only some of them, so these rows show fewer faces: {', '.join(short)}.")
+
+
+def conflicting_faces(data: FerData, findings: dict | None = None,
+                      listed: tuple[int, ...] = CONFLICTING_EXAMPLE_ROWS, fingerprint=None) -> list[int]:
+    """The first group of pixel-identical images with conflicting labels in ``data`` that the reviewed
+    list names (:data:`CONFLICTING_EXAMPLE_ROWS`, or ``listed``: a csv row of one copy of each group),
+    as row indices ordered by label, then split; ``[]`` when ``data`` holds none of them (a small
+    sample rarely keeps two copies of one face). The copies of a group share their pixels, so a
+    group is found whichever of its copies a sample kept. ``findings``: an :func:`audit` result to
+    reuse; ``fingerprint``: the canonical images (default: the shipped one)."""
+    from .verify import default_fingerprint
+
+    findings = audit(data) if findings is None else findings
+    groups = findings["conflicting"]
+    if not groups:
+        return []
+    fp = default_fingerprint() if fingerprint is None else fingerprint
+    position = {int(r): j for j, r in enumerate(fp.csv_row.tolist())}
+    group_hash = pixel_hashes(data.images[[g[0] for g in groups]]).tolist()
+    for row in listed:
+        j = position.get(int(row))
+        if j is None:
+            continue
+        wanted = {int(fp.decoded_hash[j]), int(fp.raw_hash[j])} - {0}
+        for group, value in zip(groups, group_hash):
+            if value in wanted:
+                return sorted(group, key=lambda i: (int(data.labels[i]), int(data.splits[i]), i))
+    return []
+
+
+def describe_conflicting(data: FerData, group: list[int]) -> str:
+    """What one group of identical images with conflicting labels means for a model: how often each
+    label is given, in which splits, and how many of its labels any single answer must contradict."""
+    if not group:
+        return ("This data holds none of the reviewed groups of identical faces with conflicting labels (a sample "
+                "rarely keeps two copies of one face): the full data set shows one.")
+    labels = np.bincount(data.labels[group], minlength=len(EMOTIONS))
+    splits = np.bincount(data.splits[group], minlength=len(SPLITS))
+    said = " and ".join(f"{EMOTIONS[k]} {n} time{'s' if n > 1 else ''}"
+                        for k, n in sorted(enumerate(labels.tolist()), key=lambda kv: -kv[1]) if n)
+    where = ", ".join(f"{n} in {SPLITS[s]}" for s, n in enumerate(splits.tolist()) if n)
+    wrong = len(group) - int(labels.max())
+    return (f"The {len(group)} copies of this one face ({where}) are labelled {said}. Whatever a model answers "
+            f"for it, at least {wrong} of the {len(group)} labels call the answer wrong: label noise that no "
+            "model can fit.")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,6 +31,7 @@ from .data import FerData
 from .evaluate import (
     accuracy_without_seen,
     classification_metrics,
+    fit_on_training,
     predict_labels,
     provenance,
     read_metrics,
@@ -167,8 +168,8 @@ def save_experiment(
         predicted = probs.argmax(axis=1)
     metrics = classification_metrics(report_on.labels, predicted)
     if fit_on is not None:
-        _, fitted = predict_labels(result.model, fit_on.images)
-        metrics["training_fit"] = {"accuracy": float(np.mean(fitted == fit_on.labels)), "n": int(len(fit_on))}
+        metrics["training_fit"] = {"accuracy": fit_on_training(result.model, fit_on.images, fit_on.labels),
+                                   "n": int(len(fit_on))}
     seen = seen_in_training(report_on.images, all_data.split("Training").images)
     if not seen.all():
         metrics["without_seen_in_training"] = accuracy_without_seen(report_on.labels, predicted, seen)
@@ -429,3 +430,47 @@ def read_peer(run: str | os.PathLike) -> dict | None:
         with np.load(answers) as npz:
             peer["predictions"] = {key: npz[key] for key in ("ids", "y_true", "y_pred", "probs") if key in npz}
     return peer
+
+
+def reference_for_comparison(run: str | os.PathLike, report_on: FerData, all_data: FerData,
+                             name: str = "baseline") -> str:
+    """Make sure ``run`` holds experiment ``name``'s PrivateTest records, so that a notebook can compare
+    its own models with it on the same faces; return one line saying whose records they are.
+
+    When ``name``'s notebook reported it in this run (``metrics/<name>.json`` answering the faces of
+    ``report_on``), nothing changes. Otherwise the model the study ships (:func:`fer_utils.notebook.model_source`)
+    answers this run's ``report_on`` faces, and its records are written into the run with provenance that
+    says so (``source``: the shipped model, trained by the published run on its own data and epochs). Running
+    ``name``'s notebook in this run later replaces them with its own."""
+    from .notebook import model_source, shown
+
+    run = Path(run)
+    metrics_path, predictions_path = run / "metrics" / f"{name}.json", run / "predictions" / f"{name}.npz"
+    if metrics_path.exists() and predictions_path.exists():
+        payload = read_metrics(metrics_path)
+        ids, _, _ = read_predictions(predictions_path)
+        if np.array_equal(np.asarray(ids), np.asarray(report_on.ids)):
+            source = payload["provenance"].get("source")
+            return f"{name}: " + (source if source else "as its notebook trained it in this run")
+    where = model_source(run, name)
+    if where.folder == run:
+        raise FileNotFoundError(f"{name}.keras is in {shown(run / 'models')} but its records are not: run the "
+                                f"notebook that trains '{name}' with this run directory again")
+    model = load_experiment_model(where.folder, name)
+    probs, predicted = predict_labels(model, report_on.images)
+    metrics = classification_metrics(report_on.labels, predicted)
+    seen = seen_in_training(report_on.images, all_data.split("Training").images)
+    if not seen.all():
+        metrics["without_seen_in_training"] = accuracy_without_seen(report_on.labels, predicted, seen)
+    published = read_metrics(where.records / "metrics" / f"{name}.json")["provenance"]
+    source = (f"the model the study ships (models/{name}.keras), trained by the published run on "
+              f"{published['data_counts'].get('train_images', 0):,} Training faces for {published['epochs']} "
+              "epochs, answering this run's PrivateTest faces")
+    (run / "predictions").mkdir(parents=True, exist_ok=True)
+    write_predictions(predictions_path, report_on.ids, report_on.labels, predicted, probs=probs)
+    info = provenance(profile=published.get("profile", "published"), experiment=name, epochs=published["epochs"],
+                      data_counts={**published["data_counts"], "report_images": int(len(report_on))},
+                      seed=published.get("seed", 0), wall_seconds=0.0, source=source,
+                      best_epoch=published.get("best_epoch"), train_seconds=published.get("train_seconds"))
+    write_metrics(metrics_path, metrics, info)
+    return f"{name}: {source}"

@@ -183,6 +183,30 @@ FACE_REGIONS: tuple[tuple[str, float, float], ...] = (
 )
 
 
+def densest_band(cam: np.ndarray) -> tuple[str, float, float] | None:
+    """Where a map is densest: ``(band, share, ratio)``, or None for a map without mass.
+
+    ``band`` is the :data:`FACE_REGIONS` band with the highest mean value per row (density, not total
+    mass, decides, so a tall band does not win by its height); ``share`` is the band's part of the map's
+    total; ``ratio`` is that share against the band's share of the face's height, what a map spread
+    evenly over the face would give it (1.0: the map points nowhere in particular).
+    """
+    rows = np.asarray(cam, dtype=np.float64).sum(axis=1)
+    if rows.sum() <= 0:
+        return None
+    h = len(rows)
+    bands = {name: rows[int(lo * h):int(hi * h)] for name, lo, hi in FACE_REGIONS}
+    best = max(bands, key=lambda name: bands[name].mean())
+    share = float(bands[best].sum() / rows.sum())
+    return best, share, share / (len(bands[best]) / h)
+
+
+def peak_band(cam: np.ndarray) -> str:
+    """The name of the band where ``cam`` is densest (:func:`densest_band`), or ``"empty map"``."""
+    found = densest_band(cam)
+    return found[0] if found else "empty map"
+
+
 def peak_region(cam: np.ndarray, short: bool = False) -> str:
     """The face region where a map is densest (mean value per row of the FER-2013 crop).
 
@@ -194,14 +218,10 @@ def peak_region(cam: np.ndarray, short: bool = False) -> str:
     particular, however its densest band is named. ``"empty map"`` for a map without mass.
     ``short=True`` gives the same figures for a table cell: ``"mouth and chin 51% (1.6x)"``.
     """
-    rows = np.asarray(cam, dtype=np.float64).sum(axis=1)
-    if rows.sum() <= 0:
+    found = densest_band(cam)
+    if found is None:
         return "empty map"
-    h = len(rows)
-    bands = {name: rows[int(lo * h):int(hi * h)] for name, lo, hi in FACE_REGIONS}
-    best = max(bands, key=lambda name: bands[name].mean())
-    share = bands[best].sum() / rows.sum()
-    ratio = share / (len(bands[best]) / h)
+    best, share, ratio = found
     if short:
         return f"{best} {share:.0%} ({ratio:.1f}x)"
     return f"{best} ({share:.0%} of the map, {ratio:.1f}x an even spread)"
@@ -239,3 +259,163 @@ def describe_evidence(maps: np.ndarray, counts: np.ndarray, layers: list[str],
     table = pd.DataFrame.from_dict(rows, orient="index", columns=list(layers))
     table.insert(0, "faces", [int(c) for c in counts])
     return table
+
+
+# --------------------------------------------------------------------------- reading the maps in words
+
+#: From this ratio to an even spread on, a map is read as clearly placed on its densest band.
+CLEAR_RATIO = 1.5
+#: Below this ratio a map is read as near an even spread: the band it names says little.
+EVEN_RATIO = 1.2
+#: The bands where the prototype of each emotion in the Facial Action Coding System moves the face
+#: (Ekman and Friesen, 1978; its prototypes as listed in EMFACS): brows lowered or raised, lids
+#: tightened or raised, nose wrinkled, cheeks raised, lip corners pulled or lowered, jaw dropped.
+#: Neutral is the absence of movement, so it has none.
+FACS_BANDS: dict[str, tuple[str, ...]] = {
+    "angry": ("forehead and brows", "eyes", "mouth and chin"),      # AU4, AU5, AU7, AU23
+    "disgust": ("nose and cheeks", "mouth and chin"),                # AU9, AU15, AU16
+    "fear": ("forehead and brows", "eyes", "mouth and chin"),       # AU1, AU2, AU4, AU5, AU7, AU20, AU26
+    "happy": ("nose and cheeks", "mouth and chin"),                  # AU6, AU12
+    "sad": ("forehead and brows", "mouth and chin"),                 # AU1, AU4, AU15
+    "surprise": ("forehead and brows", "eyes", "mouth and chin"),   # AU1, AU2, AU5, AU26
+    "neutral": (),
+}
+
+
+def _listed(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _bands_listed(bands: list[str]) -> str:
+    """Band names (which hold "and" themselves) as one phrase: "the eyes, and the mouth and chin"."""
+    named = [f"the {band}" for band in bands]
+    return named[0] if len(named) == 1 else ", ".join(named[:-1]) + ", and " + named[-1]
+
+
+def attention_by_emotion(maps: np.ndarray, counts: np.ndarray,
+                         class_names: tuple[str, ...]) -> dict[str, tuple[str, float, float] | None]:
+    """For each emotion, where its class-averaged map (``maps``: ``(classes, H, W)`` from
+    :func:`class_average`) is densest: :func:`densest_band`'s ``(band, share, ratio)``, or None where the
+    emotion has no correctly classified face or its map is empty."""
+    return {name: densest_band(maps[label]) if counts[label] else None
+            for label, name in enumerate(class_names)}
+
+
+def describe_attention(maps: np.ndarray, counts: np.ndarray, class_names: tuple[str, ...], layer: str) -> str:
+    """Where the model looks for each emotion, in sentences computed from the class-averaged maps.
+
+    Names the band with the most attention per emotion (:func:`attention_by_emotion`) with its ratio to
+    an even spread, says which maps are clearly placed (:data:`CLEAR_RATIO` or more) and which are near
+    an even spread (below :data:`EVEN_RATIO`, where the named band says little), and, for the others,
+    whether the band is one where the emotion's FACS prototype moves the face (:data:`FACS_BANDS`).
+    """
+    found = attention_by_emotion(maps, counts, class_names)
+    placed = {name: f for name, f in found.items() if f is not None}
+    lines = []
+    if not placed:
+        return f"No emotion has a correctly classified face with a non-empty {layer} map: nothing to read."
+    by_band: dict[str, list[str]] = {}
+    for name, (band, _, ratio) in placed.items():
+        by_band.setdefault(band, []).append(f"{name} ({ratio:.1f}x)")
+    parts = [f"on the {band} for {_listed(names)}" for band, names in
+             sorted(by_band.items(), key=lambda item: -len(item[1]))]
+    lines.append(f"At {layer} the class-averaged map is densest " + "; ".join(parts)
+                 + " (each figure: the band's share of the map against an even spread's).")
+    missing = [name for name, f in found.items() if f is None]
+    if missing:
+        lines.append(f"No map for {_listed(missing)}: no correctly classified face, or an empty map.")
+    clear = [name for name, f in placed.items() if f[2] >= CLEAR_RATIO]
+    even = [name for name, f in placed.items() if f[2] < EVEN_RATIO]
+    lines.append((f"Clearly placed ({CLEAR_RATIO:.1f}x or more): {_listed(clear)}." if clear else
+                  f"No map is clearly placed ({CLEAR_RATIO:.1f}x or more).")
+                 + (f" Near an even spread (under {EVEN_RATIO:.1f}x), so the band named says little: "
+                    f"{_listed(even)}." if even else ""))
+    judged = {name: f for name, f in placed.items() if f[2] >= EVEN_RATIO and FACS_BANDS.get(name)}
+    agree = [name for name, f in judged.items() if f[0] in FACS_BANDS[name]]
+    differ = [f"{name} (its map on the {f[0]}; its prototype moves {_bands_listed(list(FACS_BANDS[name]))})"
+              for name, f in judged.items() if f[0] not in FACS_BANDS[name]]
+    if judged:
+        text = "Against the face movements of each emotion's FACS prototype: "
+        text += (f"the band is one the prototype moves for {_listed(agree)}" if agree else
+                 "the band is never one the prototype moves")
+        text += f"; not for {_listed(differ)}." if differ else "."
+        lines.append(text)
+    return "\n".join(lines)
+
+
+def describe_layers(maps: np.ndarray, counts: np.ndarray, layers: list[str], class_names: tuple[str, ...]) -> str:
+    """The layer-by-layer table (:func:`describe_evidence`) read in sentences computed from the maps.
+
+    ``maps``: ``(classes, layers, H, W)`` from :func:`class_average_by_layer`. First how concentrated the
+    evidence is at each layer (the median over the emotions of the densest band's ratio to an even spread),
+    then for each emotion the band at each layer (runs of layers with the same band joined; "near an even
+    spread" where the map is below :data:`EVEN_RATIO`, whichever band the table names) and the layer where
+    its map is most concentrated, or that it never leaves an even spread.
+    """
+    found = [[densest_band(maps[c, i]) if counts[c] else None for i in range(len(layers))]
+             for c in range(len(class_names))]
+    medians = []
+    for i in range(len(layers)):
+        ratios = [row[i][2] for row in found if row[i] is not None]
+        medians.append(float(np.median(ratios)) if ratios else float("nan"))
+    if all(np.isnan(medians)):
+        return "No emotion has a correctly classified face: nothing to read."
+    most, least = int(np.nanargmax(medians)), int(np.nanargmin(medians))
+    lines = ["How concentrated the evidence is at each layer (median over the emotions of the densest band's "
+             "share against an even spread): "
+             + ", ".join(f"{layer} {m:.1f}x" for layer, m in zip(layers, medians) if not np.isnan(m))
+             + f"; most at {layers[most]}, least at {layers[least]}."]
+    for c, name in enumerate(class_names):
+        row = found[c]
+        if all(f is None for f in row):
+            lines.append(f"{name}: no correctly classified face, no map.")
+            continue
+        runs: list[tuple[str, list[str]]] = []
+        for layer, f in zip(layers, row):
+            band = ("an empty map" if f is None else f[0] if f[2] >= EVEN_RATIO else "near an even spread")
+            if runs and runs[-1][0] == band:
+                runs[-1][1].append(layer)
+            else:
+                runs.append((band, [layer]))
+        where = ", ".join(f"{band} at {at[0] if len(at) == 1 else at[0] + '-' + at[-1]}" for band, at in runs)
+        best = max((i for i, f in enumerate(row) if f), key=lambda i: row[i][2])
+        band, _, ratio = row[best]
+        if ratio < EVEN_RATIO:
+            tail = f"never far from an even spread (at most {ratio:.1f}x, at {layers[best]})"
+        else:
+            tail = f"most concentrated at {layers[best]} ({band}, {ratio:.1f}x)"
+        lines.append(f"{name}: {where}; {tail}.")
+    return "\n".join(lines)
+
+
+def maps_match(expected: np.ndarray, tolerance: float = 0.02):
+    """A predicate for :func:`fer_utils.exercises.check`: whether an answer holds the Grad-CAM maps
+    ``expected`` (same shape, every value within ``tolerance``)."""
+    expected = np.asarray(expected, dtype=np.float32)
+
+    def matches(answer) -> bool:
+        try:
+            got = np.asarray(answer, dtype=np.float32)
+        except (TypeError, ValueError):
+            return False
+        return got.shape == expected.shape and bool(np.all(np.abs(got - expected) <= tolerance))
+
+    return matches
+
+
+def model_floor_note(accuracy: float, labels: np.ndarray, margin: float = 0.05,
+                     shows: str = "its maps show how Grad-CAM is computed, not where a trained model looks") -> str:
+    """One line on whether the model explained is worth explaining: its accuracy against the share of
+    the commonest emotion in ``labels`` (what always answering it scores). Within ``margin`` of that
+    floor the model is near chance, and what the notebook shows of it (``shows``) is no finding."""
+    from .data import EMOTIONS
+
+    counts = np.bincount(np.asarray(labels), minlength=len(EMOTIONS))
+    floor = counts.max() / max(counts.sum(), 1)
+    commonest = EMOTIONS[int(counts.argmax())]
+    if accuracy <= floor + margin:
+        return (f"{accuracy:.3f} is within {margin:.2f} of the {floor:.3f} that always answering {commonest} scores: "
+                f"this model is near chance, so {shows}; the committed notebook shows the published run's model "
+                "(a run_dir without a model of its own reads it).")
+    return (f"{accuracy:.3f} against the {floor:.3f} of always answering {commonest}: a model that has learned "
+            "something.")

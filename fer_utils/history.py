@@ -1,4 +1,8 @@
-"""A training's ``history.csv``, read without Keras.
+"""A training's ``history.csv``, read without Keras, and what its curves say.
+
+*The lesson.* A training's curves say more than its final number: whether it was still improving when
+it stopped (:func:`stopping_verdict`, read on PublicTest accuracy), how its learning rate moved, and what
+a different schedule or length did to the same model (:func:`describe_schedules`).
 
 :func:`fer_utils.train.train_model` appends one row per finished epoch (Keras' ``CSVLogger``). The
 summary notebook, ``fer-study --status`` and the cost accounting read these files, and none of them
@@ -90,3 +94,102 @@ def stopping_verdict(history: dict[str, list[float]], publictest_n: int | None) 
         return facts, f"{late} and {added}, more than {noise}: it was still improving, and more epochs might raise it."
     return facts, f"{late}, " + (f"but {ANNEALED}" if annealed else
                                  "so it may still have been improving and more epochs might raise it.")
+
+
+def rate_drops(history: dict[str, list[float]]) -> list[int]:
+    """The epochs (1-based) at which the learning rate fell to at most half of the epoch before's: the
+    cuts of a plateau rule. An annealed schedule (:func:`annealed_schedule`) lowers it a little every
+    epoch and has none of these until its last steps."""
+    rates = [r for r in history.get("learning_rate", []) if math.isfinite(r)]
+    return [i + 1 for i in range(1, len(rates)) if rates[i - 1] > 0 and rates[i] <= 0.5 * rates[i - 1]]
+
+
+def schedule_summary(history_path: str | os.PathLike, metrics_path: str | os.PathLike, schedule: str) -> dict:
+    """One training described by how its learning rate went and where it ended: ``schedule`` (a label),
+    ``epochs``, ``rate`` (a phrase), ``best_epoch`` and ``best_publictest`` (PublicTest accuracy),
+    ``last_train_accuracy`` (logged on the augmented faces with dropout on), ``training_fit`` (the kept
+    model on its Training faces, augmentation and dropout off; NaN when not recorded) and ``privatetest``."""
+    import json
+
+    history = read_history(history_path)
+    if not history:
+        raise FileNotFoundError(f"no history at {Path(history_path).name}")
+    metrics = json.loads(Path(metrics_path).read_text())["metrics"]
+    acc = np.asarray(history["val_accuracy"], dtype=float)
+    drops = rate_drops(history)
+    if len(acc) < 3:
+        rate = "too few epochs to show a schedule"
+    elif annealed_schedule(history):
+        rate = "annealed to zero along a cosine"
+    elif drops:
+        rate = "cut tenfold at epoch" + ("s " if len(drops) > 1 else " ") + " and ".join(map(str, drops))
+    else:
+        rate = "constant"
+    provenance = json.loads(Path(metrics_path).read_text()).get("provenance", {})
+    return {"schedule": schedule, "epochs": len(acc), "rate": rate,
+            "train_images": provenance.get("data_counts", {}).get("train_images"),
+            "best_epoch": int(np.nanargmax(acc)) + 1, "best_publictest": float(np.nanmax(acc)),
+            "last_train_accuracy": float(history["accuracy"][-1]),
+            "training_fit": float(metrics.get("training_fit", {}).get("accuracy", math.nan)),
+            "privatetest": float(metrics["accuracy"])}
+
+
+def describe_schedules(summaries: dict[str, list[dict]]) -> str:
+    """What the same recipes trained on different schedules say, from :func:`schedule_summary` rows
+    grouped by recipe: one line per training, then which length scored higher and whether each training
+    ended while still learning (its best PublicTest epoch among its last quarter)."""
+    lines, late, gains = [], [], []
+    for recipe, rows in summaries.items():
+        for r in rows:
+            fit = f", {r['training_fit']:.3f} on its Training faces as it predicts" if math.isfinite(r["training_fit"]) else ""
+            lines.append(f"{recipe}, {r['schedule']}: {r['epochs']} epoch{'s' if r['epochs'] > 1 else ''}, rate {r['rate']}; training accuracy "
+                         f"{r['last_train_accuracy']:.3f} at the last epoch (augmented faces){fit}; best PublicTest "
+                         f"{r['best_publictest']:.3f} at epoch {r['best_epoch']}; PrivateTest {r['privatetest']:.3f}.")
+            late.append(r["epochs"] >= 3 and r["epochs"] - r["best_epoch"] < max(3, r["epochs"] // 4))
+        if len(rows) >= 2:
+            longest = max(rows, key=lambda r: r["epochs"])
+            shortest = min(rows, key=lambda r: r["epochs"])
+            if longest is not shortest and longest.get("train_images") == shortest.get("train_images"):
+                gains.append((recipe, longest, shortest))
+    for recipe, longest, shortest in gains:
+        delta = (longest["privatetest"] - shortest["privatetest"]) * 100
+        lines.append(f"{recipe}: the {longest['epochs']}-epoch training scored {delta:+.1f} points on PrivateTest "
+                     f"against the {shortest['epochs']}-epoch one.")
+    if late and all(late):
+        lines.append("Every one of these trainings had its best PublicTest epoch among its last: each ended while "
+                     "still learning, so their length, more than their schedule, limited what they reached.")
+    return "\n".join(lines)
+
+
+def schedules_beside(plateau: str | os.PathLike, run: str | os.PathLike, published: str | os.PathLike | None,
+                     names: list[str]) -> dict[str, list[dict]]:
+    """Notebook 04's lesson on stopping early, as :func:`describe_schedules` reads it: each of ``names`` as
+    trained under the plateau rule (the records in ``plateau``) beside its training in ``run`` when that run
+    trained on as many Training faces, else beside the published run's (``published``), whose records are
+    full-size; a training missing from either side is left out. Files are ``<name>/history.csv`` or
+    ``<name>_history.csv`` and ``metrics/<name>.json`` in each folder."""
+    import json
+
+    def history_of(folder: Path, name: str) -> Path:
+        inside = folder / name / "history.csv"
+        return inside if inside.exists() else folder / f"{name}_history.csv"
+
+    def images(folder: Path, name: str) -> int | None:
+        path = folder / "metrics" / f"{name}.json"
+        if not path.exists():
+            return None
+        return json.loads(path.read_text()).get("provenance", {}).get("data_counts", {}).get("train_images")
+
+    plateau, run = Path(plateau), Path(run)
+    out: dict[str, list[dict]] = {}
+    for name in names:
+        if images(plateau, name) is None:
+            continue
+        other, label = run, "this run"
+        if images(run, name) != images(plateau, name) and published is not None:
+            other, label = Path(published), "the published run"
+        if images(other, name) is None or not history_of(other, name).exists():
+            continue
+        out[name] = [schedule_summary(history_of(plateau, name), plateau / "metrics" / f"{name}.json", "plateau rule"),
+                     schedule_summary(history_of(other, name), other / "metrics" / f"{name}.json", label)]
+    return out

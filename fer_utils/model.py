@@ -260,7 +260,7 @@ def compile_model(
 
     Args:
         model: the model to compile (in place; also returned).
-        learning_rate: a constant rate or a Keras schedule (e.g. :func:`fer_utils.beyond.cosine_schedule`).
+        learning_rate: a constant rate or a Keras schedule (e.g. :func:`fer_utils.train.cosine_schedule`).
         optimizer: ``"adam"`` (the report's), ``"adamw"`` or ``"sgd"`` (with Nesterov momentum).
         weight_decay: decoupled weight decay of the optimiser (None: the optimiser's default, none for
             Adam and SGD).

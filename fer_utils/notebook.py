@@ -37,14 +37,16 @@ def shown(path: str | os.PathLike) -> str:
         return os.path.relpath(path)
 
 
-def run_banner(profile: str, data=None) -> str:
+def run_banner(profile: str, data=None, parameters: dict | None = None) -> str:
     """Which run produced a notebook's outputs: the data verdict first, then profile, data, backend,
     device, precision and date.
 
     ``data``: the loaded :class:`fer_utils.data.FerData` (its source and verification verdict are
     shown; the verdict line comes first, so a copy that is not canonical FER-2013 is the first thing a
     reader sees), a plain description of the data, or None. The precision is Keras' global dtype
-    policy when this is called (so a notebook sets its precision first).
+    policy when this is called (so a notebook sets its precision first). ``parameters``: the notebook's
+    parameters as this run set them, shown after the profile as ``name=value``, so that the first lines of
+    its output say what produced them.
     """
     from datetime import datetime, timezone
 
@@ -62,7 +64,8 @@ def run_banner(profile: str, data=None) -> str:
         first = "data not verified (loaded with verify='off')\n"
     shown_data = f" · data: {source}" if source else ""
     precision = keras.mixed_precision.global_policy().name
-    return (f"{first}Run: profile '{profile}'{shown_data} · {describe_device()} · precision {precision} · "
+    settings = f" ({', '.join(f'{k}={v!r}' for k, v in parameters.items())})" if parameters else ""
+    return (f"{first}Run: profile '{profile}'{settings}{shown_data} · {describe_device()} · precision {precision} · "
             f"{when}")
 
 
@@ -82,6 +85,17 @@ class ModelSource:
     note: str
 
 
+def published_records() -> tuple[str, Path] | None:
+    """The published run's profile and the folder of its records (``results/<profile>/``, holding
+    ``metrics/`` and ``predictions/``), or None when the repository has no published run."""
+    root = repo_root()
+    try:
+        profile = json.loads((root / PUBLISHED_MANIFEST).read_text())["profile"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return profile, root / "results" / profile
+
+
 def model_source(run: str | os.PathLike, name: str) -> ModelSource:
     """Experiment ``name``'s model: the run directory's own (``run/models/<name>.keras``) when its notebook
     trained one there; else the copy the repository ships (``models/<name>.keras``), with the published
@@ -92,11 +106,7 @@ def model_source(run: str | os.PathLike, name: str) -> ModelSource:
         return ModelSource(run, run, f"model: {name} as trained in this run ({shown(run / 'models')}/{name}.keras)")
     root = repo_root()
     if (root / SHIPPED_DIR / f"{name}.keras").exists():
-        try:
-            profile = json.loads((root / PUBLISHED_MANIFEST).read_text())["profile"]
-            records = root / "results" / profile
-        except (OSError, ValueError, KeyError):
-            profile, records = "published", run
+        profile, records = published_records() or ("published", run)
         return ModelSource(root, records, f"model: {name} as shipped with the study ({SHIPPED_DIR}/{name}.keras, "
                                           f"trained by the {profile} run), since this run has not trained one")
     raise FileNotFoundError(f"{name}.keras is neither in {shown(run / 'models')} nor shipped in {SHIPPED_DIR}/: "

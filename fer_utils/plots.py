@@ -62,13 +62,18 @@ def class_distribution(data: FerData) -> plt.Figure:
 
 
 def example_grid(data: FerData, per_class: int = 8, seed: int = 0,
-                 indices: dict[int, Sequence[int]] | None = None) -> plt.Figure:
-    """A grid with one row per emotion and ``per_class`` random examples in each."""
+                 indices: dict[int, Sequence[int]] | None = None, title: str = "Examples per emotion") -> plt.Figure:
+    """A grid with one row per emotion and ``per_class`` examples in each: random ones, or with
+    ``indices`` (``{label: indices into data}``, e.g. :func:`fer_utils.data.reviewed_examples`) the
+    first ``per_class`` given, in their order; a row with fewer faces leaves its other cells empty."""
     rng = np.random.default_rng(seed)
     fig, axes = plt.subplots(len(EMOTIONS), per_class, figsize=(per_class * 1.1, len(EMOTIONS) * 1.2))
     for label, name in enumerate(EMOTIONS):
-        pool = np.flatnonzero(data.labels == label) if indices is None else np.asarray(indices[label])
-        chosen = rng.choice(pool, size=min(per_class, len(pool)), replace=False) if len(pool) else []
+        if indices is None:
+            pool = np.flatnonzero(data.labels == label)
+            chosen = rng.choice(pool, size=min(per_class, len(pool)), replace=False) if len(pool) else []
+        else:
+            chosen = np.asarray(indices.get(label, []), dtype=np.int64)[:per_class]
         for col in range(per_class):
             ax = axes[label, col]
             ax.set_xticks([])
@@ -76,9 +81,9 @@ def example_grid(data: FerData, per_class: int = 8, seed: int = 0,
             if col < len(chosen):
                 ax.imshow(data.images[chosen[col], :, :, 0], cmap="gray", vmin=0, vmax=255)
             else:
-                ax.axis("off")
+                ax.set_frame_on(False)  # an empty cell, its row's label still shown
         axes[label, 0].set_ylabel(name, rotation=0, ha="right", va="center")
-    fig.suptitle("Examples per emotion")
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
 
@@ -142,6 +147,28 @@ def training_curves(history: dict[str, list[float]], best_epoch: int | None = No
     return fig
 
 
+def curves_beside(histories: dict[str, dict[str, list[float]]], title: str = "") -> plt.Figure:
+    """Several trainings' curves on shared axes: training accuracy (on the faces as each training saw them,
+    augmented or not) and PublicTest accuracy per epoch, one colour per training (``{label: history}``),
+    so that a reader sees at once how far each got and whether it was still climbing when it stopped."""
+    if not histories:
+        raise ValueError("no training to draw")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for ax, metric, name in zip(axes, ("accuracy", "val_accuracy"), ("Training (as trained)", "PublicTest")):
+        for label, history in histories.items():
+            values = history.get(metric) or []
+            ax.plot(range(1, len(values) + 1), values, marker="o", ms=2.5, label=label)
+        ax.set_title(f"{name} accuracy per epoch", fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy")
+    axes[1].legend(fontsize=8, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def confusion_heatmap(confusion: Sequence[Sequence[float]], normalized: bool = True,
                       class_names: Sequence[str] = EMOTIONS, title: str = "") -> plt.Figure:
     """Confusion matrix heatmap: rows true class, columns predicted; row-normalised by default."""
@@ -178,8 +205,9 @@ def histogram_by_split(values: np.ndarray, splits: np.ndarray, xlabel: str, titl
     return fig
 
 
-def grouped_bars(table, ylabel: str, title: str) -> plt.Figure:
-    """Grouped bar chart of a DataFrame: one group per row (e.g. emotion), one bar per column."""
+def grouped_bars(table, ylabel: str, title: str, legend_below: bool = False) -> plt.Figure:
+    """Grouped bar chart of a DataFrame: one group per row (e.g. emotion), one bar per column; with
+    ``legend_below`` the legend sits under the axes, clear of every bar (for many columns)."""
     fig, ax = plt.subplots(figsize=(10, 4))
     n_rows, n_cols = table.shape
     width = 0.8 / max(n_cols, 1)
@@ -190,7 +218,10 @@ def grouped_bars(table, ylabel: str, title: str) -> plt.Figure:
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, ncol=min(n_cols, 4))
+    if legend_below:
+        ax.legend(fontsize=8, ncol=min(n_cols, 4), loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
+    else:
+        ax.legend(fontsize=8, ncol=min(n_cols, 4))
     ax.set_title(title)
     fig.tight_layout()
     return fig
@@ -221,6 +252,31 @@ def augmentation_grid(originals: np.ndarray, augmented: dict[str, np.ndarray]) -
     return fig
 
 
+#: The colour bar's label on every Grad-CAM figure, and the normalisation its panels share.
+GRADCAM_SCALE_LABEL = "Grad-CAM weight (0 = none, 1 = the map's maximum)"
+GRADCAM_SCALE_NOTE = "every map scaled to its own maximum"
+
+
+def gradcam_colorbar(fig: plt.Figure, axes, label: str = GRADCAM_SCALE_LABEL, note: str = GRADCAM_SCALE_NOTE,
+                     orientation: str = "vertical", short: bool = False):
+    """Add the viridis scale of the Grad-CAM overlays (0 to 1) beside ``axes``, labelled with what 0 and 1
+    mean and the normalisation every panel shares (``note``); ``short`` breaks the label over more lines
+    (for a narrow figure). Returns the colour bar."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    text = f"{label}; {note}" if orientation == "horizontal" and not short else f"{label}\n{note}"
+    if short and orientation == "vertical":
+        text = text.replace(" (", "\n(")
+    bar = fig.colorbar(ScalarMappable(norm=Normalize(0, 1), cmap="viridis"), ax=axes, orientation=orientation,
+                       shrink=0.9 if orientation == "horizontal" else 0.8, aspect=30 if orientation == "horizontal" else 20,
+                       fraction=0.05, pad=0.04 if orientation == "horizontal" else 0.02)
+    bar.set_label(text, fontsize=7)
+    bar.ax.tick_params(labelsize=7)
+    bar.set_ticks([0, 0.5, 1])
+    return bar
+
+
 def _stretched(cam: np.ndarray) -> np.ndarray:
     """``cam`` divided by its peak, so that it peaks at 1 (an all-zero map stays zero). The floor is
     kept: an evenly spread map stays even instead of showing noise as structure."""
@@ -237,7 +293,8 @@ def gradcam_rows(images: np.ndarray, maps: np.ndarray, row_titles: list[str],
     while a class average (maps peaking in different places) would otherwise show as a faint wash.
     """
     rows, cols = maps.shape[:2]
-    fig, axes = plt.subplots(rows, cols + 1, figsize=((cols + 1) * 1.4, rows * 1.5), squeeze=False)
+    fig, axes = plt.subplots(rows, cols + 1, figsize=((cols + 1) * 1.4 + (1.0 if rows > 2 else 0), rows * 1.5 + 0.6),
+                             squeeze=False, layout="constrained")
     for r in range(rows):
         axes[r, 0].imshow(np.asarray(images[r])[..., 0], cmap="gray")
         axes[r, 0].set_ylabel(row_titles[r], rotation=0, ha="right", va="center", fontsize=8)
@@ -249,7 +306,9 @@ def gradcam_rows(images: np.ndarray, maps: np.ndarray, row_titles: list[str],
             ax.set_xticks([])
             ax.set_yticks([])
     axes[0, 0].set_title("face", fontsize=8)
-    fig.tight_layout()
+    # one or two rows: the scale under them (a bar beside them would be shorter than its label)
+    gradcam_colorbar(fig, axes.ravel().tolist(), orientation="horizontal" if rows <= 2 else "vertical",
+                     short=rows <= 2 and cols < 4)
     return fig
 
 
@@ -257,15 +316,24 @@ def map_row(backgrounds: np.ndarray, maps: np.ndarray, titles: list[str], overla
             title: str = "") -> plt.Figure:
     """One row of overlays: ``maps[i]`` drawn over ``backgrounds[i]`` (e.g. a class's mean face).
 
-    Each map is stretched to [0, 1] for display (averaged maps rarely reach 1).
+    Each map is stretched to [0, 1] for display (averaged maps rarely reach 1); the colour bar says so.
     """
     panels = [overlay_fn(bg, _stretched(cam)) for bg, cam in zip(backgrounds, maps)]
-    return _panel_row(panels, titles, title, width=1.6, fontsize=8)
+    fig = _panel_row(panels, titles, title, width=1.6, fontsize=8)
+    gradcam_colorbar(fig, fig.axes, orientation="horizontal", short=len(panels) < 4)
+    return fig
 
 
-def probability_panel(annotated: np.ndarray, faces: list, title: str = "") -> plt.Figure:
-    """The annotated photo beside a bar chart of each face's seven probabilities."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1, 1.3]})
+def probability_panel(annotated: np.ndarray, faces: list, title: str = "",
+                      gradcam_layer: str | None = None) -> plt.Figure:
+    """The annotated photo beside a bar chart of each face's seven probabilities.
+
+    ``gradcam_layer``: the layer whose Grad-CAM map the annotated photo overlays on each face
+    (:meth:`fer_utils.predict.Predictor.predict_file`); when given and a face was found, a colour bar
+    under the photo gives the map's scale.
+    """
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1, 1.3]},
+                                      layout="constrained")
     left.imshow(annotated)
     left.set_xticks([])
     left.set_yticks([])
@@ -283,7 +351,9 @@ def probability_panel(annotated: np.ndarray, faces: list, title: str = "") -> pl
     else:
         right.text(0.5, 0.5, "no face found", ha="center", va="center", fontsize=12)
         right.axis("off")
-    fig.tight_layout()
+    if gradcam_layer and faces:
+        gradcam_colorbar(fig, left, label=f"{gradcam_layer} Grad-CAM weight (0 = none, 1 = the map's maximum)",
+                         note="each face's map scaled to its own maximum", orientation="horizontal", short=True)
     return fig
 
 
@@ -314,37 +384,47 @@ def reliability_diagram(probs: np.ndarray, y_true: np.ndarray, title: str = "", 
 
 
 def accuracy_vs_report(table) -> plt.Figure:
-    """Our PrivateTest accuracy per experiment (bar, 95 % interval) beside the report's (marker).
+    """Our PrivateTest accuracy per experiment (bar, 95 % interval) beside the report's (marker), each
+    labelled with the split it was measured on: ours on PrivateTest, the report's on its own held-out
+    split. Each value is written past both its interval and the report's marker, and the legend sits
+    under the axes, clear of the data.
 
-    ``table`` is :func:`fer_utils.experiment.summary_table`'s result.
+    ``table`` is :func:`fer_utils.compare.summary_table`'s result.
     """
-    fig, ax = plt.subplots(figsize=(9, 0.55 * len(table) + 1.4))
+    fig, ax = plt.subplots(figsize=(9, 0.55 * len(table) + 2.2))
     y = np.arange(len(table))[::-1]
-    acc = table["accuracy"].to_numpy()
-    err = np.vstack([acc - table["ci95_low"].to_numpy(), table["ci95_high"].to_numpy() - acc])
-    ax.barh(y, acc, xerr=err, color="tab:blue", alpha=0.8, capsize=3, label="this study (95 % interval)")
+    acc = table["accuracy"].to_numpy(dtype=float)
+    low, high = table["ci95_low"].to_numpy(dtype=float), table["ci95_high"].to_numpy(dtype=float)
+    err = np.vstack([acc - low, high - acc])
+    ax.barh(y, acc, xerr=err, color="tab:blue", alpha=0.8, capsize=3,
+            label="this study, on PrivateTest (95 % interval)")
+    ax.axvline(1 / 7, color="gray", lw=0.8, ls=":", label="guessing at random (1/7)")
     report = table["report_accuracy"].to_numpy(dtype=float)
     has = ~np.isnan(report)
-    ax.scatter(report[has], y[has], marker="D", color="tab:red", zorder=3, label="source report")
-    for yi, a, hi in zip(y, acc, table["ci95_high"].to_numpy()):
-        ax.text(hi + 0.012, yi, f"{a:.3f}", va="center", fontsize=8)
+    ax.scatter(report[has], y[has], marker="D", color="tab:red", zorder=3,
+               label="source report, on its own held-out split (rounded)")
+    for yi, a, hi, rep in zip(y, acc, high, report):
+        right = np.nanmax([hi, rep]) if not np.isnan(rep) else hi
+        ax.text(right + 0.02, yi, f"{a:.3f}", va="center", fontsize=8)
     ax.set_yticks(y, list(table.index))
     ax.set_xlim(0, 1)
-    ax.set_xlabel("PrivateTest accuracy")
-    ax.axvline(1 / 7, color="gray", lw=0.8, ls=":", label="chance (1/7)")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set_xlabel("accuracy")
     ax.set_title("Accuracy by experiment: this study and the source report")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.09 - 0.3 / (len(table) + 3)), ncol=2,
+              frameon=False)
     fig.tight_layout()
     return fig
 
 
 def training_time_bars(times) -> plt.Figure:
     """Hours of training per model of a run, coloured by the notebook that trains it: the measured time
-    (the epochs' times summed) as a bar, and the time at the training's fastest epoch as a black tick
-    inside it, so that time lost to a shared machine shows as the bar beyond the tick.
+    (the epochs' times summed) as a bar, written as a duration ("2 h 54 min") with its epochs, and the
+    time at the training's fastest epoch (epochs times the fastest) as a black tick inside it.
 
-    ``times`` is :func:`fer_utils.experiment.training_time`'s result.
+    ``times`` is :func:`fer_utils.experiments.training_time`'s result.
     """
+    from .compare import duration
+
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(times) + 1.6))
     y = np.arange(len(times))[::-1]
     notebooks = list(dict.fromkeys(times["notebook"]))
@@ -354,35 +434,62 @@ def training_time_bars(times) -> plt.Figure:
     ax.barh(y, measured, color=colours, alpha=0.8)
     ax.scatter(fastest, y, marker="|", s=250, color="black", zorder=3, label="at the training's fastest epoch")
     for yi, h, epochs in zip(y, measured, times["epochs"]):
-        ax.text(h + measured.max() * 0.01, yi, f"{h:.2f} h, {int(epochs)} epochs", va="center", fontsize=8)
+        ax.text(h + measured.max() * 0.01, yi, f"{duration(h * 3600)}, {int(epochs)} epochs", va="center",
+                fontsize=8)
     ax.set_yticks(y, [f"{name} ({nb})" for name, nb in zip(times.index, times["notebook"])])
-    ax.set_xlim(0, measured.max() * 1.3 if len(times) else 1)
+    ax.set_xlim(0, measured.max() * 1.35 if len(times) else 1)
     ax.set_xlabel("hours of training (epochs' times summed)")
-    ax.set_title(f"Where the training time went: {measured.sum():.1f} h in all")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(f"Where the training time went: {duration(measured.sum() * 3600)} in all")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08 - 0.4 / (len(times) + 3)), frameon=False)
     fig.tight_layout()
     return fig
 
 
-def accuracy_vs_cost(table, split: str = "PublicTest", landmarks: dict[str, float] | None = None) -> plt.Figure:
-    """Each step of notebook 08 as a point: accuracy (95 % interval) against the cumulative machine
-    time spent to reach it, joined in order, with horizontal lines at ``landmarks`` (name -> accuracy,
-    e.g. the challenge's winner).
+def accuracy_vs_cost(table, split: str = "PublicTest", landmarks: dict[str, tuple[float, str]] | None = None,
+                     final: dict | None = None) -> plt.Figure:
+    """Notebook 08's steps: what each buys (top: its ``split`` accuracy with its 95 % interval) and what it
+    costs (bottom: its machine time, written as a duration), one column per step, so that no label
+    lands on a marker; the legend sits outside the axes.
 
-    ``table`` is :func:`fer_utils.beyond.steps_table`'s result.
+    ``table`` is :func:`fer_utils.beyond.steps_table`'s result. ``landmarks`` maps a name to
+    ``(accuracy, split it was measured on)``, drawn as dashed lines that say their split. ``final``, a
+    ``{"step", "accuracy", "ci95", "split"}`` dict, adds a result measured on another split (the headline
+    model on PrivateTest) as its own marker at its step, labelled with that split.
     """
-    fig, ax = plt.subplots(figsize=(9, 5))
-    cost = table["cumulative_cpu_minutes"].to_numpy() / 60
-    acc = table["accuracy"].to_numpy()
-    err = np.vstack([acc - table["ci95_low"].to_numpy(), table["ci95_high"].to_numpy() - acc])
-    ax.errorbar(cost, acc, yerr=err, fmt="o-", color="tab:blue", capsize=3, label=f"{split} accuracy (95 % interval)")
-    for x, y, name in zip(cost, acc, table.index):
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, -12), fontsize=8)
-    for k, (name, level) in enumerate((landmarks or {}).items()):
-        ax.axhline(level, color=f"C{k + 1}", lw=0.9, ls="--", label=f"{name} ({level:.3f})")
-    ax.set_xlabel("cumulative machine time (hours, all cores of this machine)")
-    ax.set_ylabel(f"{split} accuracy")
-    ax.set_title("What each step buys and what it costs")
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
+    import textwrap
+
+    from .compare import duration
+
+    steps = list(table.index)
+    x = np.arange(len(steps))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7.2), sharex=True, height_ratios=[3, 1.3])
+    acc = table["accuracy"].to_numpy(dtype=float)
+    err = np.vstack([acc - table["ci95_low"].to_numpy(dtype=float), table["ci95_high"].to_numpy(dtype=float) - acc])
+    top.errorbar(x, acc, yerr=err, fmt="o-", color="tab:blue", capsize=3,
+                 label=f"each step, on {split} (95 % interval)")
+    for k, (name, value) in enumerate((landmarks or {}).items()):
+        level, where = value if isinstance(value, tuple) else (value, "a split not stated")
+        top.axhline(level, color=f"C{k + 1}", lw=0.9, ls="--", label=f"{name}: {level:.3f}, on {where}")
+    if final is not None and final.get("step") in steps:
+        lo, hi = final["ci95"]
+        xf = steps.index(final["step"]) + 0.18
+        top.errorbar([xf], [final["accuracy"]], yerr=[[final["accuracy"] - lo], [hi - final["accuracy"]]], fmt="*",
+                     ms=11, color="tab:red", capsize=3,
+                     label=f"{final['step']}, on {final['split']}: {final['accuracy']:.3f} (95 % interval)")
+    top.set_ylabel("accuracy")
+    top.grid(axis="y", alpha=0.3)
+    top.set_title("What each step buys (top) and what it costs (bottom)")
+    minutes = table["cpu_minutes"].to_numpy(dtype=float)
+    bottom.bar(x, minutes / 60, color="tab:gray", alpha=0.7)
+    epochs = table["epochs"].to_numpy(dtype=float) if "epochs" in table else np.full(len(x), np.nan)
+    trained = table["cpu_minutes"].to_numpy(dtype=float) > table.get("predict_minutes", 0 * minutes).to_numpy(dtype=float)
+    for xi, m, e, t in zip(x, minutes, epochs, trained):
+        label = duration(m * 60) + (f"\n{int(e)} epoch{'s' if e != 1 else ''}" if t and np.isfinite(e) else "")
+        bottom.text(xi, m / 60, label, ha="center", va="bottom", fontsize=7)
+    bottom.set_ylim(0, max(minutes.max() / 60 * 1.5, 1e-3))
+    bottom.set_ylabel("machine time (h)")
+    bottom.set_xticks(x, ["\n".join(textwrap.wrap(str(s), 12)) for s in steps], fontsize=8)
+    handles, labels = top.get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=2, frameon=False)
     return fig

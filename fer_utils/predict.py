@@ -66,6 +66,9 @@ class Face:
     box: list[int]
     emotion: str
     probabilities: dict[str, float]
+    #: Where the Grad-CAM map of ``emotion`` is densest (:func:`fer_utils.gradcam.peak_region`), when the
+    #: predictor draws one on an annotated copy; None otherwise.
+    attention: str | None = None
 
     def top(self, k: int = 2) -> list[tuple[str, float]]:
         """The ``k`` most probable emotions, most probable first."""
@@ -286,9 +289,12 @@ class Predictor:
             if annotate_dir is not None:
                 maps = None
                 if self.gradcam_layer and len(crops):
-                    from .gradcam import gradcam
+                    from .gradcam import gradcam, peak_region
 
-                    maps = gradcam(self.model, crops, self.gradcam_layer)
+                    # the map of the emotion reported (with --tta, the averaged views' top class)
+                    maps = gradcam(self.model, crops, self.gradcam_layer, class_index=np.argmax(probs, axis=1))
+                    for face, cam in zip(result.faces, maps):
+                        face.attention = peak_region(cam)
                 out = Path(annotate_dir) / f"{Path(path).stem}_annotated.png"
                 write_annotated(gray, boxes, result.faces, out, maps)
                 result.annotated = str(out)

@@ -154,6 +154,41 @@ class _RateLogger(keras.callbacks.Callback):
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
+def cosine_schedule(peak_rate: float, *, epochs: int, steps_per_epoch: int, warmup_epochs: int = 1,
+                    final_fraction: float = 0.0):
+    """A learning rate that rises linearly from 0 to ``peak_rate`` over ``warmup_epochs`` and then
+    follows half a cosine down to ``final_fraction * peak_rate`` at the end of ``epochs``
+    (Loshchilov & Hutter's annealing, without restarts; Keras' ``CosineDecay``).
+
+    The rate is a function of the optimiser's step counter, which the per-epoch backups keep, so an
+    interrupted run resumes at the rate it stopped at. The whole length must be known in advance: a
+    run cut short by early stopping never reaches the low rates at the end, where much of the gain comes.
+    """
+    import keras
+
+    if peak_rate <= 0:
+        raise ValueError(f"peak_rate must be positive, got {peak_rate}")
+    if steps_per_epoch < 1:
+        raise ValueError(f"steps_per_epoch must be at least 1, got {steps_per_epoch}")
+    if not 0 <= warmup_epochs < epochs:
+        raise ValueError(f"warmup_epochs must lie in 0..{epochs - 1} (epochs={epochs}), got {warmup_epochs}")
+    if not 0.0 <= final_fraction < 1.0:
+        raise ValueError(f"final_fraction must be in [0, 1), got {final_fraction}")
+    warmup = warmup_epochs * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else peak_rate,
+        decay_steps=(epochs - warmup_epochs) * steps_per_epoch,
+        alpha=final_fraction,
+        warmup_target=peak_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def steps_per_epoch(train_images: int, batch_size: int) -> int:
+    """Optimiser steps in one epoch (the last, partial batch counts)."""
+    return math.ceil(train_images / batch_size)
+
+
 #: How a training's learning rate may move: held constant, lowered tenfold on a PublicTest plateau
 #: (``train_model``'s ``reduce_lr_patience``), or annealed along half a cosine to zero by the last epoch.
 SCHEDULES: tuple[str, ...] = ("constant", "plateau", "cosine")
@@ -163,15 +198,13 @@ def learning_rate_for(schedule: str, rate: float, *, epochs: int, train_images: 
     """What to give :func:`fer_utils.model.compile_model` as its learning rate under ``schedule``
     (:data:`SCHEDULES`): ``rate`` itself for ``constant`` and ``plateau`` (the plateau rule is
     :func:`train_model`'s ``reduce_lr_patience``), or a cosine from ``rate`` down to zero over ``epochs``
-    for ``cosine`` (:func:`fer_utils.beyond.cosine_schedule`, no warm-up: its first epochs run at the
+    for ``cosine`` (:func:`cosine_schedule`, no warm-up: its first epochs run at the
     report's rate, as the baseline's do). The cosine needs the whole length in advance, so a training
     under it runs to its last epoch rather than stopping early."""
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown learning-rate schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
     if schedule != "cosine":
         return rate
-    from .beyond import cosine_schedule, steps_per_epoch
-
     return cosine_schedule(rate, epochs=epochs, steps_per_epoch=steps_per_epoch(train_images, batch_size),
                            warmup_epochs=0)
 

@@ -24,13 +24,16 @@ def test_run_banner_puts_the_data_verdict_first():
     # the backend, the device and the precision in force
     assert f"Keras backend {keras.backend.backend()} on CPU " in lines[1] and "cores, no GPU" in lines[1]
     assert " · precision " in lines[1]
+    # the run's parameters after the profile: what produced the outputs, in their first lines
+    assert notebook.run_banner("reference", "photos", parameters={"epochs": 30, "schedule": "cosine"}).startswith(
+        "Run: profile 'reference' (epochs=30, schedule='cosine') · data: photos · ")
 
 
 def test_a_run_without_the_model_reads_the_shipped_one_and_the_published_records(tmp_path, monkeypatch):
     root = tmp_path / "repo"
     monkeypatch.setattr(notebook, "repo_root", lambda: root)
-    run = root / "runs" / "interactive"
-    with pytest.raises(FileNotFoundError, match=r"^baseline.keras is neither in runs/interactive/models nor shipped "
+    run = root / "runs" / "lab"
+    with pytest.raises(FileNotFoundError, match=r"^baseline.keras is neither in runs/lab/models nor shipped "
                                                  r"in models/: run the notebook that trains 'baseline'"):
         notebook.model_source(run, "baseline")
     (root / "models").mkdir(parents=True)
@@ -43,9 +46,9 @@ def test_a_run_without_the_model_reads_the_shipped_one_and_the_published_records
                             "reference run), since this run has not trained one")
     (run / "models").mkdir(parents=True)
     (run / "models" / "baseline.keras").write_bytes(b"its own")
-    own = notebook.model_source("runs/interactive", "baseline")  # relative: to the repository
+    own = notebook.model_source("runs/lab", "baseline")  # relative: to the repository
     assert own.folder == own.records == run
-    assert own.note == "model: baseline as trained in this run (runs/interactive/models/baseline.keras)"
+    assert own.note == "model: baseline as trained in this run (runs/lab/models/baseline.keras)"
 
 
 def test_shown_paths_are_relative_to_the_repository(tmp_path, monkeypatch):

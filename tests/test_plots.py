@@ -67,7 +67,7 @@ def test_map_row_and_grouped_bars(tmp_path):
     maps = np.zeros((3, 48, 48), np.float32)
     maps[0, 10:20, 10:20] = 0.2  # a faint averaged map is stretched for display
     fig = plots.map_row(faces, maps, ["a", "b", "c"], overlay)
-    assert len(fig.axes) == 3 and [a.get_title() for a in fig.axes] == ["a", "b", "c"]
+    assert len(fig.axes) == 4 and [a.get_title() for a in fig.axes[:3]] == ["a", "b", "c"]  # and the colour scale
     saved_png(fig, tmp_path / "maps.png")
     table = pd.DataFrame({"x": [0.1, 0.5], "y": [0.3, 0.2]}, index=["angry", "happy"])
     bars = plots.grouped_bars(table, "recall", "t")
@@ -86,7 +86,7 @@ def test_gradcam_rows_show_each_map_stretched_to_its_peak(tmp_path):
     shown = []
     fig = plots.gradcam_rows(faces, maps, ["a", "b"], ["conv1", "conv2", "conv3"],
                              lambda image, cam: shown.append(cam) or overlay(image, cam))
-    assert len(shown) == 6 and len(fig.axes) == 8
+    assert len(shown) == 6 and len(fig.axes) == 9  # 2 faces, 6 maps and the colour scale
     assert shown[0].max() == pytest.approx(1.0) and shown[0][15, 15] == pytest.approx(1.0) and shown[0][0, 0] == 0
     assert np.allclose(shown[1], 1.0)        # even: no structure invented
     assert not shown[2].any()                 # an empty map stays empty
@@ -137,7 +137,7 @@ def test_training_time_bars_show_measured_hours_and_the_fastest_epoch_tick(tmp_p
     assert colours[1.8] == colours[0.9] != colours[3.25]  # one colour per notebook
     ticks = ax.collections[0].get_offsets()
     assert sorted(ticks[:, 0]) == pytest.approx([0.8, 1.6, 2.2])
-    assert ax.get_title() == "Where the training time went: 6.0 h in all"
+    assert ax.get_title() == "Where the training time went: 5 h 57 min in all"  # 5.95 h, as a reader says it
     saved_png(fig, tmp_path / "time.png")
 
 

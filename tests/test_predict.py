@@ -55,6 +55,14 @@ def test_faces_found_on_real_portraits(predictor):
     assert 100 < box[0] + box[2] / 2 < 400 and 100 < box[1] + box[3] / 2 < 350
 
 
+def test_an_annotated_face_says_where_its_map_is_densest(predictor, tmp_path):
+    from fer_utils.gradcam import FACE_REGIONS
+
+    face = predictor.predict_file(ASTRONAUT, annotate_dir=tmp_path).faces[0]
+    assert face.attention == "empty map" or face.attention.split(" (")[0] in [r[0] for r in FACE_REGIONS]
+    assert predictor.predict_file(ASTRONAUT).faces[0].attention is None  # no annotated copy, no map
+
+
 def test_no_face_is_a_normal_answer(predictor):
     result = predictor.predict_file(COFFEE)
     assert result.error is None and result.faces == [] and result.message == "no face found"
@@ -134,7 +142,8 @@ def test_folder_with_good_and_bad_files(tmp_path, model_file, capsys):
     assert by_name["notes.txt"]["error"].startswith("not an image")
     assert len(errors) == 2 and all(e.count("\n") == 0 for e in errors)
     face = by_name["astronaut.png"]["faces"][0]
-    assert set(face) == {"box", "emotion", "probabilities"} and len(face["box"]) == 4
+    assert set(face) == {"box", "emotion", "probabilities", "attention"} and len(face["box"]) == 4
+    assert isinstance(face["attention"], str)  # with --gradcam: where the map of its emotion is densest
     assert list(face["probabilities"]) == list(EMOTIONS)
     annotated = sorted(p.name for p in (tmp_path / "ann").iterdir())
     assert annotated == ["astronaut_annotated.png", "coffee_annotated.png", "grace_hopper_annotated.png"]
