@@ -157,8 +157,8 @@ def describe_augmentation(table, fits: dict[str, float], verdicts: dict[str, str
     lines = [f"{name}: PrivateTest {_difference(rows[name], base, reference)}." for name in augmented]
     near = [n for n in augmented if floor is not None and rows[n]["accuracy"] <= floor + 0.05]
     if near:
-        lines.append(f"{', '.join(near)} scored within five points of the {floor:.3f} that always answering the "
-                     "commonest emotion gets: near chance, so this run is too small to say whether augmentation "
+        lines.append(f"{', '.join(near)} scored no more than five points above the {floor:.3f} that always "
+                     "answering the commonest emotion gets: near chance, so this run is too small to say whether augmentation "
                      "helps; read the published run's numbers below.")
         return "\n".join(lines)
     p = {n: rows[n].get(f"mcnemar_p_vs_{reference}") for n in augmented}
@@ -172,8 +172,8 @@ def describe_augmentation(table, fits: dict[str, float], verdicts: dict[str, str
     elif len(worse) == len(augmented):
         answer = f"after {length}, augmentation costs this model accuracy: every recipe is below the {reference} by more than chance."
     else:
-        answer = (f"after {length}, augmentation makes no difference to this model that 3,589 faces can measure "
-                  "(or helps one recipe and costs another).")
+        answer = (f"after {length}, no recipe differs from the {reference} by more than chance on the same "
+                  "PrivateTest faces, or one helps where another costs.")
     lines.append("So, " + answer)
     if reference in fits:
         short = [n for n in augmented if n in fits and fits[reference] - fits[n] > FIT_GAP]

@@ -120,8 +120,8 @@ def describe_balancing(table: pd.DataFrame, recall: pd.DataFrame, y_true: np.nda
     ref = table.loc[reference]
     lines = [f"{reference}: accuracy {ref.accuracy:.3f} (95% CI {ref.ci95_low:.3f}-{ref.ci95_high:.3f}), "
              f"macro-F1 {ref.macro_f1:.3f}, {rare_text(reference)}."]
-    chance = (f"within {NEAR_CHANCE:.2f} of the {floor:.3f} that always answering the commonest emotion "
-              f"({commonest}) scores")
+    chance = (f"no more than {NEAR_CHANCE * 100:.0f} points above the {floor:.3f} that always answering the "
+              f"commonest emotion ({commonest}) scores")
     if near_chance(ref.accuracy):
         lines.append(f"The {reference} is {chance}: near chance, so no method can be judged against it in this "
                      "run; read the published run's numbers instead.")

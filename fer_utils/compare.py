@@ -192,9 +192,9 @@ def describe_beside_published(table: pd.DataFrame) -> str:
             continue
         floor = f"the {r.majority_share:.3f} that always answering the commonest emotion scores"
         if r.this_accuracy < r.majority_share - NEAR_CHANCE_MARGIN:
-            lines.append(f"{name}: {r.this_accuracy:.3f} here is below {floor}: worse than chance, no finding.")
+            lines.append(f"{name}: {r.this_accuracy:.3f} here is below {floor}: no finding.")
         elif r.this_accuracy <= r.majority_share + NEAR_CHANCE_MARGIN:
-            lines.append(f"{name}: {r.this_accuracy:.3f} here is within {NEAR_CHANCE_MARGIN * 100:.0f} points of {floor}: "
+            lines.append(f"{name}: {r.this_accuracy:.3f} here is no more than {NEAR_CHANCE_MARGIN * 100:.0f} points above {floor}: "
                          "near chance, no finding.")
     missing = theirs.index.difference(mine.index, sort=False)
     if len(missing):
@@ -757,7 +757,7 @@ def against_report_text(name: str, metrics: dict, where: str, reference: str | N
             theirs = REPORT_ACCURACY[name] - REPORT_ACCURACY[reference]
             agree = (theirs < 0) == (acc - racc < 0)
             said += (f"; {'as in' if agree else 'unlike'} the report, which found it {way(theirs)} "
-                     f"({REPORT_ACCURACY[reference] * 100:.0f} % against {REPORT_ACCURACY[name] * 100:.0f} %)")
+                     f"({REPORT_ACCURACY[name] * 100:.0f} % against {REPORT_ACCURACY[reference] * 100:.0f} %)")
         lines.append(said + ".")
         before = _recall(reference_metrics)
         change = {e: (before[e], recall[e]) for e in recall if e in before}

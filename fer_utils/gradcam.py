@@ -414,8 +414,8 @@ def model_floor_note(accuracy: float, labels: np.ndarray, margin: float = 0.05,
     floor = counts.max() / max(counts.sum(), 1)
     commonest = EMOTIONS[int(counts.argmax())]
     if accuracy <= floor + margin:
-        return (f"{accuracy:.3f} is within {margin:.2f} of the {floor:.3f} that always answering {commonest} scores: "
-                f"this model is near chance, so {shows}; the committed notebook shows the published run's model "
-                "(a run_dir without a model of its own reads it).")
+        return (f"{accuracy:.3f} is no more than {margin * 100:.0f} points above the {floor:.3f} that always answering "
+                f"{commonest} scores: this model is near chance, so {shows}; the published run's model shows it (a "
+                "run directory without a model of its own reads that one).")
     return (f"{accuracy:.3f} against the {floor:.3f} of always answering {commonest}: a model that has learned "
             "something.")

@@ -510,7 +510,7 @@ def summarize_history(history: dict[str, list[float]], best_epoch: int, schedule
     val_loss, val_acc, acc = history["val_loss"], history["val_accuracy"], history["accuracy"]
     low = int(np.nanargmin(val_loss))
     lines = [
-        f"{len(epochs)} epoch(s). Training accuracy went from {acc[0]:.3f} to {acc[-1]:.3f}; "
+        f"{len(epochs)} epoch{'s' if len(epochs) != 1 else ''}. Training accuracy went from {acc[0]:.3f} to {acc[-1]:.3f}; "
         f"validation (PublicTest) accuracy from {val_acc[0]:.3f} to {val_acc[-1]:.3f}, "
         f"best {max(val_acc):.3f} at epoch {best_epoch}.",
     ]
@@ -570,7 +570,7 @@ def compare_with_report_curve(history: dict[str, list[float]], tolerance: float 
     for epoch, theirs in REPORT_CURVE["val_accuracy"].items():
         if epoch > len(acc):
             lines.append(f"Epoch {epoch}: the report's validation accuracy was about {theirs:.2f}; "
-                         f"this run stopped after {len(acc)} epoch(s).")
+                         f"this run stopped after {len(acc)} epoch{'s' if len(acc) != 1 else ''}.")
             continue
         ours = acc[epoch - 1]
         gap = ours - theirs
@@ -600,7 +600,7 @@ def compare_with_report_curve(history: dict[str, list[float]], tolerance: float 
     swung = "; ".join(f"epoch {e}'s gap is one epoch's swing ({span})" for e, span in swings)
     last_anchor = max(REPORT_CURVE["val_accuracy"])
     if len(acc) < last_anchor:
-        lines.append(f"As a whole: {len(acc)} epoch(s) are too few to set against the report's curve, which "
+        lines.append(f"As a whole: {len(acc)} epoch{'s are' if len(acc) != 1 else ' is'} too few to set against the report's curve, which "
                      f"levels off after epoch {last_anchor}.")
     elif best < lo - tolerance:
         lines.append(f"As a whole, this curve stays below the report's (best {best:.3f} against {lo:.2f}-{hi:.2f}): "

@@ -59,7 +59,7 @@ def test_student_notebook_clears_outputs_stubs_answers_and_lets_checks_raise():
                  exercise("x = None\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION"), check_cell())
     student = classroom.student_notebook(nb, "01_x.ipynb")
     assert not any("runs/reference" in c.source for c in student.cells)  # a run's values are not the defaults
-    assert student.cells[0].source.startswith("*Student copy, generated from `notebooks/01_x.ipynb`")
+    assert student.cells[0].source.startswith("*Your copy of the lesson `notebooks/01_x.ipynb`: write each exercise")
     code = [c for c in student.cells if c.cell_type == "code"]
     assert all(c.outputs == [] and c.execution_count is None for c in code)
     assert "tags" not in code[0].metadata

@@ -175,7 +175,7 @@ def test_against_report_text_reads_level_interval_and_reference():
                        "below the interval.")
     assert said[1].startswith("The baseline CNN scored 0.670 in the same run: random undersampling is 20.0 points "
                               "lower in accuracy, and 14.4 points lower in balanced accuracy (0.508 against 0.652)")
-    assert said[1].endswith("; as in the report, which found it lower (65 % against 40 %).")
+    assert said[1].endswith("; as in the report, which found it lower (40 % against 65 %).")
     assert said[2] == ("Recall per emotion, against the baseline CNN: rose for disgust (0.640 → 0.840); fell for the "
                        "6 others, most for neutral (0.700 → 0.400).")
 

@@ -260,9 +260,9 @@ def test_compare_with_report_curve():
                             "canonical? the first output line says).")
     # a run shorter than the report's anchors (the smoke profile's) is not judged as a whole
     assert compare_with_report_curve({"val_accuracy": swinging[:3], "val_loss": loss[:3]}).endswith(
-        "As a whole: 3 epoch(s) are too few to set against the report's curve, which levels off after epoch 10.")
+        "As a whole: 3 epochs are too few to set against the report's curve, which levels off after epoch 10.")
     short = compare_with_report_curve({"val_accuracy": acc[:5], "val_loss": loss[:5]})
-    assert "this run stopped after 5 epoch(s)" in short and "still falling at the last epoch (5)" in short
+    assert "this run stopped after 5 epochs" in short and "still falling at the last epoch (5)" in short
     with pytest.raises(ValueError, match="val_accuracy"):
         compare_with_report_curve({"loss": [1.0]})
 
