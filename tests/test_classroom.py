@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import nbformat
@@ -77,20 +78,32 @@ def test_student_notebook_clears_outputs_stubs_answers_and_lets_checks_raise():
                                            nbformat.v4.new_code_cell("print(2)")), "x")
 
 
+#: Each notebook's exercises (two to four a notebook).
+EXERCISES = {"00": 4, "01": 3, "02": 2, "03": 3, "04": 3, "05": 2, "06": 2, "07": 3, "08": 2}
+
+
 def test_every_notebook_has_two_to_four_exercises_with_questions():
+    """Each exercise: a question with a hint; a cell that sets its answers to None (each with a comment)
+    before the solution between the markers; then a check cell that prints a check of every answer."""
     for path in notebooks():
         nb = nbformat.read(path, as_version=4)
         cells = classroom.exercise_cells(nb)
-        assert 2 <= len(cells) <= 4, path.name
+        assert len(cells) == EXERCISES[path.stem[:2]] and 2 <= len(cells) <= 4, path.name
         for number, index in enumerate(cells, start=1):
+            label = f"{path.stem[:2]}.{number}"
             question = nb.cells[index - 1]
             assert question.cell_type == "markdown", (path.name, index)
-            assert question.source.startswith(f"**Exercise {path.stem[:2]}.{number} "), (path.name, index)
+            assert question.source.startswith(f"**Exercise {label} "), (path.name, index)
             assert "def " not in nb.cells[index].source  # notebooks define no functions
-            assert "**Hint:**" in question.source, (path.name, index)
+            assert re.search(r"^\*\*Hint:\*\*", question.source, re.M), label
+            before, _, rest = nb.cells[index].source.partition("### BEGIN SOLUTION")
+            assert rest and "### END SOLUTION" in rest, label
+            names = re.findall(r"^(\w+) = None\s+# \S", before, re.M)
+            assert names, f"{label}: the answers are set to None, with a comment, before the solution"
             check = nb.cells[index + 1]
-            assert "exercise-check" in check.metadata.get("tags", []), (path.name, index)
-            assert f'check("{path.stem[:2]}.{number}"' in check.source, (path.name, index)
+            assert check.cell_type == "code" and "exercise-check" in check.metadata.get("tags", []), label
+            for name in names:
+                assert re.search(rf'print\(check\("{label}", {name}\b', check.source), f"{label}: {name} is checked"
 
 
 def test_student_copies_are_up_to_date():

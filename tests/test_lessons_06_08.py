@@ -5,7 +5,6 @@ figures (labels clear of markers, every split named) and the notebooks' Run All 
 from __future__ import annotations
 
 import csv
-import tomllib
 
 import matplotlib
 
@@ -154,20 +153,6 @@ def _parameters(name: str) -> dict:
     values: dict = {}
     exec(cell.source, {}, values)  # literals only
     return values
-
-
-@pytest.mark.parametrize("name", ["06_results_summary", "08_beyond_the_baseline"])
-def test_run_all_defaults_are_the_lab_profile(name):
-    profiles = tomllib.loads((repo_root() / "fer_study" / "profiles.toml").read_text())["lab"]
-    lab = {**profiles["common"], **profiles.get(name, {})}
-    values = _parameters(name)
-    assert values["run_dir"] == "runs/lab"
-    for key, value in lab.items():
-        if key == "epochs_final":
-            continue  # the headline model is read, not trained, by default
-        assert values[key] == value, key
-    nb = nbformat.read(repo_root() / "notebooks" / f"{name}.ipynb", as_version=4)
-    assert not any("def " in c.source.split("\n", 1)[0] or "\ndef " in c.source for c in nb.cells if c.cell_type == "code")
 
 
 def test_notebook_08_reads_the_shipped_headline_model_by_default():

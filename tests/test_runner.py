@@ -50,6 +50,20 @@ def test_notebook_rules(path):
     assert nb.metadata["kernelspec"]["name"] == "python3"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_run_all_defaults_are_the_lab_profile(path):
+    """What JupyterLab's Run All uses is the lab profile: its values in every notebook's parameters cell."""
+    import tomllib
+
+    cell = next(c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+    values: dict = {}
+    exec(cell.source, {}, values)  # literals only
+    lab = tomllib.loads((repo_root() / "fer_study" / "profiles.toml").read_text())["lab"]
+    assert values["run_dir"] == "runs/lab"
+    for name, value in {**lab["common"], **lab.get(path.stem, {})}.items():
+        assert values[name] == value, (path.name, name)
+
+
 def test_profiles_only_set_declared_parameters():
     profiles = study.load_profiles()
     assert {"smoke", "cpu", "reference", "full"} <= set(profiles)
