@@ -38,7 +38,7 @@ from .evaluate import (
     seen_in_training,
     write_metrics,
 )
-from .history import read_history
+from .history import history_file, read_history  # noqa: F401  (history_file: read from here too)
 
 if TYPE_CHECKING:  # keras (and TensorFlow) load only where a model is touched
     from .train import TrainResult
@@ -253,13 +253,6 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
     """``(ids, y_true, y_pred)`` from a file :func:`write_predictions` wrote."""
     with np.load(path) as npz:
         return npz["ids"], npz["y_true"], npz["y_pred"]
-
-
-def history_file(run: str | os.PathLike, name: str) -> Path:
-    """Where experiment ``name``'s epochs are: ``<name>/history.csv`` in a run directory,
-    ``<name>_history.csv`` in published results (``results/<profile>/``)."""
-    folder = Path(run) / name / "history.csv"
-    return folder if folder.exists() else Path(run) / f"{name}_history.csv"
 
 
 def recorded_verification(run: str | os.PathLike, names: list[str] | None = None) -> str:

@@ -19,6 +19,13 @@ from pathlib import Path
 import numpy as np
 
 
+def history_file(run: str | os.PathLike, name: str) -> Path:
+    """Where experiment ``name``'s epochs are: ``<name>/history.csv`` in a run directory,
+    ``<name>_history.csv`` in published results (``results/<profile>/``)."""
+    folder = Path(run) / name / "history.csv"
+    return folder if folder.exists() else Path(run) / f"{name}_history.csv"
+
+
 def read_history(path: str | os.PathLike) -> dict[str, list[float]]:
     """Read a CSVLogger file into ``{metric: [value per epoch]}`` (``epoch`` is 1-based); an empty
     value (a metric missing in that epoch) reads as NaN, and a missing file as ``{}``."""
@@ -170,10 +177,6 @@ def schedules_beside(plateau: str | os.PathLike, run: str | os.PathLike, publish
     ``<name>_history.csv`` and ``metrics/<name>.json`` in each folder."""
     import json
 
-    def history_of(folder: Path, name: str) -> Path:
-        inside = folder / name / "history.csv"
-        return inside if inside.exists() else folder / f"{name}_history.csv"
-
     def images(folder: Path, name: str) -> int | None:
         path = folder / "metrics" / f"{name}.json"
         if not path.exists():
@@ -188,8 +191,8 @@ def schedules_beside(plateau: str | os.PathLike, run: str | os.PathLike, publish
         other, label = run, "this run"
         if images(run, name) != images(plateau, name) and published is not None:
             other, label = Path(published), "the published run"
-        if images(other, name) is None or not history_of(other, name).exists():
+        if images(other, name) is None or not history_file(other, name).exists():
             continue
-        out[name] = [schedule_summary(history_of(plateau, name), plateau / "metrics" / f"{name}.json", "plateau rule"),
-                     schedule_summary(history_of(other, name), other / "metrics" / f"{name}.json", label)]
+        out[name] = [schedule_summary(history_file(plateau, name), plateau / "metrics" / f"{name}.json", "plateau rule"),
+                     schedule_summary(history_file(other, name), other / "metrics" / f"{name}.json", label)]
     return out
