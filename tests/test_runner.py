@@ -73,6 +73,18 @@ def test_profiles_only_set_declared_parameters():
             study.parameters_for(name, nb, {})  # raises on an unknown name
 
 
+def test_every_profile_sets_its_data_size_for_every_notebook():
+    """The notebooks' own defaults are the lab profile's 8 % of the data: a profile that left the data size
+    unset would train its full-data epochs on that share without a word."""
+    full_data = {"cpu", "reference", "full", "gpu"}
+    for name in study.load_profiles():
+        for nb in NOTEBOOKS:
+            params = study.parameters_for(name, nb, {})
+            assert {"fraction", "max_per_class"} <= set(params), (name, nb.name)
+            if name in full_data:
+                assert params["fraction"] == 1.0 and params["max_per_class"] == 0, (name, nb.name)
+
+
 def test_unknown_profile_parameter_is_an_error(tmp_path):
     profiles = {"p": {"common": {"seed": 1, "epochz": 3}}}
     with pytest.raises(StudyError, match="sets epochz for 00_data_exploration.ipynb"):
