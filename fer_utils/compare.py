@@ -38,6 +38,22 @@ REPORT_ACCURACY: dict[str, float] = {
 }
 
 
+#: How close to the majority-class floor an accuracy may come before it is called near chance.
+NEAR_CHANCE_MARGIN = 0.05
+
+
+def near_floor(accuracy: float, majority_share: float, margin: float = NEAR_CHANCE_MARGIN) -> bool:
+    """Whether ``accuracy`` is no more than ``margin`` above ``majority_share`` (the accuracy of always
+    answering the commonest emotion): such a model has learned too little for its differences from
+    another model to mean anything. False when the floor is unknown (NaN)."""
+    return bool(np.isfinite(majority_share) and accuracy <= majority_share + margin)
+
+
+def _floor_words(majority_share: float) -> str:
+    return (f"no more than {NEAR_CHANCE_MARGIN * 100:.0f} points above the {majority_share:.3f} that always "
+            "answering the commonest emotion scores")
+
+
 def mcnemar_on_same_faces(a: Predictions, b: Predictions, name_a: str, name_b: str) -> dict:
     """:func:`fer_utils.evaluate.mcnemar` of two models' answers ``(ids, y_true, y_pred)``, once their
     ids show they answered the same faces in the same order (ValueError otherwise)."""
@@ -58,11 +74,13 @@ def _read_experiments(run: Path, names: list[str]) -> tuple[list[dict], dict, di
         provs[name] = p
         lo, hi = m["accuracy_ci95"]
         unseen = m.get("without_seen_in_training") or {}
+        support = [m["per_class"][e]["support"] for e in EMOTIONS if e in m.get("per_class", {})]
         rows.append({"experiment": name, "accuracy": m["accuracy"], "ci95_low": lo, "ci95_high": hi,
                      "accuracy_unseen": unseen.get("accuracy", np.nan),
                      "macro_f1": m["macro_f1"], "balanced_accuracy": m["balanced_accuracy"],
                      "epochs": p["epochs"], "train_images": p["data_counts"].get("train_images"),
-                     "train_seconds": p.get("train_seconds"), "images_per_second": p.get("images_per_second")})
+                     "train_seconds": p.get("train_seconds"), "images_per_second": p.get("images_per_second"),
+                     "majority_share": max(support) / sum(support) if support and sum(support) else np.nan})
     return rows, provs, preds
 
 
@@ -79,7 +97,8 @@ def _table(rows: list[dict], preds: dict, reference: str) -> pd.DataFrame:
 
 def compare(run: str | os.PathLike, names: list[str], reference: str = "baseline") -> pd.DataFrame:
     """One row per experiment found in ``run``: PrivateTest accuracy (95 % CI), macro-F1,
-    balanced accuracy, McNemar against ``reference``, epochs, training time and images/s.
+    balanced accuracy, McNemar against ``reference``, epochs, training time and images/s, and
+    ``majority_share``, the accuracy of always answering the commonest emotion of its PrivateTest faces.
 
     ``train_seconds`` is the training's own time, summed over every session of a resumed run
     (a metrics file's ``wall_seconds`` counts only the session that wrote it); NaN in files
@@ -131,10 +150,6 @@ def beside_published(run: str | os.PathLike, names: list[str]) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame(columns=columns, index=pd.Index([], name="experiment"))
     return pd.DataFrame(rows).set_index("experiment").reindex(columns=columns)
-
-
-#: How close to the majority-class floor an accuracy may come before it is called near chance.
-NEAR_CHANCE_MARGIN = 0.05
 
 
 def _count(value) -> str:
@@ -226,7 +241,8 @@ def calibration_summary(run: str | os.PathLike, names: list[str]) -> pd.DataFram
     """How sure of itself each experiment's model is on PrivateTest, from the class probabilities its
     predictions file keeps (:func:`read_probabilities`): its accuracy, its mean top probability, the
     difference (``overconfidence``: above 0 it claims more than it delivers) and its expected
-    calibration error (:func:`fer_utils.evaluate.expected_calibration_error`). Experiments without
+    calibration error (:func:`fer_utils.evaluate.expected_calibration_error`), and ``majority_share``,
+    the accuracy of always answering the commonest emotion of the same faces. Experiments without
     a predictions file, or whose file keeps no probabilities, are left out."""
     rows = {}
     for name in names:
@@ -236,14 +252,18 @@ def calibration_summary(run: str | os.PathLike, names: list[str]) -> pd.DataFram
             continue
         e = expected_calibration_error(probs, y_true)
         rows[name] = {"accuracy": e["accuracy"], "mean_probability": e["mean_probability"],
-                      "overconfidence": e["overconfidence"], "calibration_error": e["ece"]}
-    return pd.DataFrame.from_dict(rows, orient="index",
-                                  columns=["accuracy", "mean_probability", "overconfidence", "calibration_error"])
+                      "overconfidence": e["overconfidence"], "calibration_error": e["ece"],
+                      "majority_share": np.bincount(y_true).max() / len(y_true) if len(y_true) else np.nan}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["accuracy", "mean_probability", "overconfidence",
+                                                                 "calibration_error", "majority_share"])
 
 
 def describe_calibration(table: pd.DataFrame) -> str:
     """What :func:`calibration_summary`'s table says: which models claim more than they deliver, by how
-    much, and which is the best and the worst calibrated."""
+    much, and which is the best and the worst calibrated. Models within :data:`NEAR_CHANCE_MARGIN` of
+    always answering the commonest emotion (``majority_share``) are named as near chance and left out of
+    the best and the worst: a model that has learned little can look well calibrated by being unsure
+    of everything."""
     if not len(table):
         return "no model of this run keeps its class probabilities"
     over = table[table["overconfidence"] > 0].index.tolist()
@@ -256,10 +276,14 @@ def describe_calibration(table: pd.DataFrame) -> str:
         head = (f"{', '.join(over)} claim{'s' if len(over) == 1 else ''} more than {'it delivers' if len(over) == 1 else 'they deliver'}; "
                 f"{', '.join(under)} {'does' if len(under) == 1 else 'do'} not")
     lines = [head + " (" + "; ".join(f"{name} {row['overconfidence']:+.3f}" for name, row in table.iterrows()) + ")."]
-    if len(table) > 1:
-        best, worst = table["calibration_error"].idxmin(), table["calibration_error"].idxmax()
-        lines.append(f"Best calibrated: {best} (expected calibration error {table.loc[best, 'calibration_error']:.3f}); "
-                     f"worst: {worst} ({table.loc[worst, 'calibration_error']:.3f}). Notebook 07 reads such a probability "
+    near = [name for name, row in table.iterrows() if near_floor(row.accuracy, row.get("majority_share", np.nan))]
+    if near:
+        lines.append(f"Near chance, so no finding: {', '.join(near)} (each {_floor_words(table.loc[near[0], 'majority_share'])}).")
+    ranked = table.drop(index=near)
+    if len(ranked) > 1:
+        best, worst = ranked["calibration_error"].idxmin(), ranked["calibration_error"].idxmax()
+        lines.append(f"Best calibrated: {best} (expected calibration error {ranked.loc[best, 'calibration_error']:.3f}); "
+                     f"worst: {worst} ({ranked.loc[worst, 'calibration_error']:.3f}). Notebook 07 reads such a probability "
                      f"band by band, and its exercise 07.3 mends it with one fitted number.")
     return "\n".join(lines)
 
@@ -277,20 +301,33 @@ def per_class_recall(run: str | os.PathLike, names: list[str]) -> pd.DataFrame:
 
 
 def describe_comparison(table: pd.DataFrame, recall: pd.DataFrame, reference: str = "baseline") -> str:
-    """Plain sentences on what each experiment changed against ``reference``, from the numbers."""
+    """Plain sentences on what each experiment changed against ``reference``, from the numbers.
+
+    A model within :data:`NEAR_CHANCE_MARGIN` of always answering the commonest emotion (the table's
+    ``majority_share``, where it has one) has learned too little for its recall shifts to mean anything:
+    it is named as near chance, with no reading of its recall; when ``reference`` itself is near chance,
+    so is every comparison with it."""
     if reference not in table.index:
         return f"No {reference} metrics in this run: nothing to compare against."
     ref = table.loc[reference]
+    floor = ref.get("majority_share", np.nan)
     lines = [f"{reference}: accuracy {ref.accuracy:.3f}, macro-F1 {ref.macro_f1:.3f}, "
              f"balanced accuracy {ref.balanced_accuracy:.3f}."]
+    if near_floor(ref.accuracy, floor):
+        lines.append(f"{reference} is {_floor_words(floor)}: near chance, so no difference from it below is a finding.")
     p_col = f"mcnemar_p_vs_{reference}"
     for name, row in table.drop(index=reference).iterrows():
-        gains = (recall[name] - recall[reference]).sort_values()
         verdict = ("a significant difference" if row[p_col] < 0.05 else "no significant difference")
+        line = (f"{name}: accuracy {row.accuracy - ref.accuracy:+.3f}, macro-F1 {row.macro_f1 - ref.macro_f1:+.3f}, "
+                f"balanced accuracy {row.balanced_accuracy - ref.balanced_accuracy:+.3f} "
+                f"(McNemar p = {row[p_col]:.3g}: {verdict} in accuracy).")
+        if near_floor(row.accuracy, row.get("majority_share", np.nan)):
+            lines.append(f"{line} At {row.accuracy:.3f} it is {_floor_words(row.majority_share)}: near chance, "
+                         "so its recall per emotion is no finding.")
+            continue
+        gains = (recall[name] - recall[reference]).sort_values()
         lines.append(
-            f"{name}: accuracy {row.accuracy - ref.accuracy:+.3f}, macro-F1 {row.macro_f1 - ref.macro_f1:+.3f}, "
-            f"balanced accuracy {row.balanced_accuracy - ref.balanced_accuracy:+.3f} "
-            f"(McNemar p = {row[p_col]:.3g}: {verdict} in accuracy). Recall rose most for "
+            f"{line} Recall rose most for "
             f"{gains.index[-1]} ({recall.loc[gains.index[-1], reference]:.2f} -> "
             f"{recall.loc[gains.index[-1], name]:.2f}) and fell most for {gains.index[0]} "
             f"({recall.loc[gains.index[0], reference]:.2f} -> {recall.loc[gains.index[0], name]:.2f})."
@@ -463,18 +500,26 @@ def describe_against_report(table: pd.DataFrame, run: str | os.PathLike | None =
     and above or below the report's otherwise (the report's figures are rounded and have no
     intervals of their own). Where the two rankings differ, each pair of methods that swapped places
     is named; with ``run`` (a run or published results folder), McNemar's test on the two methods'
-    PrivateTest predictions says whether the swap is more than chance.
+    PrivateTest predictions says whether the swap is more than chance. An accuracy within
+    :data:`NEAR_CHANCE_MARGIN` of always answering the commonest emotion (``majority_share``) is named
+    as near chance, no finding, and left out of the ranking.
     """
     if table.empty:
         return "No experiment has a metrics file in this run directory yet."
     both = table.dropna(subset=["report_accuracy"])
-    lines = []
+    lines, near = [], []
     for name, row in both.iterrows():
         gap = row.accuracy - row.report_accuracy
         epochs = int(row.epochs)
-        lines.append(f"{EXPERIMENTS.get(name, name)}: ours {row.accuracy:.3f} "
-                     f"({row.ci95_low:.3f}-{row.ci95_high:.3f}, {epochs} epoch{'' if epochs == 1 else 's'}), "
-                     f"report {row.report_accuracy:.2f}: {gap * 100:+.1f} points, {_against_interval(row)}.")
+        ours = (f"{EXPERIMENTS.get(name, name)}: ours {row.accuracy:.3f} "
+                f"({row.ci95_low:.3f}-{row.ci95_high:.3f}, {epochs} epoch{'' if epochs == 1 else 's'}), "
+                f"report {row.report_accuracy:.2f}")
+        if near_floor(row.accuracy, row.get("majority_share", np.nan)):
+            near.append(name)
+            lines.append(f"{ours}: ours is {_floor_words(row.majority_share)}, near chance: no finding.")
+            continue
+        lines.append(f"{ours}: {gap * 100:+.1f} points, {_against_interval(row)}.")
+    both = both.drop(index=near)
     if len(both) >= 2:
         ours = list(both.sort_values("accuracy", ascending=False).index)
         theirs = list(both.sort_values("report_accuracy", ascending=False).index)
@@ -490,7 +535,10 @@ def describe_against_report(table: pd.DataFrame, run: str | os.PathLike | None =
                 line += (f" (McNemar on the same faces: {test['a_only']} right only with {a}, {test['b_only']} "
                          f"only with {b}, p = {test['p_value']:.2g}: {verdict})")
             lines.append(line + ".")
-    if "baseline" in table.index:
+    learned = [name for name, row in table.iterrows() if not near_floor(row.accuracy, row.get("majority_share", np.nan))]
+    if "baseline" in table.index and not learned:
+        lines.append("Every model in this run is near chance: none is a best to name.")
+    elif "baseline" in table.index:
         best = table["accuracy"].idxmax()
         lines.append(f"Best accuracy in this run: {EXPERIMENTS.get(best, best)} ({table.loc[best, 'accuracy']:.3f}); "
                      f"best balanced accuracy: {table['balanced_accuracy'].idxmax()} "

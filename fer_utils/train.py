@@ -514,7 +514,12 @@ def summarize_history(history: dict[str, list[float]], best_epoch: int, schedule
         f"validation (PublicTest) accuracy from {val_acc[0]:.3f} to {val_acc[-1]:.3f}, "
         f"best {max(val_acc):.3f} at epoch {best_epoch}.",
     ]
-    if low < len(epochs) - 1:
+    if len(epochs) < 3:
+        lines.append(
+            f"Validation loss went from {val_loss[0]:.3f} to {val_loss[-1]:.3f}: {len(epochs)} epoch"
+            f"{'s are' if len(epochs) != 1 else ' is'} too few to tell whether over-fitting has started."
+        )
+    elif low < len(epochs) - 1:
         lines.append(
             f"Validation loss was lowest at epoch {epochs[low]} ({val_loss[low]:.3f}) and ended at "
             f"{val_loss[-1]:.3f}: past that point the model fits the training set more than it "

@@ -82,6 +82,21 @@ def test_compare_table_and_prose(tmp_path):
     text = describe_comparison(table, recall)
     delta = table.loc["oversample", "accuracy"] - table.loc["baseline", "accuracy"]
     assert f"oversample: accuracy {delta:+.3f}" in text
+    assert table.loc["baseline", "majority_share"] == pytest.approx(np.bincount(y).max() / 300)
+    # a model that always answers the commonest emotion has learned nothing: its recall shifts are no finding
+    fake_experiment(tmp_path, "undersample", y, np.full(300, np.bincount(y).argmax()), ids)
+    table = compare(tmp_path, ["baseline", "oversample", "undersample"])
+    lines = describe_comparison(table, per_class_recall(tmp_path, list(table.index))).splitlines()
+    assert lines[-1].startswith("undersample: accuracy") and lines[-1].endswith(
+        f"At {table.loc['undersample', 'accuracy']:.3f} it is no more than 5 points above the "
+        f"{table.loc['undersample', 'majority_share']:.3f} that always answering the commonest emotion scores: "
+        "near chance, so its recall per emotion is no finding.")
+    assert "Recall rose most" in lines[1] and "Recall rose most" not in lines[-1]
+    # a reference near chance makes every comparison with it no finding
+    flipped = describe_comparison(compare(tmp_path, list(table.index), reference="undersample"),
+                                  per_class_recall(tmp_path, list(table.index)), reference="undersample")
+    assert flipped.splitlines()[1].startswith("undersample is no more than 5 points above") and (
+        "so no difference from it below is a finding" in flipped)
 
 
 def test_compare_refuses_different_test_images(tmp_path):
@@ -110,7 +125,7 @@ def test_summary_table_puts_the_report_beside_ours(tmp_path):
     assert f"report 0.65: {gap:+.1f} points" in text
     assert "the same order as the report" in text
     # swap two methods' results: the ranking no longer matches
-    fake_experiment(tmp_path, "oversample", y, np.where(rng.random(400) < 0.2, y, (y + 1) % 7), ids)
+    fake_experiment(tmp_path, "oversample", y, np.where(rng.random(400) < 0.3, y, (y + 1) % 7), ids)  # above chance
     assert "a different order from the report" in describe_against_report(summary_table(tmp_path))
     assert models_to_ship(table) == ["baseline"]  # the baseline is also the most accurate: shipped once
     assert models_to_ship(table.drop(index="baseline")) == ["oversample"]
@@ -153,6 +168,21 @@ def test_describe_against_report_judges_each_figure_by_our_interval(tmp_path):
     assert text.count("within chance") == 1 and "more than chance" not in text
     # without the run folder the swap is still named, untested
     assert "oversample ranks above baseline here and below it in the report." in describe_against_report(table)
+
+
+def test_describe_against_report_sets_near_chance_aside(tmp_path):
+    y = np.arange(400) % 7                         # the commonest emotion: 58 of 400 faces, 0.145
+    ids = np.array([f"PrivateTest_{i}" for i in range(400)])
+    fake_experiment(tmp_path, "baseline", y, np.where(np.arange(400) < 260, y, (y + 1) % 7), ids)    # 0.650
+    fake_experiment(tmp_path, "undersample", y, np.where(np.arange(400) < 70, y, (y + 1) % 7), ids)  # 0.175
+    lines = describe_against_report(summary_table(tmp_path), tmp_path).splitlines()
+    assert lines[1] == ("random undersampling (02): ours 0.175 (0.141-0.215, 1 epoch), report 0.40: ours is no more than 5 "
+                        "points above the 0.145 that always answering the commonest emotion scores, near chance: "
+                        "no finding.")
+    assert not any("order" in line for line in lines)  # one method left to rank: no ranking sentence
+    fake_experiment(tmp_path, "baseline", y, np.where(np.arange(400) < 60, y, (y + 1) % 7), ids)     # 0.150
+    assert describe_against_report(summary_table(tmp_path)).endswith(
+        "Every model in this run is near chance: none is a best to name.")
 
 
 def test_export_model_drops_the_optimizer_and_keeps_predictions(tmp_path):
@@ -542,15 +572,25 @@ def test_calibration_summary_and_its_prose(tmp_path):
     from fer_utils.experiments import write_predictions
     from fer_utils.compare import calibration_summary, describe_calibration
 
-    y = np.array([0] * 8 + [1] * 2)
-    sure = np.tile([0.9, 0.05, 0.05], (10, 1))             # 0.9 sure of class 0, right on 8 of 10
-    modest = np.tile([0.5, 0.3, 0.2], (10, 1))             # 0.5 sure, right on 8 of 10
-    for name, probs in {"baseline": sure, "oversample": modest}.items():
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2])    # the commonest emotion: 4 of 10
+    answers = np.where(np.arange(10) < 8, y, 0)     # right on 8 of 10
+    sure = np.full((10, 3), 0.05)
+    sure[np.arange(10), answers] = 0.9               # 0.9 sure of each answer
+    modest = np.full((10, 3), 0.25)
+    modest[np.arange(10), answers] = 0.5             # 0.5 sure of each answer
+    unsure = np.tile([0.4, 0.3, 0.3], (10, 1))       # always the commonest emotion: 0.4, the floor itself
+    for name, probs in {"baseline": sure, "oversample": modest, "undersample": unsure}.items():
         write_predictions(tmp_path / "predictions" / f"{name}.npz", np.arange(10).astype(str), y, probs.argmax(1),
                           probs=probs)
     write_predictions(tmp_path / "predictions" / "peer.npz", np.arange(10).astype(str), y, np.zeros(10, int))
-    t = calibration_summary(tmp_path, ["baseline", "oversample", "peer", "augment_face"])
-    assert t.index.tolist() == ["baseline", "oversample"]  # no probabilities, no file: left out
+    t = calibration_summary(tmp_path, ["baseline", "oversample", "undersample", "peer", "augment_face"])
+    assert t.index.tolist() == ["baseline", "oversample", "undersample"]  # no probabilities, no file: left out
+    assert t.loc["undersample", "calibration_error"] == pytest.approx(0.0)  # unsure of everything, and right to be
+    assert t.loc["baseline", "majority_share"] == pytest.approx(0.4)
+    text = describe_calibration(t)
+    assert "Near chance, so no finding: undersample (each no more than 5 points above the 0.400" in text
+    assert "Best calibrated: baseline (expected calibration error 0.100); worst: oversample (0.300)." in text
+    t = t.drop(index="undersample")
     assert t.loc["baseline", "overconfidence"] == pytest.approx(0.1)
     assert t.loc["oversample", "overconfidence"] == pytest.approx(-0.3)
     assert t.loc["oversample", "calibration_error"] == pytest.approx(0.3)
