@@ -142,7 +142,7 @@ def describe_augmentation(table, fits: dict[str, float], verdicts: dict[str, str
             (augmentation and dropout off), the reference's included.
         verdicts: each augmented experiment's :func:`fer_utils.history.stopping_verdict` phrase.
         floor: the accuracy of always answering the commonest PrivateTest emotion; an augmented model within
-            five points of it is near chance, and then the text draws no conclusion from this run.
+            five points of it is near the floor, and then the text draws no conclusion from this run.
 
     The wording follows the numbers: "helps" only where a recipe beats the reference by more than chance,
     "costs" only where every recipe loses by more than chance; an augmented model that fits its training
@@ -158,7 +158,7 @@ def describe_augmentation(table, fits: dict[str, float], verdicts: dict[str, str
     near = [n for n in augmented if floor is not None and rows[n]["accuracy"] <= floor + 0.05]
     if near:
         lines.append(f"{', '.join(near)} scored no more than five points above the {floor:.3f} that always "
-                     "answering the commonest emotion gets: near chance, so this run is too small to say whether augmentation "
+                     "answering the commonest emotion gets: near the floor, so this run is too small to say whether augmentation "
                      "helps; read the published run's numbers below.")
         return "\n".join(lines)
     p = {n: rows[n].get(f"mcnemar_p_vs_{reference}") for n in augmented}

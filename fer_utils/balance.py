@@ -77,7 +77,7 @@ def class_weights(labels: np.ndarray, num_classes: int = len(EMOTIONS)) -> dict[
 
 # --------------------------------------------------------------------------- reading the comparison
 
-#: How close to the majority-class floor an accuracy may come before it is called near chance
+#: How close to the majority-class floor an accuracy may come before it is called near the floor
 #: (the same margin as :data:`fer_utils.compare.NEAR_CHANCE_MARGIN`).
 NEAR_CHANCE = 0.05
 #: A change of macro-F1 smaller than this is read as "about the same" (macro-F1 has no test here).
@@ -99,8 +99,8 @@ def describe_balancing(table: pd.DataFrame, recall: pd.DataFrame, y_true: np.nda
     For each method: its accuracy with its interval, McNemar's verdict, the change of macro-F1 and the
     ``rare`` emotion's recall, then one verdict: a gain, a cost, a trade of accuracy for the rare
     emotion, or no measurable difference. A model within :data:`NEAR_CHANCE` of always answering the
-    commonest emotion is named near chance and gets no verdict (its comparison says nothing about the
-    method); so does every method when the reference itself is near chance.
+    commonest emotion is named near the floor and gets no verdict (its comparison says nothing about the
+    method); so does every method when the reference itself is near the floor.
     """
     y_true = np.asarray(y_true)
     if reference not in table.index:
@@ -123,7 +123,7 @@ def describe_balancing(table: pd.DataFrame, recall: pd.DataFrame, y_true: np.nda
     chance = (f"no more than {NEAR_CHANCE * 100:.0f} points above the {floor:.3f} that always answering the "
               f"commonest emotion ({commonest}) scores")
     if near_chance(ref.accuracy):
-        lines.append(f"The {reference} is {chance}: near chance, so no method can be judged against it in this "
+        lines.append(f"The {reference} is {chance}: near the floor, so no method can be judged against it in this "
                      "run; read the published run's numbers instead.")
     p_col = f"mcnemar_p_vs_{reference}"
     for name in methods:
@@ -140,7 +140,7 @@ def describe_balancing(table: pd.DataFrame, recall: pd.DataFrame, y_true: np.nda
             f"p = {p:.2g} against the {reference}, {'a' if significant else 'no'} significant difference; "
             f"macro-F1 {row.macro_f1:.3f} ({d_f1:+.3f}); {rare_text(name)}, {d_rare:+d} against the {reference}.")
         if near_chance(row.accuracy):
-            lines.append(f"  Verdict: {row.accuracy:.3f} is {chance}: near chance, no finding about {name}.")
+            lines.append(f"  Verdict: {row.accuracy:.3f} is {chance}: near the floor, no finding about {name}.")
             continue
         if near_chance(ref.accuracy):
             continue

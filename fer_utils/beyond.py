@@ -410,7 +410,7 @@ def describe_step_lengths(table: pd.DataFrame, majority_share: float | None = No
     it: the short steps (those that trained the fewest epochs) against the starting point (the table's
     first row) and against each other, the long one (the same recipe trained far longer) against the step
     before it, and every accuracy within ``margin`` of ``majority_share`` (always answering the commonest
-    emotion on ``split``) named as near chance. ``long_note`` is added to the long step's sentence (say,
+    emotion on ``split``) named as near the floor. ``long_note`` is added to the long step's sentence (say,
     that its model is the shipped one, trained on more data than this run's steps).
 
     A short training measures how fast a recipe learns, not where it ends: a change made to pay off over a
@@ -441,7 +441,7 @@ def describe_step_lengths(table: pd.DataFrame, majority_share: float | None = No
     near_chance = (majority_share is not None and np.isfinite(majority_share)
                    and bool((short["accuracy"] <= majority_share + margin).all()))
     if near_chance:
-        lines.append(f"At {short_len} epoch{'s' if short_len != 1 else ''} on this run's data every one of them is near chance, so the table cannot "
+        lines.append(f"At {short_len} epoch{'s' if short_len != 1 else ''} on this run's data every one of them is near the floor, so the table cannot "
                      "say what any change does; read the published run's figures for the steps.")
     elif len(below) == len(short):
         lines.append(
@@ -476,7 +476,7 @@ def describe_step_lengths(table: pd.DataFrame, majority_share: float | None = No
     if majority_share is not None and np.isfinite(majority_share):
         near = table[table["accuracy"] <= majority_share + margin]
         if len(near):
-            lines.append(f"Near chance on this {split} (always answering its commonest emotion scores "
+            lines.append(f"Near the floor on this {split} (always answering its commonest emotion scores "
                          f"{majority_share:.3f}): " + ", ".join(f"{_step(s)} ({r['accuracy']:.3f})" for s, r in near.iterrows())
-                         + ". A near-chance step is no finding: read the published run's figures for it.")
+                         + ". A step near the floor is no finding: read the published run's figures for it.")
     return "\n".join(lines)

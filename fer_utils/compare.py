@@ -38,7 +38,7 @@ REPORT_ACCURACY: dict[str, float] = {
 }
 
 
-#: How close to the majority-class floor an accuracy may come before it is called near chance.
+#: How close to the majority-class floor an accuracy may come before it is called near the floor.
 NEAR_CHANCE_MARGIN = 0.05
 
 
@@ -162,7 +162,7 @@ def describe_beside_published(table: pd.DataFrame) -> str:
     This run's, when it is the published run or trained every experiment on as many Training faces for
     as many epochs; else the published run's, said plainly, with this run's size set against it. Every
     accuracy of this run within :data:`NEAR_CHANCE_MARGIN` of the majority-class floor is named as near
-    chance (no finding), and every experiment this run lacks is named with the published figure to read."""
+    the floor (no finding), and every experiment this run lacks is named with the published figure to read."""
     if table.empty:
         return "Neither this run nor the published run has results for these experiments yet."
     mine = table[table["this_accuracy"].notna()]
@@ -210,7 +210,7 @@ def describe_beside_published(table: pd.DataFrame) -> str:
             lines.append(f"{name}: {r.this_accuracy:.3f} here is below {floor}: no finding.")
         elif r.this_accuracy <= r.majority_share + NEAR_CHANCE_MARGIN:
             lines.append(f"{name}: {r.this_accuracy:.3f} here is no more than {NEAR_CHANCE_MARGIN * 100:.0f} points above {floor}: "
-                         "near chance, no finding.")
+                         "near the floor, no finding.")
     missing = theirs.index.difference(mine.index, sort=False)
     if len(missing):
         lines.append("Not in this run: " + ", ".join(
@@ -261,7 +261,7 @@ def calibration_summary(run: str | os.PathLike, names: list[str]) -> pd.DataFram
 def describe_calibration(table: pd.DataFrame) -> str:
     """What :func:`calibration_summary`'s table says: which models claim more than they deliver, by how
     much, and which is the best and the worst calibrated. Models within :data:`NEAR_CHANCE_MARGIN` of
-    always answering the commonest emotion (``majority_share``) are named as near chance and left out of
+    always answering the commonest emotion (``majority_share``) are named as near the floor and left out of
     the best and the worst: a model that has learned little can look well calibrated by being unsure
     of everything."""
     if not len(table):
@@ -278,7 +278,7 @@ def describe_calibration(table: pd.DataFrame) -> str:
     lines = [head + " (" + "; ".join(f"{name} {row['overconfidence']:+.3f}" for name, row in table.iterrows()) + ")."]
     near = [name for name, row in table.iterrows() if near_floor(row.accuracy, row.get("majority_share", np.nan))]
     if near:
-        lines.append(f"Near chance, so no finding: {', '.join(near)} (each {_floor_words(table.loc[near[0], 'majority_share'])}).")
+        lines.append(f"Near the floor, so no finding: {', '.join(near)} (each {_floor_words(table.loc[near[0], 'majority_share'])}).")
     ranked = table.drop(index=near)
     if len(ranked) > 1:
         best, worst = ranked["calibration_error"].idxmin(), ranked["calibration_error"].idxmax()
@@ -305,7 +305,7 @@ def describe_comparison(table: pd.DataFrame, recall: pd.DataFrame, reference: st
 
     A model within :data:`NEAR_CHANCE_MARGIN` of always answering the commonest emotion (the table's
     ``majority_share``, where it has one) has learned too little for its recall shifts to mean anything:
-    it is named as near chance, with no reading of its recall; when ``reference`` itself is near chance,
+    it is named as near the floor, with no reading of its recall; when ``reference`` itself is near the floor,
     so is every comparison with it."""
     if reference not in table.index:
         return f"No {reference} metrics in this run: nothing to compare against."
@@ -314,7 +314,7 @@ def describe_comparison(table: pd.DataFrame, recall: pd.DataFrame, reference: st
     lines = [f"{reference}: accuracy {ref.accuracy:.3f}, macro-F1 {ref.macro_f1:.3f}, "
              f"balanced accuracy {ref.balanced_accuracy:.3f}."]
     if near_floor(ref.accuracy, floor):
-        lines.append(f"{reference} is {_floor_words(floor)}: near chance, so no difference from it below is a finding.")
+        lines.append(f"{reference} is {_floor_words(floor)}: near the floor, so no difference from it below is a finding.")
     p_col = f"mcnemar_p_vs_{reference}"
     for name, row in table.drop(index=reference).iterrows():
         verdict = ("a significant difference" if row[p_col] < 0.05 else "no significant difference")
@@ -322,7 +322,7 @@ def describe_comparison(table: pd.DataFrame, recall: pd.DataFrame, reference: st
                 f"balanced accuracy {row.balanced_accuracy - ref.balanced_accuracy:+.3f} "
                 f"(McNemar p = {row[p_col]:.3g}: {verdict} in accuracy).")
         if near_floor(row.accuracy, row.get("majority_share", np.nan)):
-            lines.append(f"{line} At {row.accuracy:.3f} it is {_floor_words(row.majority_share)}: near chance, "
+            lines.append(f"{line} At {row.accuracy:.3f} it is {_floor_words(row.majority_share)}: near the floor, "
                          "so its recall per emotion is no finding.")
             continue
         gains = (recall[name] - recall[reference]).sort_values()
@@ -502,7 +502,7 @@ def describe_against_report(table: pd.DataFrame, run: str | os.PathLike | None =
     is named; with ``run`` (a run or published results folder), McNemar's test on the two methods'
     PrivateTest predictions says whether the swap is more than chance. An accuracy within
     :data:`NEAR_CHANCE_MARGIN` of always answering the commonest emotion (``majority_share``) is named
-    as near chance, no finding, and left out of the ranking.
+    as near the floor, no finding, and left out of the ranking.
     """
     if table.empty:
         return "No experiment has a metrics file in this run directory yet."
@@ -516,7 +516,7 @@ def describe_against_report(table: pd.DataFrame, run: str | os.PathLike | None =
                 f"report {row.report_accuracy:.2f}")
         if near_floor(row.accuracy, row.get("majority_share", np.nan)):
             near.append(name)
-            lines.append(f"{ours}: ours is {_floor_words(row.majority_share)}, near chance: no finding.")
+            lines.append(f"{ours}: ours is {_floor_words(row.majority_share)}, near the floor: no finding.")
             continue
         lines.append(f"{ours}: {gap * 100:+.1f} points, {_against_interval(row)}.")
     both = both.drop(index=near)
@@ -537,7 +537,7 @@ def describe_against_report(table: pd.DataFrame, run: str | os.PathLike | None =
             lines.append(line + ".")
     learned = [name for name, row in table.iterrows() if not near_floor(row.accuracy, row.get("majority_share", np.nan))]
     if "baseline" in table.index and not learned:
-        lines.append("Every model in this run is near chance: none is a best to name.")
+        lines.append("Every model in this run is near the floor: none is a best to name.")
     elif "baseline" in table.index:
         best = table["accuracy"].idxmax()
         lines.append(f"Best accuracy in this run: {EXPERIMENTS.get(best, best)} ({table.loc[best, 'accuracy']:.3f}); "

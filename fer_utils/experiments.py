@@ -412,7 +412,8 @@ def save_peer(run: str | os.PathLike, peer: dict) -> Path:
 
 def read_peer(run: str | os.PathLike) -> dict | None:
     """The peer metrics :func:`save_peer` wrote into ``run`` (with ``predictions`` where they were
-    kept), or None where none were (the ``fer`` package was not installed when notebook 06 ran)."""
+    kept), or None where none were (the ``fer`` package was not installed when the run scored it, or the
+    run has not scored it yet: :func:`peer_for`)."""
     path = Path(run) / PEER_METRICS
     if not path.exists():
         return None
@@ -423,6 +424,24 @@ def read_peer(run: str | os.PathLike) -> dict | None:
         with np.load(answers) as npz:
             peer["predictions"] = {key: npz[key] for key in ("ids", "y_true", "y_pred", "probs") if key in npz}
     return peer
+
+
+def peer_for(run: str | os.PathLike, private: FerData) -> tuple[dict | None, str]:
+    """The ``fer`` package's PrivateTest record in ``run`` (:func:`read_peer`), else the package scored now
+    on ``private`` (:func:`fer_utils.peers.score_fer_package`) and saved into ``run`` (:func:`save_peer`),
+    so that whichever notebook needs it first (06 or 08) scores it; with one line saying which, or why
+    there is none (the package is not installed: None)."""
+    from .peers import PeerUnavailable, score_fer_package
+
+    peer = read_peer(run)
+    if peer is not None:
+        return peer, f"the fer package: this run's record, on {peer['n']:,} PrivateTest faces"
+    try:
+        peer = score_fer_package(private)
+    except PeerUnavailable as missing:
+        return None, f"no peer comparison: {missing}"
+    save_peer(run, peer)
+    return peer, f"the fer package scored now on this run's {len(private):,} PrivateTest faces"
 
 
 def reference_for_comparison(run: str | os.PathLike, report_on: FerData, all_data: FerData,

@@ -407,7 +407,7 @@ def model_floor_note(accuracy: float, labels: np.ndarray, margin: float = 0.05,
                      shows: str = "its maps show how Grad-CAM is computed, not where a trained model looks") -> str:
     """One line on whether the model explained is worth explaining: its accuracy against the share of
     the commonest emotion in ``labels`` (what always answering it scores). Within ``margin`` of that
-    floor the model is near chance, and what the notebook shows of it (``shows``) is no finding."""
+    floor the model is near the floor, and what the notebook shows of it (``shows``) is no finding."""
     from .data import EMOTIONS
 
     counts = np.bincount(np.asarray(labels), minlength=len(EMOTIONS))
@@ -415,7 +415,7 @@ def model_floor_note(accuracy: float, labels: np.ndarray, margin: float = 0.05,
     commonest = EMOTIONS[int(counts.argmax())]
     if accuracy <= floor + margin:
         return (f"{accuracy:.3f} is no more than {margin * 100:.0f} points above the {floor:.3f} that always answering "
-                f"{commonest} scores: this model is near chance, so {shows}; the published run's model shows it (a "
+                f"{commonest} scores: this model is near the floor, so {shows}; the published run's model shows it (a "
                 "run directory without a model of its own reads that one).")
     return (f"{accuracy:.3f} against the {floor:.3f} of always answering {commonest}: a model that has learned "
             "something.")

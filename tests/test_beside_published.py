@@ -69,7 +69,7 @@ def test_a_lab_run_names_its_size_its_near_chance_models_and_what_it_lacks(tmp_p
         "on the published run's: baseline 0.670, beyond 0.705.")
     # 0.268 is within 5 points of 71/287 = 0.247; the baseline's 0.378 is not
     assert lines[1] == ("undersample: 0.268 here is no more than 5 points above the 0.247 that always answering the "
-                        "commonest emotion scores: near chance, no finding.")
+                        "commonest emotion scores: near the floor, no finding.")
     assert lines[2] == ("oversample: 0.055 here is below the 0.247 that always answering the commonest emotion "
                         "scores: no finding.")
     assert lines[3] == "Not in this run: beyond (published: 0.705)."

@@ -66,7 +66,7 @@ def test_published_numbers_read_as_no_difference_and_a_trade():
     weights = text[text.index("class_weights:"):]
     assert "a significant difference" in weights and "Verdict: a trade" in weights
     assert "4 more disgust faces right" in weights and "macro-F1 down 0.030" in weights
-    assert "near chance" not in text
+    assert "near the floor" not in text
 
 
 def test_a_lab_size_run_near_chance_gets_no_verdict():
@@ -77,7 +77,7 @@ def test_a_lab_size_run_near_chance_gets_no_verdict():
                     "class_weights": (0.168, 0.10, 1e-9)})
     text = describe_balancing(table, _recall({"baseline": 0.0, "oversample": 0.25, "class_weights": 1.0}),
                               _labels(small))
-    assert text.count("near chance, no finding") == 2
+    assert text.count("near the floor, no finding") == 2
     assert f"{floor:.3f}" in text and "(happy)" in text
     assert "a trade" not in text and "a loss" not in text and "a gain" not in text
 
@@ -262,5 +262,5 @@ def test_a_model_near_chance_is_named_so():
     from fer_utils.gradcam import model_floor_note
 
     labels = _labels(FULL)
-    assert "near chance" in model_floor_note(0.26, labels) and "happy" in model_floor_note(0.26, labels)
+    assert "near the floor" in model_floor_note(0.26, labels) and "happy" in model_floor_note(0.26, labels)
     assert "has learned" in model_floor_note(0.67, labels)

@@ -58,12 +58,12 @@ def test_near_chance_steps_are_no_finding_and_the_shipped_headline_says_so():
                   epochs=[30, 8, 8, 8, 8, 8, 130, np.nan], minutes=[100, 2, 2, 2, 2, 0.1, 300, 0.1], half_width=0.05)
     lines = describe_step_lengths(small, majority_share=0.247,
                                   long_note="Its model trained on 28,709 Training faces, the steps here on 2,297.").splitlines()
-    assert lines[1] == ("At 8 epochs on this run's data every one of them is near chance, so the table cannot say what "
+    assert lines[1] == ("At 8 epochs on this run's data every one of them is near the floor, so the table cannot say what "
                         "any change does; read the published run's figures for the steps.")
     assert lines[2].endswith("Length is what this recipe needed. Its model trained on 28,709 Training faces, the steps "
                              "here on 2,297.")
-    assert lines[3] == ("Near chance on this PublicTest (always answering its commonest emotion scores 0.247): step 1 "
-                        "(0.270), step 2 (0.260), step 3 (0.250), step 4 (0.260), step 5 (0.270). A near-chance step is "
+    assert lines[3] == ("Near the floor on this PublicTest (always answering its commonest emotion scores 0.247): step 1 "
+                        "(0.270), step 2 (0.260), step 3 (0.250), step 4 (0.260), step 5 (0.270). A step near the floor is "
                         "no finding: read the published run's figures for it.")
     mixed = steps(accuracies=[0.30, 0.35, 0.28], epochs=[2, 1, 1], minutes=[1, 1, 1], predict=[0, 0, 0])
     assert describe_step_lengths(mixed).splitlines()[1].startswith("At 1 epoch 1 of them end above step 0's 0.300")
