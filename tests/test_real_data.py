@@ -150,12 +150,12 @@ def test_shipped_models_load_offline_and_score_their_recorded_accuracy(real_data
 
 
 def test_published_gpu_run_matches_its_predictions(real_data):
-    """results/gpu-h200-recipe: its metrics are those of its saved predictions on this PrivateTest,
+    """results/recipe-on-gpu: its metrics are those of its saved predictions on this PrivateTest,
     and it records the canonical data, the H200 and the time box it ran in."""
     from fer_utils.data import repo_root
     from fer_utils.evaluate import classification_metrics, read_metrics
 
-    folder = repo_root() / "results" / "gpu-h200-recipe"
+    folder = repo_root() / "results" / "recipe-on-gpu"
     payload = read_metrics(folder / "metrics" / "beyond_gpu.json")
     private = real_data.split("PrivateTest")
     with np.load(folder / "predictions" / "beyond_gpu.npz") as saved:
