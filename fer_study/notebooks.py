@@ -95,8 +95,8 @@ def without_injected(notebook: dict) -> bool:
 #: How a notebook's first cell says that it has no committed outputs (a blockquote opening with this).
 PENDING_NOTE = "> **No committed outputs yet.**"
 #: What a published notebook says in its place.
-PUBLISHED_NOTE = ("The committed outputs below come from the run named in the first output lines (its data, profile, "
-                  "parameters, machine and date), published with `fer-publish`.")
+PUBLISHED_NOTE = ("The outputs below come from the run named in the first output lines (its data, profile, "
+                  "parameters and the day it was executed), published with `fer-publish`.")
 
 
 def published_cells(notebook: dict) -> bool:

@@ -381,7 +381,7 @@ def publish(run: str | os.PathLike, root: str | os.PathLike | None = None,
 
 
 def readme_results(results: str | os.PathLike, manifest: dict) -> str:
-    """The README's results for a published run, computed from its files: which run and machine and
+    """The README's results for a published run, computed from its files: which run and
     how long it took (``manifest``: ``results/published.json``), :func:`markdown_summary`, the
     sentences of :func:`describe_against_report`, the baseline's curve against the report's
     (:func:`fer_utils.train.compare_with_report_curve`), how each training ended
@@ -389,23 +389,15 @@ def readme_results(results: str | os.PathLike, manifest: dict) -> str:
     ``fer-publish`` writes it into the README, and a test checks the README still holds it, so
     no number there can drift from its metrics file."""
     table = summary_table(results)
-    hardware = manifest.get("hardware", {})
-    machines = [m for m in dict.fromkeys(table["trained_on"]) if isinstance(m, str)] if "trained_on" in table else []
-    machines = machines or [f"{hardware.get('cpu', 'an unrecorded CPU')}, {hardware.get('cpu_count', '?')} cores"]
-    accelerators = hardware.get("accelerators") or []
-    if accelerators:
-        names = [a.get("name", "?") if isinstance(a, dict) else str(a) for a in accelerators]
-        machines[0] += f", {', '.join(names)}"
-    machine = " and ".join(machines) + (" (each metrics file names its own)" if len(machines) > 1 else "")
     notebooks = manifest.get("notebooks", {})
     train = duration(sum(n.get("train_seconds") or 0 for n in notebooks.values()))
     wall = duration(sum(n.get("executed_in_s") or 0 for n in notebooks.values()))
-    lines = [f"The `{manifest['profile']}` run, finished {manifest['run_finished_utc']} on {machine}: "
-             f"{train} of training (the epochs' times, summed), and {wall} for the notebooks' own execution "
-             f"(over trainings already finished, a notebook takes far less than its training did). Computed by "
-             f"`fer-publish` from `results/{manifest['profile']}/`; the run's notebooks say more. The `report` "
-             "column is the source report's figure.", "", markdown_summary(table),
-             "", "What it cost:", ""]
+    lines = [f"The `{manifest['profile']}` run, finished {manifest['run_finished_utc']}: {train} of training (the "
+             f"epochs' times, summed), and {wall} for the notebooks' own execution (over trainings already finished, "
+             f"a notebook takes far less than its training did). Computed by `fer-publish` from "
+             f"`results/{manifest['profile']}/`, where each metrics file records the machine and versions that "
+             "produced it; the run's notebooks say more. The `report` column is the source report's figure.",
+             "", markdown_summary(table), "", "What it cost:", ""]
     lines += [f"- {line}" for line in describe_training_time(training_time(results)).splitlines()]
     lines += ["", "Against the source report:", ""]
     lines += [f"- {line}" for line in describe_against_report(table, results).splitlines()]

@@ -218,6 +218,18 @@ def describe_beside_published(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def show_beside_published(table: pd.DataFrame, columns: list[str] | None = None, transpose: bool = False) -> str:
+    """What a notebook prints of :func:`beside_published`: the table (only ``columns``, where given; one
+    column per experiment with ``transpose``) and :func:`describe_beside_published`'s reading of it; only the
+    reading where this run is the published run (the two halves of the table would repeat each other)."""
+    reading = describe_beside_published(table)
+    if reading.startswith("This run is the published run") or table.empty:
+        return reading
+    shown = table.reindex(columns=columns) if columns is not None else table
+    shown = shown.round(3).T if transpose else shown
+    return shown.to_string(float_format="{:.3f}".format) + "\n" + reading
+
+
 def records_to_summarise(run: str | os.PathLike, names: list[str] | None = None) -> tuple[Path, str]:
     """The folder whose records a summary reads, and one line saying which: ``run`` when it holds a
     metrics file of any experiment in ``names`` (default: :data:`EXPERIMENTS`), else the published run's
@@ -645,7 +657,7 @@ def describe_input_scaling(path: str | os.PathLike) -> str:
     c = scaling_comparison(payload)
     prov = payload["provenance"]
     lines = [f"Input scaling, compared on the full data ({prov['epochs']} epochs each, seed {prov['seed']}, "
-             f"{prov['optimizer']}, batch {prov['batch_size']}, {prov['precision']}; {prov['hardware']['cpu']}):"]
+             f"{prov['optimizer']}, batch {prov['batch_size']}, {prov['precision']}):"]
     for name, row in c["scalings"].items():
         lo, hi = row["public_ci95"]
         lines.append(f"  {SCALINGS[name]}: PublicTest accuracy {row['public_accuracy']:.3f} ({lo:.3f}-{hi:.3f}) "
@@ -770,7 +782,8 @@ def against_report_text(name: str, metrics: dict, where: str, reference: str | N
                         reference_metrics: dict | None = None) -> str:
     """Sentences reading one experiment's PrivateTest result (``metrics``: the ``metrics`` part of its
     metrics file, from the records ``where`` names) against the report's figure
-    (:data:`REPORT_ACCURACY`), then against ``reference`` (another experiment of the same records:
+    (:data:`REPORT_ACCURACY`), also without the faces Training holds too (where the metrics say), then against
+    ``reference`` (another experiment of the same records:
     accuracy, balanced accuracy and recall per emotion), or, without one, which emotions it recognises
     best and worst."""
     label = _experiment_label(name)
@@ -789,6 +802,14 @@ def against_report_text(name: str, metrics: dict, where: str, reference: str | N
         else:
             verdict = "below the report's, whose figure lies above the interval"
         lines = [f"{line}, against the report's {report * 100:.0f} %: {(acc - report) * 100:+.1f} points, {verdict}."]
+        unseen = metrics.get("without_seen_in_training") or {}
+        if unseen.get("left_out") and unseen.get("accuracy_ci95"):
+            ulo, uhi = (float(x) for x in unseen["accuracy_ci95"])
+            place = ("inside that interval" if ulo <= report <= uhi else
+                     "below that interval" if report < ulo else "above that interval")
+            lines.append(f"Without the {unseen['left_out']:,} PrivateTest faces that Training also holds (a model may "
+                         f"recognise those from memory): {float(unseen['accuracy']):.3f} ({ulo:.3f}-{uhi:.3f}); the "
+                         f"report's {report * 100:.0f} % lies {place}.")
     recall = _recall(metrics)
     if reference is not None and reference_metrics is not None:
         ref_label = _experiment_label(reference)

@@ -245,20 +245,20 @@ def set_precision(precision: str = "auto") -> str:
 
 
 def describe_precision(policy: str, flags: set[str] | None = None, accelerator: bool | None = None) -> str:
-    """One line for a notebook: which precision its models train in, and why.
+    """One line for a notebook: which precision its models train in.
 
-    ``accelerator``: whether the backend computes on a GPU or other accelerator (default: ask it);
-    there the layers run in bfloat16 on the accelerator. Otherwise ``flags`` are the CPU flags to
-    judge native bfloat16 by (default: this machine's); a forced ``mixed_bfloat16`` on a CPU without
-    native units is said to be emulated, and slow.
+    ``accelerator``: whether the backend computes on a GPU or other accelerator (default: ask it).
+    Otherwise ``flags`` are the CPU flags to judge native bfloat16 by (default: this machine's): a forced
+    ``mixed_bfloat16`` on a CPU without native units is emulated, and slow, and the line says so and
+    what to set instead; where it is native, the line says nothing about the machine.
     """
     if policy == "mixed_bfloat16":
         accelerator = has_accelerator() if accelerator is None else accelerator
         flags = cpu_flags() if flags is None else flags
-        where = ("on the accelerator" if accelerator else
-                 "on this CPU's native bfloat16 units" if flags & BF16_FLAGS else
-                 "in emulation: this CPU has no native bfloat16, so this is slower than float32")
-        return (f"precision: mixed bfloat16 (weights float32, layers computed in bfloat16 {where}; "
+        emulated = not accelerator and not flags & BF16_FLAGS
+        where = (", in emulation: this CPU has no native bfloat16, so this is slower than float32 (precision="
+                 "'float32' is faster here)" if emulated else "")
+        return (f"precision: mixed bfloat16 (weights float32, layers computed in bfloat16{where}; "
                 "input scaling, softmax and loss in float32)")
     if policy == "mixed_float16":
         return ("precision: mixed float16 (weights float32, layers computed in float16 on the GPU, loss "

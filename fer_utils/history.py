@@ -91,8 +91,9 @@ def stopping_verdict(history: dict[str, list[float]], publictest_n: int | None) 
     gain = top - float(np.nanmax(before)) if np.any(np.isfinite(before)) else math.nan
     if publictest_n and math.isfinite(gain):
         se = math.sqrt(top * (1 - top) / publictest_n)
-        added = f"those {patience} epochs added {gain * 100:.1f} points to the best before them"
-        noise = f"one standard error of a PublicTest accuracy ({se * 100:.1f} points on {publictest_n:,} faces)"
+        added = (f"those {patience} epochs only equalled the best before them" if gain * publictest_n < 0.5 else
+                 f"those {patience} epochs added {gain * 100:.2f} points to the best before them")
+        noise = f"one standard error of a PublicTest accuracy ({se * 100:.2f} points on {publictest_n:,} faces)"
         if gain < se:
             return facts, (f"{late}, but {added}, less than {noise}: it had levelled off (more epochs might still "
                            "add a fraction of a point).")

@@ -39,7 +39,7 @@ def shown(path: str | os.PathLike) -> str:
 
 def run_banner(profile: str, data=None, parameters: dict | None = None) -> str:
     """Which run produced a notebook's outputs: the data verdict first, then profile, data, backend,
-    device, precision and date.
+    precision and the date the notebook was executed (the machine is in each metrics file, not here).
 
     ``data``: the loaded :class:`fer_utils.data.FerData` (its source and verification verdict are
     shown; the verdict line comes first, so a copy that is not canonical FER-2013 is the first thing a
@@ -52,9 +52,9 @@ def run_banner(profile: str, data=None, parameters: dict | None = None) -> str:
 
     import keras
 
-    from .device import describe_device
+    from .device import has_accelerator
 
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     source = getattr(data, "source", data) or ""
     verdict = getattr(data, "verification", None)
     first = ""
@@ -65,8 +65,8 @@ def run_banner(profile: str, data=None, parameters: dict | None = None) -> str:
     shown_data = f" · data: {source}" if source else ""
     precision = keras.mixed_precision.global_policy().name
     settings = f" ({', '.join(f'{k}={v!r}' for k, v in parameters.items())})" if parameters else ""
-    return (f"{first}Run: profile '{profile}'{settings}{shown_data} · {describe_device()} · precision {precision} · "
-            f"{when}")
+    device = f"Keras backend {keras.backend.backend()} on {'an accelerator' if has_accelerator() else 'CPU'}"
+    return f"{first}Run: profile '{profile}'{settings}{shown_data} · {device} · precision {precision} · executed {when}"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fer_utils.notebook
-from fer_utils.compare import NEAR_CHANCE_MARGIN, beside_published, describe_beside_published
+from fer_utils.compare import NEAR_CHANCE_MARGIN, beside_published, describe_beside_published, show_beside_published
 from fer_utils.data import EMOTIONS
 from fer_utils.evaluate import write_metrics
 
@@ -51,6 +51,20 @@ def test_the_published_run_itself_is_its_own_finding(published):
     table = beside_published(published, ["baseline", "beyond"])
     assert (table["this_accuracy"] == table["published_accuracy"]).all()
     assert describe_beside_published(table) == "This run is the published run: its numbers are the study's findings."
+    # printed alone: the table's two halves would only repeat each other
+    assert show_beside_published(table) == describe_beside_published(table)
+
+
+def test_another_run_is_printed_with_its_table(tmp_path, published):
+    run = tmp_path / "runs" / "lab"
+    write(run, "baseline", 0.378, train_images=2297, epochs=20, support=SAMPLE)
+    table = beside_published(run, ["baseline", "beyond"])
+    shown = show_beside_published(table, columns=["this_accuracy", "published_accuracy"])
+    lines = shown.splitlines()
+    assert lines[0].split() == ["this_accuracy", "published_accuracy"] and lines[2].split() == ["baseline", "0.378", "0.670"]
+    assert shown.endswith(describe_beside_published(table))
+    flipped = show_beside_published(table, transpose=True).splitlines()
+    assert flipped[0].split() == ["experiment", "baseline", "beyond"]
 
 
 def test_a_lab_run_names_its_size_its_near_chance_models_and_what_it_lacks(tmp_path, published):

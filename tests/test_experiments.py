@@ -278,19 +278,23 @@ def test_describe_stopping_sets_a_late_gain_against_publictest_noise(tmp_path):
     experiment("augment_report", creeping)
     text = describe_stopping(tmp_path, ["augment_report"])
     assert text == ("augmentation, report's recipe (04): best PublicTest accuracy 0.630 at epoch 40 of 40, validation loss "
-                    "lowest at epoch 40; the best epoch came within the last 10, but those 10 epochs added 0.6 "
-                    "points to the best before them, less than one standard error of a PublicTest accuracy (0.8 "
+                    "lowest at epoch 40; the best epoch came within the last 10, but those 10 epochs added 0.60 "
+                    "points to the best before them, less than one standard error of a PublicTest accuracy (0.81 "
                     "points on 3,589 faces): it had levelled off (more epochs might still add a fraction of a "
                     "point).")
     # 1.5 points on 359 faces (one SE about 2.6 points) are noise too; 3 points on 3,589 faces are not
     experiment("class_weights", [0.3 + 0.01 * i for i in range(30)] + [0.59 + 0.0015 * i for i in range(1, 11)],
                publictest=359)
-    assert "added 1.5 points to the best before them, less than one standard error of a PublicTest accuracy (2.6 " \
+    assert "added 1.50 points to the best before them, less than one standard error of a PublicTest accuracy (2.58 " \
            "points on 359 faces): it had levelled off" in describe_stopping(tmp_path, ["class_weights"])
     experiment("oversample", [0.3 + 0.01 * i for i in range(30)] + [0.59 + 0.003 * i for i in range(1, 11)])
     rising = describe_stopping(tmp_path, ["oversample"])
-    assert "those 10 epochs added 3.0 points to the best before them, more than one standard error" in rising
+    assert "those 10 epochs added 3.00 points to the best before them, more than one standard error" in rising
     assert rising.endswith("it was still improving, and more epochs might raise it.")
+    # a late epoch that only ties the best before it (the same faces right, up to float rounding) added nothing
+    experiment("undersample", [0.3 + 0.01 * i for i in range(30)] + [0.58] * 9 + [0.59 + 1e-7])
+    assert ("the best epoch came within the last 10, but those 10 epochs only equalled the best before them, less "
+            "than one standard error") in describe_stopping(tmp_path, ["undersample"])
     # no metrics file (the notebook has not finished): a late best cannot be judged against noise
     (tmp_path / "metrics" / "oversample.json").unlink()
     assert describe_stopping(tmp_path, ["oversample"]).endswith(
@@ -321,8 +325,8 @@ def test_a_late_best_under_an_annealing_schedule_asks_for_a_longer_schedule(tmp_
     assert not annealed_schedule({"learning_rate": [1e-3] * 40}) and not annealed_schedule({})
     assert not annealed_schedule({"learning_rate": cosine[:20]})  # stopped halfway down: the rate is still high
     beyond, baseline = describe_stopping(tmp_path, ["beyond", "baseline"]).split("\n")
-    assert beyond.endswith("added 3.0 points to the best before them, more than one standard error of a PublicTest "
-                           "accuracy (0.8 points on 3,589 faces), but " + ANNEALED)
+    assert beyond.endswith("added 3.00 points to the best before them, more than one standard error of a PublicTest "
+                           "accuracy (0.81 points on 3,589 faces), but " + ANNEALED)
     assert "whether more epochs help takes a new run with a longer schedule" in beyond
     assert baseline.endswith("it was still improving, and more epochs might raise it.")
     (tmp_path / "metrics" / "beyond.json").unlink()  # no PublicTest count: the late best alone

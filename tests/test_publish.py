@@ -125,8 +125,9 @@ def test_publish_copies_a_finished_run_and_writes_the_manifest(tmp_path):
     assert top.startswith("# Study\n\n## Results\n\n") and top.endswith(f"{pub.README_END}\n\n## Next\n")
     block = pub.readme_results_block(top)
     assert block == readme_results(results, manifest) and "old numbers" not in block
-    assert block.startswith("The `reference` run, finished 2026-11-28 12:00 UTC on Test CPU, 2 cores: 8 min of "
+    assert block.startswith("The `reference` run, finished 2026-11-28 12:00 UTC: 8 min of "
                             "training (the epochs' times, summed), and 2 min for the notebooks' own execution")
+    assert "Test CPU" not in block and "each metrics file records the machine and versions" in block
     assert f"| baseline CNN (01) | {accuracy:.3f} (" in block
     assert ("What it cost:\n\n- Notebooks 01-04 trained 6 models in 25 min (their epochs' times, summed; 25 min at "
             "each training's fastest epoch).\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -253,7 +254,7 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monke
         # which trains every experiment; then the teacher's notebooks in order over those finished trainings
         _every_notebook_alone_with_its_answers(tmp_path / "alone")
         runner_output = capsys.readouterr().out  # the runner's own output: a line per epoch of every training
-        run_dir = study.run("smoke", _merged_runs(tmp_path / "alone", tmp_path / "smoke"))
+        run_dir = study.run("smoke", _merged_runs(tmp_path / "alone", tmp_path / "smoke"), jobs=2)
     else:
         run_dir = study.run("smoke", tmp_path / "smoke", only=only)
         runner_output = capsys.readouterr().out
@@ -372,7 +373,7 @@ def _student_copies_run(teacher_run: Path, tmp_path: Path) -> None:
 
     run_dir = tmp_path / "student_run"
     shutil.copytree(teacher_run, run_dir)
-    study.run("smoke", run_dir, notebook_dir=repo_root() / STUDENT_DIR)
+    study.run("smoke", run_dir, notebook_dir=repo_root() / STUDENT_DIR, jobs=2)
     for nb in NOTEBOOKS:
         executed = nbformat.read(run_dir / "notebooks" / nb.name, as_version=4)
         checks = 0
@@ -390,6 +391,22 @@ def _student_copies_run(teacher_run: Path, tmp_path: Path) -> None:
         assert not any("papermill-error-cell-tag" in c.metadata.get("tags", []) for c in executed.cells)
 
 
+def _run_alone(job: tuple[str, Path, Path]) -> str:
+    """Run notebook ``number`` of ``notebook_dir`` alone into ``run_dir`` at the smoke profile (in a worker
+    process); returns what the runner printed."""
+    import contextlib
+    import io
+
+    number, run_dir, notebook_dir = job
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            study.run("smoke", run_dir, notebook_dir=notebook_dir, only=[number])
+    except SystemExit:  # the runner's way of saying a notebook failed (it printed which cell to stderr)
+        raise AssertionError(f"notebook {number} failed when run alone: see {run_dir / 'notebooks'}") from None
+    return printed.getvalue()
+
+
 def _every_notebook_alone_with_its_answers(root: Path) -> None:
     """Each student copy with the reference answers put back, run alone in an empty run directory
     (``root/<number>``) at the smoke profile's size, no earlier notebook run first: no cell fails and every
@@ -397,11 +414,17 @@ def _every_notebook_alone_with_its_answers(root: Path) -> None:
     read the shipped models and the published records."""
     from fer_study.classroom import CHECK_TAG, write_student_copies
 
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     answered = root / "answered"
     write_student_copies(answered, solutions=True)
+    # two at a time, each in its own process and run directory: independent runs, so nothing changes but the time
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        printed = list(pool.map(_run_alone, [(nb.stem[:2], root / nb.stem[:2], answered) for nb in NOTEBOOKS]))
+    sys.stdout.write("".join(printed))  # the runners' own lines, for the caller's checks
     for nb in NOTEBOOKS:
         run_dir = root / nb.stem[:2]
-        study.run("smoke", run_dir, notebook_dir=answered, only=[nb.stem[:2]])
         executed = nbformat.read(run_dir / "notebooks" / nb.name, as_version=4)
         checks = 0
         for cell in executed.cells:
