@@ -132,3 +132,14 @@ def changed_but_recognisable(originals: np.ndarray, min_correlation: float = 0.5
         return min(np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(copies, originals)) > min_correlation
 
     return holds
+
+
+def faces_with_contrast(images: np.ndarray, n: int = 8, min_std: float = 20.0) -> np.ndarray:
+    """The first ``n`` of ``images`` whose pixels spread with a standard deviation of at least ``min_std``
+    (grey levels): faces to augment in an exercise, leaving out the near-blank images FER-2013 holds, which
+    have no face to keep recognisable. ValueError when fewer than ``n`` qualify."""
+    images = np.asarray(images)
+    chosen = images[images.reshape(len(images), -1).std(axis=1) >= min_std][:n]
+    if len(chosen) < n:
+        raise ValueError(f"only {len(chosen)} of {len(images)} images have a pixel spread of at least {min_std}")
+    return chosen

@@ -76,3 +76,17 @@ def test_augmented_copies_must_change_but_stay_recognisable():
     assert not holds(rng.integers(0, 256, faces.shape))  # other faces
     assert not holds(faces * 2)  # out of range
     assert not holds(faces[:2])  # not one copy per face
+
+
+def test_faces_with_contrast_leave_out_blank_images():
+    from fer_utils.exercises import faces_with_contrast
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (10, 48, 48, 1)).astype("uint8")
+    images[0] = 128          # blank: no spread at all
+    images[3] = images[3] // 20  # faint: grey levels 0-12, a spread near 4
+    chosen = faces_with_contrast(images, n=8)
+    assert chosen.shape == (8, 48, 48, 1)
+    np.testing.assert_array_equal(chosen, images[[1, 2, 4, 5, 6, 7, 8, 9]])
+    with pytest.raises(ValueError, match="only 8 of 10 images have a pixel spread of at least 20"):
+        faces_with_contrast(images, n=9)
