@@ -312,6 +312,10 @@ def per_class_recall(run: str | os.PathLike, names: list[str]) -> pd.DataFrame:
     return pd.DataFrame(cols, index=list(EMOTIONS))
 
 
+#: The smallest change of an emotion's recall that the comparison names (smaller ones are read as none).
+RECALL_STEP = 0.02
+
+
 def describe_comparison(table: pd.DataFrame, recall: pd.DataFrame, reference: str = "baseline") -> str:
     """Plain sentences on what each experiment changed against ``reference``, from the numbers.
 
@@ -338,12 +342,13 @@ def describe_comparison(table: pd.DataFrame, recall: pd.DataFrame, reference: st
                          "so its recall per emotion is no finding.")
             continue
         gains = (recall[name] - recall[reference]).sort_values()
-        lines.append(
-            f"{line} Recall rose most for "
-            f"{gains.index[-1]} ({recall.loc[gains.index[-1], reference]:.2f} -> "
-            f"{recall.loc[gains.index[-1], name]:.2f}) and fell most for {gains.index[0]} "
-            f"({recall.loc[gains.index[0], reference]:.2f} -> {recall.loc[gains.index[0], name]:.2f})."
-        )
+        up, down = gains.index[-1], gains.index[0]
+        rose = (f"Recall rose most for {up} ({recall.loc[up, reference]:.2f} -> {recall.loc[up, name]:.2f})"
+                if gains[up] >= RECALL_STEP else
+                f"No emotion's recall rose by {RECALL_STEP * 100:.0f} points or more")
+        fell = (f"fell most for {down} ({recall.loc[down, reference]:.2f} -> {recall.loc[down, name]:.2f})"
+                if gains[down] <= -RECALL_STEP else f"none fell by {RECALL_STEP * 100:.0f} points or more")
+        lines.append(f"{line} {rose}, and {fell}.")
     return "\n".join(lines)
 
 

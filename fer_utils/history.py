@@ -139,7 +139,7 @@ def schedule_summary(history_path: str | os.PathLike, metrics_path: str | os.Pat
             "best_epoch": int(np.nanargmax(acc)) + 1, "best_publictest": float(np.nanmax(acc)),
             "last_train_accuracy": float(history["accuracy"][-1]),
             "training_fit": float(metrics.get("training_fit", {}).get("accuracy", math.nan)),
-            "privatetest": float(metrics["accuracy"])}
+            "privatetest": float(metrics["accuracy"]), "privatetest_n": int(metrics.get("n", 0)) or None}
 
 
 def describe_schedules(summaries: dict[str, list[dict]]) -> str:
@@ -161,17 +161,27 @@ def describe_schedules(summaries: dict[str, list[dict]]) -> str:
                 gains.append((recipe, longest, shortest))
     for recipe, longest, shortest in gains:
         delta = (longest["privatetest"] - shortest["privatetest"]) * 100
-        lines.append(f"{recipe}: the {longest['epochs']}-epoch training scored {delta:+.1f} points on PrivateTest "
-                     f"against the {shortest['epochs']}-epoch one.")
+        line = (f"{recipe}: the {longest['epochs']}-epoch training scored {delta:+.1f} points on PrivateTest "
+                f"against the {shortest['epochs']}-epoch one")
+        n = shortest.get("privatetest_n")
+        if n:
+            p = shortest["privatetest"]
+            half = 196 * math.sqrt(p * (1 - p) / n)  # points: half the width of one model's 95 % interval
+            line += (f", {'less than' if abs(delta) < half else 'more than'} the ±{half:.1f} points of one "
+                     "model's 95 % interval on these faces")
+        lines.append(line + ".")
     if late and all(late):
         lines.append("Every one of these trainings had its best PublicTest epoch among its last: each ended while "
-                     "still learning, so their length, more than their schedule, limited what they reached.")
+                     "still learning.")
+    if gains:
+        lines.append("The trainings of a recipe differ in length and in schedule at once, so this comparison "
+                     "cannot say which of the two made the difference.")
     return "\n".join(lines)
 
 
 def schedules_beside(plateau: str | os.PathLike, run: str | os.PathLike, published: str | os.PathLike | None,
                      names: list[str]) -> dict[str, list[dict]]:
-    """Notebook 04's lesson on stopping early, as :func:`describe_schedules` reads it: each of ``names`` as
+    """Notebook 04's longer trainings under the plateau rule, as :func:`describe_schedules` reads it: each of ``names`` as
     trained under the plateau rule (the records in ``plateau``) beside its training in ``run`` when that run
     trained on as many Training faces, else beside the published run's (``published``), whose records are
     full-size; a training missing from either side is left out. Files are ``<name>/history.csv`` or

@@ -519,16 +519,16 @@ def summarize_history(history: dict[str, list[float]], best_epoch: int, schedule
             f"Validation loss went from {val_loss[0]:.3f} to {val_loss[-1]:.3f}: {len(epochs)} epoch"
             f"{'s are' if len(epochs) != 1 else ' is'} too few to tell whether over-fitting has started."
         )
-    elif low < len(epochs) - 1:
+    elif low < len(epochs) - 1 and val_loss[-1] > val_loss[low] * 1.005:  # a rise, not a rounding-level wobble
         lines.append(
             f"Validation loss was lowest at epoch {epochs[low]} ({val_loss[low]:.3f}) and ended at "
             f"{val_loss[-1]:.3f}: past that point the model fits the training set more than it "
             "generalises (over-fitting starts)."
         )
     else:
+        at = "on the last epoch" if low == len(epochs) - 1 else f"at epoch {epochs[low]} and stayed there to the end"
         lines.append(
-            f"Validation loss was at its lowest on the last epoch ({val_loss[-1]:.3f}): no sign of over-fitting "
-            "yet in the loss."
+            f"Validation loss was at its lowest {at} ({val_loss[-1]:.3f}): no sign of over-fitting yet in the loss."
         )
     rates = history.get("learning_rate", [])
     # a real drop, not the float32 rounding of a rate already at its floor (1.00000007e-05 -> 9.9999997e-06)

@@ -73,6 +73,17 @@ def test_rate_drops_and_schedules(tmp_path):
             "last epoch (augmented faces), 0.661 on its Training faces as it predicts; best PublicTest 0.624 at "
             "epoch 10; PrivateTest 0.621.") in text
     assert "each ended while still learning" in text
+    # a longer training of the same recipe: its gain set against one model's interval, and no cause claimed
+    longer, shorter = {**p, "epochs": 40, "privatetest_n": 3589}, {**c, "epochs": 24, "privatetest_n": 3589}
+    text = describe_schedules({"augment_report": [longer, shorter]})
+    assert ("augment_report: the 40-epoch training scored +1.7 points on PrivateTest against the 24-epoch one, less "
+            "than the ±1.6 points of one model's 95 % interval on these faces.") not in text  # 1.7 > 1.59
+    assert ("augment_report: the 40-epoch training scored +1.7 points on PrivateTest against the 24-epoch one, more "
+            "than the ±1.6 points of one model's 95 % interval on these faces.") in text
+    assert text.endswith("differ in length and in schedule at once, so this comparison cannot say which of the two "
+                         "made the difference.")
+    close = describe_schedules({"augment_face": [{**longer, "privatetest": 0.633}, shorter]})
+    assert "+1.2 points on PrivateTest against the 24-epoch one, less than the ±1.6 points" in close
     with pytest.raises(FileNotFoundError, match="no history at missing.csv"):
         schedule_summary(tmp_path / "missing.csv", tmp_path / "p.json", "x")
 

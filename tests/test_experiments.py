@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fer_utils.data import EMOTIONS
 from fer_utils.evaluate import classification_metrics, mcnemar, read_metrics, write_metrics
 from fer_utils.experiments import describe_against_recorded, export_model
 from fer_utils.compare import REPORT_ACCURACY, compare, describe_against_report, describe_comparison, describe_stopping, export_shipped, markdown_summary, models_to_ship, per_class_recall, summary_table
@@ -92,6 +93,15 @@ def test_compare_table_and_prose(tmp_path):
         f"{table.loc['undersample', 'majority_share']:.3f} that always answering the commonest emotion scores: "
         "near the floor, so its recall per emotion is no finding.")
     assert "Recall rose most" in lines[1] and "Recall rose most" not in lines[-1]
+    # recall moving by less than 2 points is read as no change, not as the emotion that "rose most"
+    same = pd.DataFrame({"baseline": [0.55] * 7, "augment_face": [0.56] + [0.55] * 5 + [0.40]}, index=list(EMOTIONS))
+    rows = pd.DataFrame({"accuracy": [0.67, 0.63], "macro_f1": [0.66, 0.56], "balanced_accuracy": [0.65, 0.56],
+                         "mcnemar_p_vs_baseline": [np.nan, 2e-6], "majority_share": [0.245, 0.245]},
+                        index=["baseline", "augment_face"])
+    assert describe_comparison(rows, same).splitlines()[-1].endswith(
+        "No emotion's recall rose by 2 points or more, and fell most for neutral (0.55 -> 0.40).")
+    assert describe_comparison(rows, same.assign(augment_face=[0.60] + [0.55] * 6)).splitlines()[-1].endswith(
+        "Recall rose most for angry (0.55 -> 0.60), and none fell by 2 points or more.")
     # a reference near the floor makes every comparison with it no finding
     flipped = describe_comparison(compare(tmp_path, list(table.index), reference="undersample"),
                                   per_class_recall(tmp_path, list(table.index)), reference="undersample")

@@ -149,6 +149,8 @@ def test_summarize_history_names_the_turning_point():
     assert "lowest at epoch 2 (1.600)" in text and "best 0.450 at epoch 2" in text
     rising = summarize_history({**history, "val_loss": [2.0, 1.9, 1.8, 1.7]}, best_epoch=2)
     assert "Validation loss was at its lowest on the last epoch (1.700): no sign of over-fitting yet" in rising
+    flat_end = summarize_history({**history, "val_loss": [2.0, 1.9, 1.8, 1.8004]}, best_epoch=2)
+    assert "Validation loss was at its lowest at epoch 3 and stayed there to the end (1.800): no sign" in flat_end
     short = summarize_history({k: v[:2] for k, v in history.items()}, best_epoch=2)
     assert "Validation loss went from 1.900 to 1.600: 2 epochs are too few to tell whether over-fitting has started." in short
     assert "over-fitting starts" not in short and "no sign of over-fitting" not in short
