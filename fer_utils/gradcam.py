@@ -265,7 +265,8 @@ def describe_evidence(maps: np.ndarray, counts: np.ndarray, layers: list[str],
 
 #: From this ratio to an even spread on, a map is read as clearly placed on its densest band.
 CLEAR_RATIO = 1.5
-#: Below this ratio a map is read as near an even spread: the band it names says little.
+#: Below this ratio a map is read as near an even spread: the band it names says little. Ratios are compared
+#: as the text shows them, to one decimal, so that a map printed at 1.2x is never called below 1.2x.
 EVEN_RATIO = 1.2
 #: The bands where the prototype of each emotion in the Facial Action Coding System moves the face
 #: (Ekman and Friesen, 1978; its prototypes as listed in EMFACS): brows lowered or raised, lids
@@ -324,13 +325,13 @@ def describe_attention(maps: np.ndarray, counts: np.ndarray, class_names: tuple[
     missing = [name for name, f in found.items() if f is None]
     if missing:
         lines.append(f"No map for {_listed(missing)}: no correctly classified face, or an empty map.")
-    clear = [name for name, f in placed.items() if f[2] >= CLEAR_RATIO]
-    even = [name for name, f in placed.items() if f[2] < EVEN_RATIO]
+    clear = [name for name, f in placed.items() if round(f[2], 1) >= CLEAR_RATIO]
+    even = [name for name, f in placed.items() if round(f[2], 1) < EVEN_RATIO]
     lines.append((f"Clearly placed ({CLEAR_RATIO:.1f}x or more): {_listed(clear)}." if clear else
                   f"No map is clearly placed ({CLEAR_RATIO:.1f}x or more).")
                  + (f" Near an even spread (under {EVEN_RATIO:.1f}x), so the band named says little: "
                     f"{_listed(even)}." if even else ""))
-    judged = {name: f for name, f in placed.items() if f[2] >= EVEN_RATIO and FACS_BANDS.get(name)}
+    judged = {name: f for name, f in placed.items() if round(f[2], 1) >= EVEN_RATIO and FACS_BANDS.get(name)}
     agree = [name for name, f in judged.items() if f[0] in FACS_BANDS[name]]
     differ = [f"{name} (its map on the {f[0]}; its prototype moves {_bands_listed(list(FACS_BANDS[name]))})"
               for name, f in judged.items() if f[0] not in FACS_BANDS[name]]
@@ -372,7 +373,7 @@ def describe_layers(maps: np.ndarray, counts: np.ndarray, layers: list[str], cla
             continue
         runs: list[tuple[str, list[str]]] = []
         for layer, f in zip(layers, row):
-            band = ("an empty map" if f is None else f[0] if f[2] >= EVEN_RATIO else "near an even spread")
+            band = ("an empty map" if f is None else f[0] if round(f[2], 1) >= EVEN_RATIO else "near an even spread")
             if runs and runs[-1][0] == band:
                 runs[-1][1].append(layer)
             else:
@@ -380,7 +381,7 @@ def describe_layers(maps: np.ndarray, counts: np.ndarray, layers: list[str], cla
         where = ", ".join(f"{band} at {at[0] if len(at) == 1 else at[0] + '-' + at[-1]}" for band, at in runs)
         best = max((i for i, f in enumerate(row) if f), key=lambda i: row[i][2])
         band, _, ratio = row[best]
-        if ratio < EVEN_RATIO:
+        if round(ratio, 1) < EVEN_RATIO:
             tail = f"never far from an even spread (at most {ratio:.1f}x, at {layers[best]})"
         else:
             tail = f"most concentrated at {layers[best]} ({band}, {ratio:.1f}x)"
