@@ -67,20 +67,28 @@ class TrainResult:
 
     @property
     def model(self) -> keras.Model:
-        """The kept model (``best.keras``), loaded on first use; a one-line FileNotFoundError when the
-        folder keeps only the training's record (its history and ``done.json``)."""
+        """The kept model, loaded on first use: ``best.keras``, else the copy of the same kept epoch that the
+        run saved for later notebooks (``<run>/models/<folder name>.keras``,
+        :func:`fer_utils.experiments.save_experiment`); a one-line FileNotFoundError when the run keeps only the
+        training's record (its history and ``done.json``)."""
         if self._model is None:
-            path = self.folder / "best.keras"
-            if not path.exists():
-                raise FileNotFoundError(f"{self.folder.name}: its training finished, but its model ({path.name}) is "
+            path = self._model_path()
+            if path is None:
+                raise FileNotFoundError(f"{self.folder.name}: its training finished, but its model (best.keras) is "
                                         "not in this run directory; train it again in a new run directory to get one")
             self._model = load_model(path)
         return self._model
 
+    def _model_path(self) -> Path | None:
+        for path in (self.folder / "best.keras", self.folder.parent / "models" / f"{self.folder.name}.keras"):
+            if path.exists():
+                return path
+        return None
+
     @property
     def has_model(self) -> bool:
         """Whether the kept model is there to load."""
-        return self._model is not None or (self.folder / "best.keras").exists()
+        return self._model is not None or self._model_path() is not None
 
     def describe(self) -> str:
         """One line: the epochs trained, the kept epoch and the training speed."""

@@ -318,6 +318,12 @@ def test_a_finished_training_is_its_record_and_its_model_loads_only_when_asked(t
     assert [line.split(" · ")[0] for line in capsys.readouterr().out.splitlines()] == ["epoch 1/2", "epoch 2/2"]
     with pytest.raises(FileNotFoundError, match=r"^exp: its training finished, but its model \(best.keras\) is not"):
         again.model
+    # the copy of the kept epoch the run saved for later notebooks (models/<name>.keras) stands in for it
+    (tmp_path / "models").mkdir()
+    saved = tiny_model()
+    saved.save(tmp_path / "models" / "exp.keras")
+    stood_in = train_model(tiny_model(), arrays, arrays, folder, epochs=2, batch_size=16, seed=1)
+    assert stood_in.has_model and stood_in.model.count_params() == saved.count_params()
 
 
 def test_learning_rate_for_each_schedule():
