@@ -276,14 +276,14 @@ def test_compare_runs_and_describe():
     table = compare_runs(runs, {"CPU run": (ids, y_true, here_pred), "H200 run": (ids, y_true, there_pred)})
     assert list(table.index) == ["CPU run", "H200 run"]
     assert table.loc["H200 run", "train_minutes"] == pytest.approx(2.5)
-    assert table.loc["H200 run", "trained_on"] == "NVIDIA H200, jax, mixed_bfloat16"
-    assert table.loc["CPU run", "trained_on"] == "Intel(R) Xeon(R) Processor, 2 cores, tensorflow, mixed_bfloat16"
+    assert table.loc["H200 run", "trained_on"] == "GPU, jax, mixed_bfloat16"  # the kind of device, not the machine
+    assert table.loc["CPU run", "trained_on"] == "CPU, tensorflow, mixed_bfloat16"
     assert np.isnan(table.loc["CPU run", "mcnemar_p_vs_first"])
     assert table.loc["H200 run", "mcnemar_p_vs_first"] == pytest.approx(2 * 0.5 ** 15)  # 15 discordant, all one way
     text = describe_runs(table).splitlines()
     assert text[0].startswith("CPU run: 0.600 on PrivateTest (95 % CI 0.580-0.620), macro-F1 0.570, 130 epochs in 360.0 minutes")
     assert "H200 run: 0.750 (95 % CI 0.730-0.770), +15.0 points" in text[1] and "more than chance" in text[1]
-    assert where_trained({"hardware": {}}) == "unknown CPU, ? cores"
+    assert where_trained({"hardware": {}}) == "CPU"
 
 
 def test_compare_runs_on_other_faces_and_of_nothing(tmp_path):
@@ -327,8 +327,9 @@ def test_describe_against_landmarks_reads_each_target_strictly_and_by_the_interv
     assert lines[0] == f"PrivateTest accuracy 0.712 (2,554 of 3,589 faces; 95 % CI {lo:.3f}-{hi:.3f}):"
     assert lines[1] == ("  the 2013 challenge's winner (Tang), 71.2 %: not reached (2 faces short); inside the interval: "
                         "this test split cannot tell the two apart.")
-    # 73.3 % needs 2,631 faces: 77 more, and it lies above the interval
-    assert lines[2].startswith("  Khaireddin & Chen 2021, 73.3 %: not reached (77 faces short); above the interval")
+    # 73.3 % is a PublicTest figure: named with its split, not judged against this PrivateTest result
+    assert lines[2] == ("  Khaireddin & Chen 2021, 73.3 %: measured on PublicTest, not PrivateTest, so neither reached "
+                        "nor missed here; it shows the level that work reports.")
     assert lines[3] == "  macro-F1 0.695 against the baseline's 0.651 on the same faces: higher (+4.4 points)."
     assert lines[4] == "  macro-F1 against the fer package: scored on 3,000 faces, not these 3,589."
 

@@ -265,7 +265,7 @@ def _notebook(stem: str):
 @pytest.mark.parametrize("stem", ["01_baseline_cnn", "02_undersampling"])
 def test_results_are_read_beside_the_published_run_and_the_report(stem):
     code = " ".join(c.source for c in _notebook(stem).cells if c.cell_type == "code")
-    assert "beside_published(run" in code and "describe_beside_published(" in code
+    assert "beside_published(run" in code and "show_beside_published(" in code
     assert "describe_against_report_figure(run" in code
 
 

@@ -58,7 +58,9 @@ def test_committed_notebooks_have_checkable_copies(tmp_path):
             "07_predict_new_faces.ipynb", "08_beyond_the_baseline.ipynb"} <= set(written)
     exploration = nbformat.read(written["00_data_exploration.ipynb"], as_version=4)
     committed = nbformat.read(notebooks()[0], as_version=4)
-    assert len(exploration.cells) == sum(c.cell_type == "code" for c in committed.cells)
+    # notebook 00 whole (its code cells), plus the run's parameters set again after its parameters cell
+    assert len(exploration.cells) == sum(c.cell_type == "code" for c in committed.cells) + 1
+    assert "injected-parameters" in exploration.cells[1].metadata.get("tags", [])
     for name in ("04_augmentation.ipynb", "05_gradcam.ipynb", "06_results_summary.ipynb", "07_predict_new_faces.ipynb",
                  "08_beyond_the_baseline.ipynb"):
         copy = nbformat.read(written[name], as_version=4)
