@@ -49,6 +49,13 @@ def near_floor(accuracy: float, majority_share: float, margin: float = NEAR_CHAN
     return bool(np.isfinite(majority_share) and accuracy <= majority_share + margin)
 
 
+def majority_share(metrics: dict) -> float:
+    """The accuracy of always answering the commonest emotion of the faces a metrics dict was scored on
+    (from its per-class supports); NaN where it keeps none."""
+    support = [c.get("support", 0) for c in metrics.get("per_class", {}).values() if isinstance(c, dict)]
+    return max(support) / sum(support) if support and sum(support) else np.nan
+
+
 def _floor_words(majority_share: float) -> str:
     return (f"no more than {NEAR_CHANCE_MARGIN * 100:.0f} points above the {majority_share:.3f} that always "
             "answering the commonest emotion scores")
@@ -74,13 +81,12 @@ def _read_experiments(run: Path, names: list[str]) -> tuple[list[dict], dict, di
         provs[name] = p
         lo, hi = m["accuracy_ci95"]
         unseen = m.get("without_seen_in_training") or {}
-        support = [m["per_class"][e]["support"] for e in EMOTIONS if e in m.get("per_class", {})]
         rows.append({"experiment": name, "accuracy": m["accuracy"], "ci95_low": lo, "ci95_high": hi,
                      "accuracy_unseen": unseen.get("accuracy", np.nan),
                      "macro_f1": m["macro_f1"], "balanced_accuracy": m["balanced_accuracy"],
                      "epochs": p["epochs"], "train_images": p["data_counts"].get("train_images"),
                      "train_seconds": p.get("train_seconds"), "images_per_second": p.get("images_per_second"),
-                     "majority_share": max(support) / sum(support) if support and sum(support) else np.nan})
+                     "majority_share": majority_share(m)})
     return rows, provs, preds
 
 
@@ -142,8 +148,7 @@ def beside_published(run: str | os.PathLike, names: list[str]) -> pd.DataFrame:
                         f"{side}_train_images": (p.get("data_counts") or {}).get("train_images", np.nan),
                         f"{side}_epochs": p.get("epochs", np.nan), f"{side}_test_faces": m.get("n", np.nan)})
             if "majority_share" not in row or pd.isna(row["majority_share"]):
-                support = [c.get("support", 0) for c in m.get("per_class", {}).values() if isinstance(c, dict)]
-                row["majority_share"] = max(support) / sum(support) if sum(support) else np.nan
+                row["majority_share"] = majority_share(m)
         if any(pd.notna(row[f"{side}_accuracy"]) for side, _ in sides):
             rows.append(row)
     columns = [f"{side}_{key}" for side, _ in sides for key in _BESIDE_KEYS] + ["majority_share"]
