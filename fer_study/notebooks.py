@@ -96,7 +96,9 @@ def without_injected(notebook: dict) -> bool:
 PENDING_NOTE = "> **No committed outputs yet.**"
 #: What a published notebook says in its place.
 PUBLISHED_NOTE = ("The outputs below come from the run named in the first output lines (its data, profile, "
-                  "parameters and the day it was executed), published with `fer-publish`.")
+                  "parameters and the day it was executed), published with `fer-publish`. The parameters cell "
+                  "shows the defaults that Run All uses; that run's profile replaced them with the values its "
+                  "first line lists.")
 
 
 def published_cells(notebook: dict) -> bool:

@@ -26,6 +26,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from .evaluate import NEAR_FLOOR_MARGIN, near_floor
+
 RECIPES: tuple[str, ...] = ("report", "face", "strong")
 #: Largest shift of the ``strong`` recipe, in pixels (the margin of a 40x40 crop of a 48x48 face).
 STRONG_SHIFT_PIXELS = 4
@@ -141,8 +143,9 @@ def describe_augmentation(table, fits: dict[str, float], verdicts: dict[str, str
         fits: each experiment's accuracy on its own Training faces as the kept model predicts them
             (augmentation and dropout off), the reference's included.
         verdicts: each augmented experiment's :func:`fer_utils.history.stopping_verdict` phrase.
-        floor: the accuracy of always answering the commonest PrivateTest emotion; an augmented model within
-            five points of it is near the floor, and then the text draws no conclusion from this run.
+        floor: the accuracy of always answering the commonest PrivateTest emotion; an augmented model near
+            it (:func:`fer_utils.evaluate.near_floor`) is near the floor, and then the text draws no conclusion
+            from this run.
 
     The wording follows the numbers: "helps" only where a recipe beats the reference by more than chance,
     "costs" only where every recipe loses by more than chance; an augmented model that fits its training
@@ -155,9 +158,9 @@ def describe_augmentation(table, fits: dict[str, float], verdicts: dict[str, str
     base = rows[reference]
     augmented = [n for n in rows if n != reference]
     lines = [f"{name}: PrivateTest {_difference(rows[name], base, reference)}." for name in augmented]
-    near = [n for n in augmented if floor is not None and rows[n]["accuracy"] <= floor + 0.05]
+    near = [n for n in augmented if floor is not None and near_floor(rows[n]["accuracy"], floor)]
     if near:
-        lines.append(f"{', '.join(near)} scored no more than five points above the {floor:.3f} that always "
+        lines.append(f"{', '.join(near)} scored no more than {NEAR_FLOOR_MARGIN * 100:.0f} points above the {floor:.3f} that always "
                      "answering the commonest emotion gets: near the floor, so this run is too small to say whether augmentation "
                      "helps; read the published run's numbers below.")
         return "\n".join(lines)

@@ -23,6 +23,7 @@ from imblearn.under_sampling import RandomUnderSampler
 from sklearn.utils.class_weight import compute_class_weight
 
 from .data import EMOTIONS, SPLITS, FerData
+from .evaluate import NEAR_FLOOR_MARGIN, majority_floor, near_floor
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,9 +78,6 @@ def class_weights(labels: np.ndarray, num_classes: int = len(EMOTIONS)) -> dict[
 
 # --------------------------------------------------------------------------- reading the comparison
 
-#: How close to the majority-class floor an accuracy may come before it is called near the floor
-#: (the same margin as :data:`fer_utils.compare.NEAR_CHANCE_MARGIN`).
-NEAR_CHANCE = 0.05
 #: A change of macro-F1 smaller than this is read as "about the same" (macro-F1 has no test here).
 MACRO_F1_STEP = 0.01
 #: The methods of notebook 03, read against the baseline.
@@ -98,7 +96,7 @@ def describe_balancing(table: pd.DataFrame, recall: pd.DataFrame, y_true: np.nda
 
     For each method: its accuracy with its interval, McNemar's verdict, the change of macro-F1 and the
     ``rare`` emotion's recall, then one verdict: a gain, a cost, a trade of accuracy for the rare
-    emotion, or no measurable difference. A model within :data:`NEAR_CHANCE` of always answering the
+    emotion, or no measurable difference. A model within :data:`fer_utils.evaluate.NEAR_FLOOR_MARGIN` of always answering the
     commonest emotion is named near the floor and gets no verdict (its comparison says nothing about the
     method); so does every method when the reference itself is near the floor.
     """
@@ -106,12 +104,12 @@ def describe_balancing(table: pd.DataFrame, recall: pd.DataFrame, y_true: np.nda
     if reference not in table.index:
         return f"No {reference} results in this run: run its notebook first, then this comparison."
     counts = np.bincount(y_true, minlength=len(EMOTIONS))
-    floor = counts.max() / counts.sum() if counts.sum() else 0.0
+    floor, commonest_label = majority_floor(y_true)
     n_rare = int(counts[EMOTIONS.index(rare)])
-    commonest = EMOTIONS[int(counts.argmax())]
+    commonest = EMOTIONS[commonest_label]
 
     def near_chance(accuracy: float) -> bool:
-        return accuracy <= floor + NEAR_CHANCE
+        return near_floor(accuracy, floor)
 
     def rare_text(name: str) -> str:
         right = int(round(recall.loc[rare, name] * n_rare))
@@ -120,7 +118,7 @@ def describe_balancing(table: pd.DataFrame, recall: pd.DataFrame, y_true: np.nda
     ref = table.loc[reference]
     lines = [f"{reference}: accuracy {ref.accuracy:.3f} (95% CI {ref.ci95_low:.3f}-{ref.ci95_high:.3f}), "
              f"macro-F1 {ref.macro_f1:.3f}, {rare_text(reference)}."]
-    chance = (f"no more than {NEAR_CHANCE * 100:.0f} points above the {floor:.3f} that always answering the "
+    chance = (f"no more than {NEAR_FLOOR_MARGIN * 100:.0f} points above the {floor:.3f} that always answering the "
               f"commonest emotion ({commonest}) scores")
     if near_chance(ref.accuracy):
         lines.append(f"The {reference} is {chance}: near the floor, so no method can be judged against it in this "

@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .evaluate import accuracy_interval, classification_metrics, expected_calibration_error
+from .evaluate import accuracy_interval, classification_metrics, expected_calibration_error, near_floor
 from .train import cosine_schedule, steps_per_epoch  # noqa: F401  (notebook 08 imports them from here)
 
 
@@ -108,11 +108,11 @@ def ensemble_probabilities(probabilities: list[np.ndarray], weights: list[float]
     return (np.tensordot(w / w.sum(), np.stack(probabilities).astype(np.float64), axes=1)).astype(np.float32)
 
 
-def step_row(step: str, y_true: np.ndarray, probabilities: np.ndarray, *, cpu_minutes: float,
+def step_row(step: str, y_true: np.ndarray, probabilities: np.ndarray, *, minutes: float,
              params: int, epochs: int | None = None, predict_minutes: float = 0.0,
              images_per_second: float | None = None) -> dict:
     """One row of notebook 08's table: a step's PublicTest accuracy (with its 95 % interval) and
-    macro-F1 from its class probabilities, what it cost in CPU-minutes (training and the extra
+    macro-F1 from its class probabilities, what it cost in minutes (training and the extra
     predictions; for a step that trains nothing, the predictions only), the part of that cost spent
     predicting (``predict_minutes``), the training's images per second where the step trains, and
     its parameter count; and how far its probabilities are from how often it is right
@@ -125,7 +125,7 @@ def step_row(step: str, y_true: np.ndarray, probabilities: np.ndarray, *, cpu_mi
     calibration = expected_calibration_error(probabilities, y_true)
     return {"step": step, "accuracy": m["accuracy"], "ci95_low": lo, "ci95_high": hi,
             "macro_f1": m["macro_f1"], "calibration_error": calibration["ece"],
-            "overconfidence": calibration["overconfidence"], "epochs": epochs, "cpu_minutes": float(cpu_minutes),
+            "overconfidence": calibration["overconfidence"], "epochs": epochs, "minutes": float(minutes),
             "predict_minutes": float(predict_minutes),
             "images_per_second": float(images_per_second) if images_per_second else np.nan,
             "params": int(params)}
@@ -133,12 +133,12 @@ def step_row(step: str, y_true: np.ndarray, probabilities: np.ndarray, *, cpu_mi
 
 def steps_table(rows: list[dict]) -> pd.DataFrame:
     """The rows of :func:`step_row` as a table indexed by step, with each step's gain in accuracy
-    over the step before it and the cumulative CPU-minutes."""
+    over the step before it and the cumulative minutes."""
     if not rows:
         raise ValueError("no steps to tabulate")
     table = pd.DataFrame(rows).set_index("step")
     table["gain"] = table["accuracy"].diff()
-    table["cumulative_cpu_minutes"] = table["cpu_minutes"].cumsum()
+    table["cumulative_minutes"] = table["minutes"].cumsum()
     return table
 
 
@@ -150,7 +150,7 @@ def describe_steps(table: pd.DataFrame, split: str = "PublicTest") -> str:
     previous = None
     for step, row in table.iterrows():
         line = (f"{step}: {row['accuracy']:.3f} on {split} (95 % CI {row['ci95_low']:.3f}-{row['ci95_high']:.3f}), "
-                f"macro-F1 {row['macro_f1']:.3f}, {row['cpu_minutes']:.1f} CPU-min")
+                f"macro-F1 {row['macro_f1']:.3f}, {row['minutes']:.1f} min")
         if previous is not None:
             gain = row["accuracy"] - previous["accuracy"]
             overlap = row["ci95_low"] <= previous["ci95_high"] and previous["ci95_low"] <= row["ci95_high"]
@@ -167,16 +167,16 @@ def describe_steps(table: pd.DataFrame, split: str = "PublicTest") -> str:
 def describe_cost(table: pd.DataFrame) -> str:
     """Where the machine time of notebook 08's steps (``table``: :func:`steps_table`) went: training
     against predicting, the costliest training, and the training speeds."""
-    total = table["cpu_minutes"].sum()
+    total = table["minutes"].sum()
     if not total:
         return "The steps cost no measured time."
-    training = table["cpu_minutes"] - table["predict_minutes"]
+    training = table["minutes"] - table["predict_minutes"]
     predict, train = table["predict_minutes"].sum(), training.sum()
     costliest = training.idxmax()
     costliest_minutes = training[costliest]
 
     def amount(minutes: float) -> str:
-        return f"{minutes / 60:.1f} CPU-hours" if minutes >= 60 else f"{minutes:.1f} CPU-minutes"
+        return f"{minutes / 60:.1f} hours" if minutes >= 60 else f"{minutes:.1f} minutes"
 
     lines = [f"All steps: {amount(total)}. Training {amount(train)} ({train / total:.0%}), of which "
              f"{costliest} alone {amount(costliest_minutes)} ({costliest_minutes / total:.0%} of all); "
@@ -211,7 +211,7 @@ def evaluate_step(step: str, result, images: np.ndarray, labels: np.ndarray, *, 
     predict_seconds = time.perf_counter() - started
     predict_minutes = (predict_seconds if tta else 0.0) / 60
     row = step_row(step, labels, probs, params=int(result.model.count_params()), epochs=result.epochs_run,
-                   cpu_minutes=predict_minutes + extra_seconds / 60, predict_minutes=predict_minutes,
+                   minutes=predict_minutes + extra_seconds / 60, predict_minutes=predict_minutes,
                    images_per_second=result.images_per_second if extra_seconds else None)
     return row, probs
 
@@ -411,12 +411,12 @@ def _overlap(a: pd.Series, b: pd.Series) -> bool:
 
 
 def describe_step_lengths(table: pd.DataFrame, majority_share: float | None = None, split: str = "PublicTest",
-                          margin: float = 0.05, long_note: str = "") -> str:
+                          long_note: str = "") -> str:
     """What the table of steps (:func:`steps_table`) shows once the length of each training is read with
     it: the short steps (those that trained the fewest epochs) against the starting point (the table's
     first row) and against each other, the long one (the same recipe trained far longer) against the step
-    before it, and every accuracy within ``margin`` of ``majority_share`` (always answering the commonest
-    emotion on ``split``) named as near the floor. ``long_note`` is added to the long step's sentence (say,
+    before it, and every accuracy near ``majority_share`` (always answering the commonest emotion on ``split``;
+    :func:`fer_utils.evaluate.near_floor`) named as near the floor. ``long_note`` is added to the long step's sentence (say,
     that its model is the shipped one, trained on more data than this run's steps).
 
     A short training measures how fast a recipe learns, not where it ends: a change made to pay off over a
@@ -426,7 +426,7 @@ def describe_step_lengths(table: pd.DataFrame, majority_share: float | None = No
         return "Too few steps to read."
     start_name, start = _step(table.index[0]), table.iloc[0]
     rest = table.iloc[1:]
-    trained = rest[rest["epochs"].notna() & (rest["cpu_minutes"] > rest["predict_minutes"])]
+    trained = rest[rest["epochs"].notna() & (rest["minutes"] > rest["predict_minutes"])]
     if trained.empty:
         return "No step after the first trained a model."
     short_len = int(trained["epochs"].min())
@@ -444,8 +444,8 @@ def describe_step_lengths(table: pd.DataFrame, majority_share: float | None = No
     noise = sum(_overlap(table.iloc[i], table.iloc[i - 1]) for i in range(2, len(table))
                 if table.index[i] in short.index and table.index[i - 1] in short.index)
     pairs = sum(1 for i in range(2, len(table)) if table.index[i] in short.index and table.index[i - 1] in short.index)
-    near_chance = (majority_share is not None and np.isfinite(majority_share)
-                   and bool((short["accuracy"] <= majority_share + margin).all()))
+    near_chance = (majority_share is not None
+                   and all(near_floor(a, majority_share) for a in short["accuracy"]))
     if near_chance:
         lines.append(f"At {short_len} epoch{'s' if short_len != 1 else ''} on this run's data every one of them is near the floor, so the table cannot "
                      "say what any change does; read the published run's figures for the steps.")
@@ -480,7 +480,7 @@ def describe_step_lengths(table: pd.DataFrame, majority_share: float | None = No
                                                    _overlap(r, before) and r["accuracy"] > start["accuracy"] else "")
                      + (f" {long_note}" if long_note else ""))
     if majority_share is not None and np.isfinite(majority_share):
-        near = table[table["accuracy"] <= majority_share + margin]
+        near = table[[near_floor(a, majority_share) for a in table["accuracy"]]]
         if len(near):
             lines.append(f"Near the floor on this {split} (always answering its commonest emotion scores "
                          f"{majority_share:.3f}): " + ", ".join(f"{_step(s)} ({r['accuracy']:.3f})" for s, r in near.iterrows())

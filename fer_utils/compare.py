@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .data import EMOTIONS
-from .evaluate import expected_calibration_error, mcnemar, read_metrics
+from .evaluate import NEAR_FLOOR_MARGIN, expected_calibration_error, mcnemar, near_floor, read_metrics
 from .experiments import (
     EXPERIMENTS,
     TRAINED_IN,
@@ -38,17 +38,6 @@ REPORT_ACCURACY: dict[str, float] = {
 }
 
 
-#: How close to the majority-class floor an accuracy may come before it is called near the floor.
-NEAR_CHANCE_MARGIN = 0.05
-
-
-def near_floor(accuracy: float, majority_share: float, margin: float = NEAR_CHANCE_MARGIN) -> bool:
-    """Whether ``accuracy`` is no more than ``margin`` above ``majority_share`` (the accuracy of always
-    answering the commonest emotion): such a model has learned too little for its differences from
-    another model to mean anything. False when the floor is unknown (NaN)."""
-    return bool(np.isfinite(majority_share) and accuracy <= majority_share + margin)
-
-
 def majority_share(metrics: dict) -> float:
     """The accuracy of always answering the commonest emotion of the faces a metrics dict was scored on
     (from its per-class supports); NaN where it keeps none."""
@@ -57,7 +46,7 @@ def majority_share(metrics: dict) -> float:
 
 
 def _floor_words(majority_share: float) -> str:
-    return (f"no more than {NEAR_CHANCE_MARGIN * 100:.0f} points above the {majority_share:.3f} that always "
+    return (f"no more than {NEAR_FLOOR_MARGIN * 100:.0f} points above the {majority_share:.3f} that always "
             "answering the commonest emotion scores")
 
 
@@ -166,7 +155,7 @@ def describe_beside_published(table: pd.DataFrame) -> str:
 
     This run's, when it is the published run or trained every experiment on as many Training faces for
     as many epochs; else the published run's, said plainly, with this run's size set against it. Every
-    accuracy of this run within :data:`NEAR_CHANCE_MARGIN` of the majority-class floor is named as near
+    accuracy of this run within :data:`NEAR_FLOOR_MARGIN` of the majority-class floor is named as near
     the floor (no finding), and every experiment this run lacks is named with the published figure to read."""
     if table.empty:
         return "Neither this run nor the published run has results for these experiments yet."
@@ -211,10 +200,10 @@ def describe_beside_published(table: pd.DataFrame) -> str:
         if pd.isna(r.majority_share):
             continue
         floor = f"the {r.majority_share:.3f} that always answering the commonest emotion scores"
-        if r.this_accuracy < r.majority_share - NEAR_CHANCE_MARGIN:
+        if r.this_accuracy < r.majority_share - NEAR_FLOOR_MARGIN:
             lines.append(f"{name}: {r.this_accuracy:.3f} here is below {floor}: no finding.")
-        elif r.this_accuracy <= r.majority_share + NEAR_CHANCE_MARGIN:
-            lines.append(f"{name}: {r.this_accuracy:.3f} here is no more than {NEAR_CHANCE_MARGIN * 100:.0f} points above {floor}: "
+        elif near_floor(r.this_accuracy, r.majority_share):
+            lines.append(f"{name}: {r.this_accuracy:.3f} here is no more than {NEAR_FLOOR_MARGIN * 100:.0f} points above {floor}: "
                          "near the floor, no finding.")
     missing = theirs.index.difference(mine.index, sort=False)
     if len(missing):
@@ -277,7 +266,7 @@ def calibration_summary(run: str | os.PathLike, names: list[str]) -> pd.DataFram
 
 def describe_calibration(table: pd.DataFrame) -> str:
     """What :func:`calibration_summary`'s table says: which models claim more than they deliver, by how
-    much, and which is the best and the worst calibrated. Models within :data:`NEAR_CHANCE_MARGIN` of
+    much, and which is the best and the worst calibrated. Models within :data:`NEAR_FLOOR_MARGIN` of
     always answering the commonest emotion (``majority_share``) are named as near the floor and left out of
     the best and the worst: a model that has learned little can look well calibrated by being unsure
     of everything."""
@@ -324,7 +313,7 @@ RECALL_STEP = 0.02
 def describe_comparison(table: pd.DataFrame, recall: pd.DataFrame, reference: str = "baseline") -> str:
     """Plain sentences on what each experiment changed against ``reference``, from the numbers.
 
-    A model within :data:`NEAR_CHANCE_MARGIN` of always answering the commonest emotion (the table's
+    A model within :data:`NEAR_FLOOR_MARGIN` of always answering the commonest emotion (the table's
     ``majority_share``, where it has one) has learned too little for its recall shifts to mean anything:
     it is named as near the floor, with no reading of its recall; when ``reference`` itself is near the floor,
     so is every comparison with it."""
@@ -523,7 +512,7 @@ def describe_against_report(table: pd.DataFrame, run: str | os.PathLike | None =
     intervals of their own). Where the two rankings differ, each pair of methods that swapped places
     is named; with ``run`` (a run or published results folder), McNemar's test on the two methods'
     PrivateTest predictions says whether the swap is more than chance. An accuracy within
-    :data:`NEAR_CHANCE_MARGIN` of always answering the commonest emotion (``majority_share``) is named
+    :data:`NEAR_FLOOR_MARGIN` of always answering the commonest emotion (``majority_share``) is named
     as near the floor, no finding, and left out of the ranking.
     """
     if table.empty:

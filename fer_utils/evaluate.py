@@ -50,6 +50,44 @@ def accuracy_interval(correct: int, total: int, z: float = 1.959964) -> tuple[fl
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+#: How close to the majority-class floor an accuracy may come before it is called near the floor.
+NEAR_FLOOR_MARGIN = 0.05
+
+
+def majority_floor(labels: np.ndarray) -> tuple[float, int]:
+    """The accuracy of always answering the commonest class of ``labels``, and that class: the floor a model
+    must clear before its answers say anything."""
+    counts = np.bincount(np.asarray(labels).astype(int), minlength=len(EMOTIONS))
+    return (float(counts.max() / counts.sum()) if counts.sum() else float("nan")), int(counts.argmax())
+
+
+def near_floor(accuracy: float, majority_share: float, margin: float = NEAR_FLOOR_MARGIN) -> bool:
+    """Whether ``accuracy`` is no more than ``margin`` above ``majority_share`` (the accuracy of always
+    answering the commonest emotion, :func:`majority_floor`): such a model has learned too little for what
+    it shows, or its differences from another model, to mean anything. False when the floor is unknown (NaN).
+    Every reading of the study that sets a weak model aside uses this one rule."""
+    return bool(np.isfinite(majority_share) and accuracy <= majority_share + margin)
+
+
+def within_noise(accuracy_a: float, accuracy_b: float, total: int) -> bool:
+    """Whether two accuracies measured on the same ``total`` faces lie within the noise of one split: their
+    95 % intervals (:func:`accuracy_interval`) overlap. This is the rough reading the notebooks give a table of
+    accuracies; McNemar's test (:func:`mcnemar`) on the answers themselves is the sharper one."""
+    lo_a, hi_a = accuracy_interval(round(accuracy_a * total), total)
+    lo_b, hi_b = accuracy_interval(round(accuracy_b * total), total)
+    return bool(lo_a <= hi_b and lo_b <= hi_a)
+
+
+def describe_gap(accuracy_a: float, accuracy_b: float, total: int, name_a: str, name_b: str) -> str:
+    """One phrase setting accuracy ``a`` against ``b`` (both on the same ``total`` faces): the gap in points and
+    whether it lies within the noise of one split (:func:`within_noise`), e.g. ``"with the baseline 0.683 against
+    0.669 without: +1.4 points, and their 95 % intervals overlap: within the noise of one split"``."""
+    gap = (accuracy_a - accuracy_b) * 100
+    verdict = ("their 95 % intervals overlap: within the noise of one split" if within_noise(accuracy_a, accuracy_b, total)
+               else "their 95 % intervals do not overlap: more than the noise of one split")
+    return f"{name_a} {accuracy_a:.3f} against {accuracy_b:.3f} {name_b}: {gap:+.1f} points on {total:,} faces, and {verdict}"
+
+
 def classification_metrics(
     y_true: np.ndarray, y_pred: np.ndarray, class_names: tuple[str, ...] = EMOTIONS
 ) -> dict:

@@ -309,11 +309,11 @@ def describe_against_recorded(run: str | os.PathLike, name: str, ids: np.ndarray
     if differ == 0:
         return f"the same answers as {whose} reported: {there:.3f} ({right:,} right)"
     precision = info.get("precision", "float32")
-    why = (f"it computed in {precision}, this float32 copy of the same weights rounds otherwise"
+    why = (f"its training computed in {precision}, and the same weights computed in float32 round otherwise"
            if precision != "float32" else "the same weights and precision, so the difference is the "
-           "machine's arithmetic (another processor or library version)")
-    return (f"{recorded}; this copy gets {here:.3f}, answering {differ:,} of the faces differently: {why} "
-            "(notebook 06's table keeps the reported figure)")
+           "arithmetic of another processor or library version")
+    return (f"{recorded}; the saved model, loaded here in float32, gets {here:.3f}, answering {differ:,} of the "
+            f"faces differently: {why}. The study quotes the figure its notebook reported.")
 
 
 def _load_saved_model(run: str | os.PathLike, name: str):

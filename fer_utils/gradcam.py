@@ -183,22 +183,58 @@ FACE_REGIONS: tuple[tuple[str, float, float], ...] = (
 )
 
 
+#: Width of the image's outer frame as a share of its side (3 pixels of 48). Early conv layers pad the image with
+#: zeros, so they see a strong edge all round it; their maps often light that frame, which is the edge of the
+#: image, not a part of the face. The bands leave it out, and :func:`frame_share` measures it.
+FRAME_FRACTION = 1 / 16
+
+
+def frame_width(size: int) -> int:
+    """Pixels of the outer frame for an image side of ``size`` (:data:`FRAME_FRACTION`, at least one)."""
+    return max(1, round(size * FRAME_FRACTION))
+
+
+def frame_share(cam: np.ndarray) -> tuple[float, float] | None:
+    """How much of a map lies on the image's outer frame: ``(share, ratio)``, or None for a map without mass.
+
+    ``share`` is the frame's part of the map's total; ``ratio`` is that share against the frame's part of
+    the image's area (23 % of a 48x48 image), what a map spread evenly would give it. A ratio well above 1 says
+    the layer responds to the edge of the image, where the zero padding meets the face.
+    """
+    cam = np.asarray(cam, dtype=np.float64)
+    total = cam.sum()
+    if total <= 0:
+        return None
+    f = frame_width(min(cam.shape))
+    inner = cam[f:cam.shape[0] - f, f:cam.shape[1] - f]
+    share = float((total - inner.sum()) / total)
+    return share, share / (1 - inner.size / cam.size)
+
+
 def densest_band(cam: np.ndarray) -> tuple[str, float, float] | None:
-    """Where a map is densest: ``(band, share, ratio)``, or None for a map without mass.
+    """Where a map is densest inside the image's outer frame: ``(band, share, ratio)``, or None for a map
+    without mass there.
 
     ``band`` is the :data:`FACE_REGIONS` band with the highest mean value per row (density, not total
     mass, decides, so a tall band does not win by its height); ``share`` is the band's part of the map's
     total; ``ratio`` is that share against the band's share of the face's height, what a map spread
-    evenly over the face would give it (1.0: the map points nowhere in particular).
+    evenly over the face would give it (1.0: the map points nowhere in particular). The outer frame
+    (:data:`FRAME_FRACTION`) is left out of every figure: a map that lights the edge of the image says
+    nothing about the face (:func:`frame_share` measures that).
     """
-    rows = np.asarray(cam, dtype=np.float64).sum(axis=1)
+    cam = np.asarray(cam, dtype=np.float64)
+    h, w = cam.shape
+    f = frame_width(min(h, w))
+    rows = cam[:, f:w - f].sum(axis=1)
+    rows[:f] = 0
+    rows[h - f:] = 0
     if rows.sum() <= 0:
         return None
-    h = len(rows)
-    bands = {name: rows[int(lo * h):int(hi * h)] for name, lo, hi in FACE_REGIONS}
+    inside = h - 2 * f
+    bands = {name: rows[max(int(lo * h), f):min(int(hi * h), h - f)] for name, lo, hi in FACE_REGIONS}
     best = max(bands, key=lambda name: bands[name].mean())
     share = float(bands[best].sum() / rows.sum())
-    return best, share, share / (len(bands[best]) / h)
+    return best, share, share / (len(bands[best]) / inside)
 
 
 def peak_band(cam: np.ndarray) -> str:
@@ -366,6 +402,7 @@ def describe_layers(maps: np.ndarray, counts: np.ndarray, layers: list[str], cla
              "share against an even spread): "
              + ", ".join(f"{layer} {m:.1f}x" for layer, m in zip(layers, medians) if not np.isnan(m))
              + f"; most at {layers[most]}, least at {layers[least]}."]
+    lines.append(describe_frame(maps, counts, layers))
     for c, name in enumerate(class_names):
         row = found[c]
         if all(f is None for f in row):
@@ -389,6 +426,31 @@ def describe_layers(maps: np.ndarray, counts: np.ndarray, layers: list[str], cla
     return "\n".join(lines)
 
 
+def describe_frame(maps: np.ndarray, counts: np.ndarray, layers: list[str]) -> str:
+    """One sentence on how much of each layer's class-averaged maps lies on the image's outer frame.
+
+    ``maps``: ``(classes, layers, H, W)``. For each layer, the median over the classes with a correctly
+    classified face of :func:`frame_share`'s ratio; the layers at or above :data:`EVEN_RATIO` (as printed, to
+    one decimal) are named as lighting the frame, the edge of the image rather than a part of the face.
+    """
+    size = maps.shape[-1]
+    width = frame_width(size)
+    area = 1 - (size - 2 * width) ** 2 / size ** 2
+    ratios = []
+    for i in range(len(layers)):
+        found = [frame_share(maps[c, i]) for c in range(maps.shape[0]) if counts[c]]
+        found = [f[1] for f in found if f is not None]
+        ratios.append(float(np.median(found)) if found else float("nan"))
+    lit = [layer for layer, r in zip(layers, ratios) if not np.isnan(r) and round(r, 1) >= EVEN_RATIO]
+    text = (f"The image's outer frame ({width} pixels wide, {area:.0%} of its area) holds, against an even spread's "
+            "share: " + ", ".join(f"{layer} {r:.1f}x" for layer, r in zip(layers, ratios) if not np.isnan(r)) + ". ")
+    if lit:
+        return text + (f"At {_listed(lit)} the maps light the frame: those layers respond to the edge of the image, "
+                       "where the zero padding meets the face, not to a part of the face; the bands in the table "
+                       "leave the frame out.")
+    return text + "No layer lights the frame more than an even spread would; the bands in the table leave it out."
+
+
 def maps_match(expected: np.ndarray, tolerance: float = 0.02):
     """A predicate for :func:`fer_utils.exercises.check`: whether an answer holds the Grad-CAM maps
     ``expected`` (same shape, every value within ``tolerance``)."""
@@ -404,19 +466,19 @@ def maps_match(expected: np.ndarray, tolerance: float = 0.02):
     return matches
 
 
-def model_floor_note(accuracy: float, labels: np.ndarray, margin: float = 0.05,
+def model_floor_note(accuracy: float, labels: np.ndarray,
                      shows: str = "its maps show how Grad-CAM is computed, not where a trained model looks") -> str:
     """One line on whether the model explained is worth explaining: its accuracy against the share of
-    the commonest emotion in ``labels`` (what always answering it scores). Within ``margin`` of that
-    floor the model is near the floor, and what the notebook shows of it (``shows``) is no finding."""
+    the commonest emotion in ``labels`` (what always answering it scores). Near that floor
+    (:func:`fer_utils.evaluate.near_floor`), what the notebook shows of it (``shows``) is no finding."""
     from .data import EMOTIONS
+    from .evaluate import NEAR_FLOOR_MARGIN, majority_floor, near_floor
 
-    counts = np.bincount(np.asarray(labels), minlength=len(EMOTIONS))
-    floor = counts.max() / max(counts.sum(), 1)
-    commonest = EMOTIONS[int(counts.argmax())]
-    if accuracy <= floor + margin:
-        return (f"{accuracy:.3f} is no more than {margin * 100:.0f} points above the {floor:.3f} that always answering "
-                f"{commonest} scores: this model is near the floor, so {shows}; the published run's model shows it (a "
-                "run directory without a model of its own reads that one).")
+    floor, label = majority_floor(labels)
+    commonest = EMOTIONS[label]
+    if near_floor(accuracy, floor):
+        return (f"{accuracy:.3f} is no more than {NEAR_FLOOR_MARGIN * 100:.0f} points above the {floor:.3f} that always "
+                f"answering {commonest} scores: this model is near the floor, so {shows}; the published run's model "
+                "shows it (a run directory without a model of its own reads that one).")
     return (f"{accuracy:.3f} against the {floor:.3f} of always answering {commonest}: a model that has learned "
             "something.")

@@ -104,6 +104,66 @@ def stopping_verdict(history: dict[str, list[float]], publictest_n: int | None) 
                                  "so it may still have been improving and more epochs might raise it.")
 
 
+def one_class_epochs(val_accuracy: list[float], labels: np.ndarray, faces: int = 2) -> dict[int, int]:
+    """The epochs (1-based) whose validation accuracy is, to within ``faces`` faces, the share of one class
+    among ``labels`` (the validation split's labels): what a model scores when it answers that class for
+    every face. Returns ``{epoch: class}``. Such a score is what a young or unbalanced training often shows
+    before it learns to tell the emotions apart; the history alone cannot prove the model answered only that
+    class, but a match to the face is a strong hint."""
+    labels = np.asarray(labels)
+    total = len(labels)
+    if not total:
+        return {}
+    counts = np.bincount(labels)
+    found = {}
+    for epoch, accuracy in enumerate(val_accuracy, start=1):
+        if not math.isfinite(accuracy):
+            continue
+        gaps = np.abs(counts - accuracy * total)
+        best = int(np.argmin(gaps))
+        if counts[best] and gaps[best] <= faces:
+            found[epoch] = best
+    return found
+
+
+def _epoch_runs(epochs: list[int]) -> str:
+    """``[2, 3, 4, 6]`` as ``"2-4 and 6"``."""
+    runs: list[list[int]] = []
+    for e in epochs:
+        if runs and e == runs[-1][-1] + 1:
+            runs[-1].append(e)
+        else:
+            runs.append([e])
+    parts = [f"{r[0]}" if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def describe_one_class_epochs(val_accuracy: list[float], labels: np.ndarray, class_names: tuple[str, ...],
+                              faces: int = 2) -> str:
+    """A sentence on the epochs at which validation accuracy was the score of answering one emotion for every
+    face (:func:`one_class_epochs`), or ``""`` when there are none."""
+    found = one_class_epochs(val_accuracy, labels, faces)
+    if not found:
+        return ""
+    counts = np.bincount(np.asarray(labels), minlength=len(class_names))
+    total = int(counts.sum())
+    by_class: dict[int, list[int]] = {}
+    for epoch, label in found.items():
+        by_class.setdefault(label, []).append(epoch)
+    parts = []
+    for k, (c, e) in enumerate(sorted(by_class.items(), key=lambda item: item[1][0])):
+        at = f"epoch{'s' if len(e) > 1 else ''} {_epoch_runs(e)}"
+        parts.append(f"at {at} validation accuracy was {class_names[c]}'s share of the split "
+                     f"({counts[c] / total:.3f}, to within {faces} faces)" if k == 0 else
+                     f"at {at} {class_names[c]}'s ({counts[c] / total:.3f})")
+    text = "; ".join(parts)
+    last = max(found)
+    return (text[0].upper() + text[1:] + ": the score of answering that one emotion for every face, so the model "
+            "most likely did just that, having not yet learned to tell the emotions apart (a common stage early in "
+            "a training, and in one whose classes are reweighted or few)."
+            + (f" From epoch {last + 1} on, no epoch scores so." if last < len(val_accuracy) else ""))
+
+
 def rate_drops(history: dict[str, list[float]]) -> list[int]:
     """The epochs (1-based) at which the learning rate fell to at most half of the epoch before's: the
     cuts of a plateau rule. An annealed schedule (:func:`annealed_schedule`) lowers it a little every

@@ -386,7 +386,7 @@ def reliability_diagram(probs: np.ndarray, y_true: np.ndarray, title: str = "", 
 def accuracy_vs_report(table) -> plt.Figure:
     """Our PrivateTest accuracy per experiment (bar, 95 % interval) beside the report's (marker), each
     labelled with the split it was measured on: ours on PrivateTest, the report's on its own held-out
-    split. Each value is written past both its interval and the report's marker, and the legend sits
+    split. Our value is written inside its bar, the report's in red past its marker, and the legend sits
     under the axes, clear of the data.
 
     ``table`` is :func:`fer_utils.compare.summary_table`'s result.
@@ -403,9 +403,13 @@ def accuracy_vs_report(table) -> plt.Figure:
     has = ~np.isnan(report)
     ax.scatter(report[has], y[has], marker="D", color="tab:red", zorder=3,
                label="source report, on its own held-out split (rounded)")
-    for yi, a, hi, rep in zip(y, acc, high, report):
-        right = np.nanmax([hi, rep]) if not np.isnan(rep) else hi
-        ax.text(right + 0.02, yi, f"{a:.3f}", va="center", fontsize=8)
+    for yi, a, lo, hi, rep in zip(y, acc, low, high, report):
+        if lo > 0.12:  # our value inside its own bar, left of the interval, so it is never read as the report's
+            ax.text(lo - 0.01, yi, f"{a:.3f}", va="center", ha="right", fontsize=8, color="white")
+        else:
+            ax.text(hi + 0.02, yi, f"{a:.3f}", va="center", fontsize=8, color="tab:blue")
+        if not np.isnan(rep):  # the report's value in the marker's colour, past the marker and our interval
+            ax.text(max(rep, hi) + 0.02, yi, f"{rep:.2f}", va="center", fontsize=8, color="tab:red")
     ax.set_yticks(y, list(table.index))
     ax.set_xlim(0, 1)
     ax.set_xlabel("accuracy")
@@ -479,10 +483,10 @@ def accuracy_vs_cost(table, split: str = "PublicTest", landmarks: dict[str, tupl
     top.set_ylabel("accuracy")
     top.grid(axis="y", alpha=0.3)
     top.set_title("What each step buys (top) and what it costs (bottom)")
-    minutes = table["cpu_minutes"].to_numpy(dtype=float)
+    minutes = table["minutes"].to_numpy(dtype=float)
     bottom.bar(x, minutes / 60, color="tab:gray", alpha=0.7)
     epochs = table["epochs"].to_numpy(dtype=float) if "epochs" in table else np.full(len(x), np.nan)
-    trained = table["cpu_minutes"].to_numpy(dtype=float) > table.get("predict_minutes", 0 * minutes).to_numpy(dtype=float)
+    trained = table["minutes"].to_numpy(dtype=float) > table.get("predict_minutes", 0 * minutes).to_numpy(dtype=float)
     for xi, m, e, t in zip(x, minutes, epochs, trained):
         label = duration(m * 60) + (f"\n{int(e)} epoch{'s' if e != 1 else ''}" if t and np.isfinite(e) else "")
         bottom.text(xi, m / 60, label, ha="center", va="bottom", fontsize=7)

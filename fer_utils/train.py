@@ -507,13 +507,21 @@ def _result(folder: Path, done: dict, resumed_from: int) -> TrainResult:
 
 
 def summarize_history(history: dict[str, list[float]], best_epoch: int, scheduled: bool = False,
-                      publictest_n: int | None = None) -> str:
+                      publictest_n: int | None = None, publictest_labels: np.ndarray | None = None) -> str:
     """A few sentences on what the curves say, with this run's numbers, ending on the one verdict on
     whether more epochs would help (:func:`fer_utils.history.stopping_verdict`, the verdict notebook 06
     prints for the same training; ``publictest_n``: the PublicTest count it weighs a late gain against).
 
     ``scheduled``: the rate followed a schedule set in advance (a cosine, say) rather than dropping on
-    plateaus; the sentence on the learning rate then describes the schedule."""
+    plateaus; the sentence on the learning rate then describes the schedule. ``publictest_labels``: the
+    PublicTest labels (their count then stands for ``publictest_n``); with them, the epochs whose accuracy
+    is the score of answering one emotion for every face are named
+    (:func:`fer_utils.history.describe_one_class_epochs`)."""
+    from .data import EMOTIONS
+    from .history import describe_one_class_epochs
+
+    if publictest_labels is not None and publictest_n is None:
+        publictest_n = len(publictest_labels)
     epochs = history["epoch"]
     val_loss, val_acc, acc = history["val_loss"], history["val_accuracy"], history["accuracy"]
     low = int(np.nanargmin(val_loss))
@@ -549,6 +557,10 @@ def summarize_history(history: dict[str, list[float]], best_epoch: int, schedule
         lines.append(
             f"The learning rate started at {rates[0]:g} and was lowered on a plateau: "
             + ", ".join(f"from epoch {e} to {r:g}" for e, r in drops) + ".")
+    if publictest_labels is not None:
+        one_class = describe_one_class_epochs(val_acc, publictest_labels, EMOTIONS)
+        if one_class:
+            lines.append(one_class)
     if "epoch_seconds" in history:
         lines.append(f"Mean time per epoch: {np.nanmean(history['epoch_seconds']):.0f} s.")
     _, verdict = stopping_verdict(history, publictest_n)

@@ -152,7 +152,7 @@ def test_curves_beside_draws_one_line_per_training_on_two_panels():
 def test_a_near_chance_run_draws_no_conclusion():
     small = table([row("baseline", 0.616, epochs=30), row("augment_report", 0.247, 1e-6, epochs=1)])
     text = describe_augmentation(small, {"baseline": 0.97, "augment_report": 0.25}, {}, floor=0.247)
-    assert text.splitlines()[-1] == ("augment_report scored no more than five points above the 0.247 that always "
+    assert text.splitlines()[-1] == ("augment_report scored no more than 5 points above the 0.247 that always "
                                      "answering the commonest emotion gets: near the floor, so this run is too small to say "
                                      "whether augmentation helps; read the published run's numbers below.")
     assert "So," not in text

@@ -191,10 +191,10 @@ def test_ensemble_and_the_table_of_steps():
     y = np.array([0] * 50 + [1] * 50)
     worse = np.eye(7)[np.where(np.arange(100) < 60, y, 1 - y)]   # 60 % right
     better = np.eye(7)[np.where(np.arange(100) < 90, y, 1 - y)]  # 90 % right
-    table = steps_table([step_row("baseline", y, worse, cpu_minutes=50, params=4_496_903, epochs=20),
-                         step_row("VGG", y, better, cpu_minutes=70, params=4_693_575, epochs=20)])
+    table = steps_table([step_row("baseline", y, worse, minutes=50, params=4_496_903, epochs=20),
+                         step_row("VGG", y, better, minutes=70, params=4_693_575, epochs=20)])
     assert table.loc["VGG", "accuracy"] == pytest.approx(0.9) and table.loc["VGG", "gain"] == pytest.approx(0.3)
-    assert table.loc["VGG", "cumulative_cpu_minutes"] == 120
+    assert table.loc["VGG", "cumulative_minutes"] == 120
     lo, hi = table.loc["baseline", ["ci95_low", "ci95_high"]]
     assert lo < 0.6 < hi
     text = describe_steps(table)
@@ -204,7 +204,7 @@ def test_ensemble_and_the_table_of_steps():
     assert table["overconfidence"].tolist() == pytest.approx([0.4, 0.1])
     assert table["calibration_error"].tolist() == pytest.approx([0.4, 0.1])
     assert text.splitlines()[-1].endswith("baseline +0.400 (0.400); VGG +0.100 (0.100).")
-    close = steps_table([step_row("a", y, worse, cpu_minutes=1, params=1), step_row("b", y, worse, cpu_minutes=1, params=1)])
+    close = steps_table([step_row("a", y, worse, minutes=1, params=1), step_row("b", y, worse, minutes=1, params=1)])
     assert "(the intervals overlap)" in describe_steps(close)
 
 
@@ -214,18 +214,18 @@ def test_describe_cost_says_where_the_time_went():
     y = np.array([0] * 50 + [1] * 50)
     probs = np.eye(7)[y]
     table = steps_table([
-        step_row("0 baseline", y, probs, cpu_minutes=120, params=1, images_per_second=73.5),
-        step_row("5 ten-crop", y, probs, cpu_minutes=6, predict_minutes=6, params=1),
-        step_row("6 longer", y, probs, cpu_minutes=300, predict_minutes=6, params=1, images_per_second=212.4),
+        step_row("0 baseline", y, probs, minutes=120, params=1, images_per_second=73.5),
+        step_row("5 ten-crop", y, probs, minutes=6, predict_minutes=6, params=1),
+        step_row("6 longer", y, probs, minutes=300, predict_minutes=6, params=1, images_per_second=212.4),
     ])
     assert np.isnan(table.loc["5 ten-crop", "images_per_second"])
     assert describe_cost(table).splitlines() == [
-        "All steps: 7.1 CPU-hours. Training 6.9 CPU-hours (97%), of which 6 longer alone 4.9 CPU-hours (69% of all); "
-        "predicting 12.0 CPU-minutes (3%), the ten views of each face included.",
+        "All steps: 7.1 hours. Training 6.9 hours (97%), of which 6 longer alone 4.9 hours (69% of all); "
+        "predicting 12.0 minutes (3%), the ten views of each face included.",
         "Training speed (images of one epoch a second, PublicTest's scoring after each epoch included): "
         "0 baseline 74, 6 longer 212.",
     ]
-    assert describe_cost(table.assign(cpu_minutes=0.0, predict_minutes=0.0)) == "The steps cost no measured time."
+    assert describe_cost(table.assign(minutes=0.0, predict_minutes=0.0)) == "The steps cost no measured time."
 
 
 def test_gradcam_of_a_cropping_model_stays_inside_the_crop():
@@ -248,12 +248,12 @@ def test_evaluate_step_scores_a_trained_model_and_counts_its_cost(tmp_path, arra
     row, probs = evaluate_step("1 tiny", result, x, y, extra_seconds=120.0)
     assert probs.shape == (42, 7) and row["step"] == "1 tiny" and row["epochs"] == 2
     assert row["accuracy"] == pytest.approx((probs.argmax(1) == y).mean())
-    assert row["cpu_minutes"] == pytest.approx(2.0) and row["params"] == model.count_params()
+    assert row["minutes"] == pytest.approx(2.0) and row["params"] == model.count_params()
     assert row["predict_minutes"] == 0 and row["images_per_second"] == pytest.approx(result.images_per_second)
     tta_row, tta_probs = evaluate_step("1 tiny, ten views", result, x, y, tta=True)
     np.testing.assert_allclose(tta_probs, tta_probabilities(result.model, x), atol=1e-6)
-    assert 0 < tta_row["cpu_minutes"] < 1  # the ten predictions only
-    assert tta_row["predict_minutes"] == tta_row["cpu_minutes"] and np.isnan(tta_row["images_per_second"])
+    assert 0 < tta_row["minutes"] < 1  # the ten predictions only
+    assert tta_row["predict_minutes"] == tta_row["minutes"] and np.isnan(tta_row["images_per_second"])
 
 
 def _payload(accuracy, *, gpu=None, epochs=10, seconds=600.0):

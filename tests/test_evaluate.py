@@ -217,3 +217,29 @@ def test_temperature_scaling_recovers_a_known_over_confidence():
         apply_temperature(over, 0)
     with pytest.raises(ValueError, match="probs must be"):
         fit_temperature(over, y[:10])
+
+
+def test_the_floor_rule_is_one_rule():
+    from fer_utils.evaluate import NEAR_FLOOR_MARGIN, majority_floor, near_floor
+
+    labels = np.array([3] * 25 + [6] * 17 + [0] * 58)  # angry is the commonest: 58 of 100
+    assert majority_floor(labels) == (pytest.approx(0.58), 0)
+    assert NEAR_FLOOR_MARGIN == 0.05
+    assert near_floor(0.63, 0.58) and not near_floor(0.631, 0.58) and near_floor(0.40, 0.58)
+    assert not near_floor(0.2, float("nan"))  # an unknown floor names nothing
+
+
+def test_within_noise_reads_two_accuracies_on_the_same_faces():
+    from fer_utils.evaluate import accuracy_interval, describe_gap, within_noise
+
+    n = 3589
+    lo, hi = accuracy_interval(round(0.669 * n), n)
+    assert hi - 0.669 == pytest.approx(0.0154, abs=5e-4)  # about ±1.5 points on 3,589 faces
+    assert within_noise(0.683, 0.669, n) and within_noise(0.669, 0.683, n)
+    assert not within_noise(0.686, 0.590, n)
+    assert describe_gap(0.683, 0.669, n, "with", "without") == (
+        "with 0.683 against 0.669 without: +1.4 points on 3,589 faces, and their 95 % intervals overlap: within "
+        "the noise of one split")
+    assert describe_gap(0.590, 0.686, n, "a", "b").endswith("-9.6 points on 3,589 faces, and their 95 % intervals "
+                                                           "do not overlap: more than the noise of one split")
+    assert not within_noise(0.60, 0.40, 100) and within_noise(0.55, 0.45, 100)  # the interval widens on fewer faces

@@ -48,7 +48,8 @@ def test_describe_against_recorded_says_why_two_accuracies_differ(tmp_path):
     text = describe_against_recorded(tmp_path, "baseline", ids, here)
     assert text.startswith("notebook 01 reported 0.700 (7 of 10 right)")
     assert "gets 0.700, answering 2 of the faces differently" in text
-    assert "computed in mixed_bfloat16" in text and "float32 copy" in text
+    assert "training computed in mixed_bfloat16" in text and "loaded here in float32" in text
+    assert text.endswith("The study quotes the figure its notebook reported.")
     assert describe_against_recorded(tmp_path, "baseline", ids, recorded) == (
         "the same answers as notebook 01 reported: 0.700 (7 right)")
 
@@ -57,7 +58,7 @@ def test_describe_against_recorded_says_why_two_accuracies_differ(tmp_path):
     assert text == ("notebook 08 reported 1.000 (10 of 10 right) with test-time augmentation (ten-crop); "
                     "this model, one view a face, gets 0.700, answering 3 faces differently")
     fake_experiment(tmp_path, "oversample", y, recorded, ids, precision="float32")
-    assert "the machine's arithmetic" in describe_against_recorded(tmp_path, "oversample", ids, here)
+    assert "the arithmetic of another processor or library version" in describe_against_recorded(tmp_path, "oversample", ids, here)
     assert describe_against_recorded(tmp_path, "baseline", ids[:9], here[:9]) == (
         "baseline's recorded answers are of other faces (10) than these (9): its notebook ran with another "
         "data set, cap or fraction, so the two are not compared")

@@ -113,7 +113,7 @@ def test_peak_region_names_the_face_part():
 
     cam = np.zeros((48, 48))
     cam[36:44, 16:32] = 1.0
-    assert peak_region(cam) == "mouth and chin (100% of the map, 3.0x an even spread)"  # rows 32-47: a third
+    assert peak_region(cam) == "mouth and chin (100% of the map, 3.2x an even spread)"  # rows 32-44 of the 42 inside the frame
     cam = np.zeros((48, 48))
     cam[16:22, 8:40] = 1.0
     assert peak_region(cam).startswith("eyes")
@@ -125,8 +125,9 @@ def test_peak_region_uses_density_not_band_height():
 
     cam = np.full((48, 48), 0.2)  # a diffuse map: the tall mouth band holds the most mass ...
     cam[16:24] = 0.6  # ... but the eyes are where it is densest
-    # eyes: rows 14-23 (10 of 48) hold (2 * 0.2 + 8 * 0.6) / (40 * 0.2 + 8 * 0.6) = 5.2 / 12.8 = 41 % of the map
-    assert peak_region(cam) == "eyes (41% of the map, 2.0x an even spread)"  # 0.406 / (10 / 48)
+    # inside the 3-pixel frame (rows 3-44): the eyes' rows 14-23 (10 of 42) hold
+    # (2 * 0.2 + 8 * 0.6) / (34 * 0.2 + 8 * 0.6) = 5.2 / 11.6 = 45 % of the map
+    assert peak_region(cam) == "eyes (45% of the map, 1.9x an even spread)"  # 0.448 / (10 / 42)
 
 
 def test_peak_region_says_when_a_map_points_nowhere():
@@ -134,8 +135,9 @@ def test_peak_region_says_when_a_map_points_nowhere():
     band's height says 1.0x, which is how a reader tells a flat map from a focused one."""
     from fer_utils.gradcam import peak_region
 
-    assert peak_region(np.ones((48, 48))) == "forehead and brows (29% of the map, 1.0x an even spread)"
-    assert peak_region(np.ones((48, 48)), short=True) == "forehead and brows 29% (1.0x)"
+    # rows 3-13 of the forehead band: 11 of the 42 rows inside the frame
+    assert peak_region(np.ones((48, 48))) == "forehead and brows (26% of the map, 1.0x an even spread)"
+    assert peak_region(np.ones((48, 48)), short=True) == "forehead and brows 26% (1.0x)"
 
 
 def test_class_average_by_layer_and_described_evidence():
@@ -152,6 +154,24 @@ def test_class_average_by_layer_and_described_evidence():
     assert maps.shape == (3, 2, SIZE, SIZE) and counts.tolist() == [2, 1, 0]
     table = describe_evidence(maps, counts, ["conv", "conv"], ("top", "all", "none"))
     # the patch covers rows 3-5 of 16: one row of the forehead band (rows 0-3), two of the eyes (4-7)
-    assert table.loc["top", "faces"] == 2 and table.loc["top"].iloc[1] == "eyes 67% (2.7x)"  # 4 of 16 rows: 0.67 / 0.25
+    assert table.loc["top", "faces"] == 2 and table.loc["top"].iloc[1] == "eyes 67% (2.3x)"  # 4 of the 14 rows inside the frame: 0.67 / (4 / 14)
     assert table.loc["none"].iloc[1] == "no correct face"
     assert list(table.columns) == ["faces", "conv", "conv"]
+
+
+def test_the_outer_frame_is_measured_and_left_out_of_the_bands():
+    """Early conv layers light the image's edge (its zero padding): the frame is measured apart, and a map lit
+    only there names no band of the face."""
+    from fer_utils.gradcam import densest_band, frame_share, frame_width, peak_region
+
+    assert frame_width(48) == 3 and frame_width(16) == 1
+    ring = np.zeros((48, 48))
+    ring[:3, :] = ring[-3:, :] = ring[:, :3] = ring[:, -3:] = 1.0
+    share, ratio = frame_share(ring)
+    assert share == 1.0 and ratio == pytest.approx(1 / (1 - 42 * 42 / 48 ** 2))  # the frame is 23 % of the image
+    assert densest_band(ring) is None and peak_region(ring) == "empty map"
+    assert frame_share(np.ones((48, 48))) == pytest.approx((0.234375, 1.0))
+    assert frame_share(np.zeros((48, 48))) is None
+    lit_bottom = np.full((48, 48), 0.1)
+    lit_bottom[45:, :] = 5.0  # a bright bottom edge: it used to read as "mouth and chin"
+    assert densest_band(lit_bottom)[2] == pytest.approx(1.0)  # inside the frame the map is even

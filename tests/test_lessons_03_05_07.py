@@ -183,7 +183,7 @@ def test_even_maps_and_missing_classes_are_said_so():
 def test_the_layer_table_read_in_sentences():
     layers = ["conv1", "conv2", "conv3"]
     per_layer = [np.stack([np.ones((48, 48), np.float32)] * 7),              # even at conv1
-                 _class_maps({e: "eyes" for e in EMOTIONS}, level=0.3),
+                 _class_maps({e: "eyes" for e in EMOTIONS}, level=0.5),
                  _class_maps({e: ("mouth and chin" if e == "happy" else "eyes") for e in EMOTIONS}, level=3.0)]
     maps = np.stack(per_layer, axis=1)
     counts = np.array([3, 0, 3, 3, 3, 3, 3])
@@ -264,3 +264,16 @@ def test_a_model_near_chance_is_named_so():
     labels = _labels(FULL)
     assert "near the floor" in model_floor_note(0.26, labels) and "happy" in model_floor_note(0.26, labels)
     assert "has learned" in model_floor_note(0.67, labels)
+
+
+def test_the_layer_reading_names_the_layers_that_light_the_frame():
+    layers = ["conv1", "conv2"]
+    maps = np.full((len(EMOTIONS), 2, 48, 48), 0.1, np.float32)
+    maps[:, 0, :3, :] = maps[:, 0, -3:, :] = 2.0  # conv1 lights the top and bottom edges of every class's map
+    maps[:, 1] = np.stack([_band_map("eyes") for _ in EMOTIONS])
+    text = describe_layers(maps, np.full(7, 5), layers, EMOTIONS)
+    frame = next(line for line in text.splitlines() if line.startswith("The image's outer frame"))
+    assert "(3 pixels wide, 23% of its area)" in frame
+    assert "At conv1 the maps light the frame" in frame and "zero padding" in frame
+    maps[:, 0] = maps[:, 1]
+    assert "No layer lights the frame" in describe_layers(maps, np.full(7, 5), layers, EMOTIONS)

@@ -336,3 +336,24 @@ def test_learning_rate_for_each_schedule():
     assert rates == pytest.approx([1e-3, 0.5e-3, 0.0], abs=1e-9)  # the report's rate first, zero at the end
     with pytest.raises(ValueError, match="unknown learning-rate schedule 'step'; choose one of constant, plateau, cosine"):
         learning_rate_for("step", 1e-3, epochs=5, train_images=1000, batch_size=100)
+
+
+def test_epochs_that_score_one_emotions_share_are_named():
+    from fer_utils.data import EMOTIONS
+    from fer_utils.history import describe_one_class_epochs, one_class_epochs
+
+    labels = np.repeat(np.arange(7), [10, 2, 10, 25, 12, 11, 30])  # 100 faces: neutral 0.30, happy 0.25
+    curve = [0.30, 0.31, 0.25, 0.40, 0.26, 0.45]  # neutral's share, within 1 face of it, happy's, ..., happy's +1
+    assert one_class_epochs(curve, labels) == {1: 6, 2: 6, 3: 3, 5: 3}
+    assert one_class_epochs(curve, labels, faces=0) == {1: 6, 3: 3}
+    text = describe_one_class_epochs(curve, labels, EMOTIONS)
+    assert text.startswith("At epochs 1-2 validation accuracy was neutral's share of the split (0.300, to within 2 "
+                           "faces); at epochs 3 and 5 happy's (0.250): the score of answering that one emotion for "
+                           "every face")
+    assert text.endswith("From epoch 6 on, no epoch scores so.")
+    assert describe_one_class_epochs([0.4, 0.5], labels, EMOTIONS) == ""
+    history = {"epoch": [1, 2, 3], "accuracy": [0.3, 0.4, 0.5], "val_accuracy": [0.30, 0.40, 0.45],
+               "loss": [2, 1.5, 1.2], "val_loss": [1.9, 1.6, 1.5]}
+    summary = summarize_history(history, best_epoch=3, publictest_labels=labels)
+    assert "At epoch 1 validation accuracy was neutral's share of the split" in summary
+    assert "one emotion" not in summarize_history(history, best_epoch=3)  # without the labels, nothing to match
