@@ -397,11 +397,14 @@ def describe_layers(maps: np.ndarray, counts: np.ndarray, layers: list[str], cla
         medians.append(float(np.median(ratios)) if ratios else float("nan"))
     if all(np.isnan(medians)):
         return "No emotion has a correctly classified face: nothing to read."
-    most, least = int(np.nanargmax(medians)), int(np.nanargmin(medians))
+    shown = [round(m, 1) for m in medians]  # compared as printed: layers that print alike are tied
+    top, bottom = np.nanmax(shown), np.nanmin(shown)
+    most = _listed([layer for layer, m in zip(layers, shown) if m == top])
+    least = _listed([layer for layer, m in zip(layers, shown) if m == bottom])
     lines = ["How concentrated the evidence is at each layer (median over the emotions of the densest band's "
              "share against an even spread): "
              + ", ".join(f"{layer} {m:.1f}x" for layer, m in zip(layers, medians) if not np.isnan(m))
-             + f"; most at {layers[most]}, least at {layers[least]}."]
+             + (f"; the same at every layer." if top == bottom else f"; most at {most}, least at {least}.")]
     lines.append(describe_frame(maps, counts, layers))
     for c, name in enumerate(class_names):
         row = found[c]
@@ -418,10 +421,14 @@ def describe_layers(maps: np.ndarray, counts: np.ndarray, layers: list[str], cla
         where = ", ".join(f"{band} at {at[0] if len(at) == 1 else at[0] + '-' + at[-1]}" for band, at in runs)
         best = max((i for i, f in enumerate(row) if f), key=lambda i: row[i][2])
         band, _, ratio = row[best]
+        tied = [i for i, f in enumerate(row) if f and round(f[2], 1) == round(ratio, 1)]  # as printed
         if round(ratio, 1) < EVEN_RATIO:
-            tail = f"never far from an even spread (at most {ratio:.1f}x, at {layers[best]})"
-        else:
+            tail = f"never far from an even spread (at most {ratio:.1f}x)"
+        elif len(tied) == 1:
             tail = f"most concentrated at {layers[best]} ({band}, {ratio:.1f}x)"
+        else:
+            tail = ("most concentrated, tied at " + f"{ratio:.1f}x, at "
+                    + _listed([f"{layers[i]} ({row[i][0]})" for i in tied]))
         lines.append(f"{name}: {where}; {tail}.")
     return "\n".join(lines)
 
@@ -430,8 +437,9 @@ def describe_frame(maps: np.ndarray, counts: np.ndarray, layers: list[str]) -> s
     """One sentence on how much of each layer's class-averaged maps lies on the image's outer frame.
 
     ``maps``: ``(classes, layers, H, W)``. For each layer, the median over the classes with a correctly
-    classified face of :func:`frame_share`'s ratio; the layers at or above :data:`EVEN_RATIO` (as printed, to
-    one decimal) are named as lighting the frame, the edge of the image rather than a part of the face.
+    classified face of :func:`frame_share`'s ratio, read with the thresholds the bands are read with: at
+    :data:`EVEN_RATIO` or more (as printed, to one decimal) the layer puts more on the frame than an even spread
+    would, at :data:`CLEAR_RATIO` or more it lights the frame.
     """
     size = maps.shape[-1]
     width = frame_width(size)
@@ -441,14 +449,50 @@ def describe_frame(maps: np.ndarray, counts: np.ndarray, layers: list[str]) -> s
         found = [frame_share(maps[c, i]) for c in range(maps.shape[0]) if counts[c]]
         found = [f[1] for f in found if f is not None]
         ratios.append(float(np.median(found)) if found else float("nan"))
-    lit = [layer for layer, r in zip(layers, ratios) if not np.isnan(r) and round(r, 1) >= EVEN_RATIO]
     text = (f"The image's outer frame ({width} pixels wide, {area:.0%} of its area) holds, against an even spread's "
-            "share: " + ", ".join(f"{layer} {r:.1f}x" for layer, r in zip(layers, ratios) if not np.isnan(r)) + ". ")
+            "share (median over the emotions): "
+            + ", ".join(f"{layer} {r:.1f}x" for layer, r in zip(layers, ratios) if not np.isnan(r)) + ". ")
+    lit = [layer for layer, r in zip(layers, ratios) if not np.isnan(r) and round(r, 1) >= CLEAR_RATIO]
+    more = [layer for layer, r in zip(layers, ratios)
+            if not np.isnan(r) and EVEN_RATIO <= round(r, 1) < CLEAR_RATIO]
+    if not lit and not more:
+        return text + "No layer puts more on the frame than an even spread would; the table leaves the frame out."
+    parts = []
     if lit:
-        return text + (f"At {_listed(lit)} the maps light the frame: those layers respond to the edge of the image, "
-                       "where the zero padding meets the face, not to a part of the face; the bands in the table "
-                       "leave the frame out.")
-    return text + "No layer lights the frame more than an even spread would; the bands in the table leave it out."
+        parts.append(f"at {_listed(lit)} the maps light the frame ({CLEAR_RATIO:.1f}x or more)")
+    if more:
+        parts.append(f"at {_listed(more)} they put somewhat more on it than an even spread would "
+                     f"({EVEN_RATIO:.1f}x to {CLEAR_RATIO:.1f}x)")
+    named = lit + more
+    which = "that layer responds" if len(named) == 1 else "those layers respond"
+    joined = "; ".join(parts)
+    return (text + joined[0].upper() + joined[1:] + f": most likely {which} to the edge of "
+            "the image, where the zero padding meets the face, rather than to a part of the face. The table leaves "
+            "the frame out. (At the coarse layers, whose maps are stretched from 12x12 or 6x6, the frame is part "
+            "of one cell of the map, so their figures say less.)")
+
+
+def describe_report_claim(maps: np.ndarray, counts: np.ndarray, layers: list[str], class_names: tuple[str, ...],
+                          emotion: str = "fear", layer: str = "conv3",
+                          bands: tuple[str, ...] = ("mouth and chin", "forehead and brows")) -> str:
+    """The source report's reading of one fear face at ``conv3`` (the mouth and forehead lit) set beside this
+    model's class average there (``maps``: ``(classes, layers, H, W)``): whether the average is densest on one
+    of ``bands`` and placed (:data:`EVEN_RATIO` or more), near an even spread, or elsewhere."""
+    c, i = class_names.index(emotion), layers.index(layer)
+    found = densest_band(maps[c, i]) if counts[c] else None
+    claim = f"The report saw the {' and '.join(b.split(' and ')[0] for b in bands)} light up at {layer} for one {emotion} face"
+    if found is None:
+        return f"{claim}; this model has no {layer} map of a correctly classified {emotion} face to set beside it."
+    band, share, ratio = found
+    average = (f"this model's average over its {int(counts[c]):,} correctly classified {emotion} faces is densest "
+               f"on the {band} at {ratio:.1f}x")
+    if round(ratio, 1) < EVEN_RATIO:
+        verdict = "near an even spread, so it points nowhere in particular: the report's reading of one face is not borne out by the average"
+    elif band in bands:
+        verdict = "one of the places the report named: the average bears its reading out"
+    else:
+        verdict = "elsewhere than the report named: the average does not bear its reading out"
+    return f"{claim}; {average}, {verdict}."
 
 
 def maps_match(expected: np.ndarray, tolerance: float = 0.02):

@@ -139,9 +139,10 @@ def _epoch_runs(epochs: list[int]) -> str:
 
 
 def describe_one_class_epochs(val_accuracy: list[float], labels: np.ndarray, class_names: tuple[str, ...],
-                              faces: int = 2) -> str:
+                              faces: int = 2, split: str = "PublicTest") -> str:
     """A sentence on the epochs at which validation accuracy was the score of answering one emotion for every
-    face (:func:`one_class_epochs`), or ``""`` when there are none."""
+    face (:func:`one_class_epochs`), with the faces right and the emotion's count so that a reader can check the
+    match, or ``""`` when there are none."""
     found = one_class_epochs(val_accuracy, labels, faces)
     if not found:
         return ""
@@ -153,15 +154,20 @@ def describe_one_class_epochs(val_accuracy: list[float], labels: np.ndarray, cla
     parts = []
     for k, (c, e) in enumerate(sorted(by_class.items(), key=lambda item: item[1][0])):
         at = f"epoch{'s' if len(e) > 1 else ''} {_epoch_runs(e)}"
-        parts.append(f"at {at} validation accuracy was {class_names[c]}'s share of the split "
-                     f"({counts[c] / total:.3f}, to within {faces} faces)" if k == 0 else
-                     f"at {at} {class_names[c]}'s ({counts[c] / total:.3f})")
+        right = sorted({round(val_accuracy[i - 1] * total) for i in e})
+        right_text = (f"{right[0]:,}" if len(right) == 1 else f"{right[0]:,}-{right[-1]:,}") + " faces right"
+        parts.append(f"at {at} {split} accuracy was {right_text}, within {faces} faces of the {counts[c]:,} "
+                     f"{class_names[c]} faces ({counts[c] / total:.3f} of {total:,})" if k == 0 else
+                     f"at {at} {right_text}, against {counts[c]:,} {class_names[c]} ({counts[c] / total:.3f})")
     text = "; ".join(parts)
     last = max(found)
-    return (text[0].upper() + text[1:] + ": the score of answering that one emotion for every face, so the model "
-            "most likely did just that, having not yet learned to tell the emotions apart (a common stage early in "
-            "a training, and in one whose classes are reweighted or few)."
-            + (f" From epoch {last + 1} on, no epoch scores so." if last < len(val_accuracy) else ""))
+    named = "that emotion" if len(by_class) == 1 else "the emotion named"
+    when = "that epoch" if len(found) == 1 else "those epochs"
+    return (text[0].upper() + text[1:] + f". That is the score of answering {named} for every face, so at {when} "
+            "the model most likely did just that: it had not yet found features that carry over from its "
+            "training faces to new ones, a common stage early in a training, and in one on few or reweighted faces."
+            + (f" From epoch {last + 1} on, no epoch scores within {faces} faces of one emotion's count."
+               if last < len(val_accuracy) else ""))
 
 
 def rate_drops(history: dict[str, list[float]]) -> list[int]:

@@ -386,7 +386,7 @@ def reliability_diagram(probs: np.ndarray, y_true: np.ndarray, title: str = "", 
 def accuracy_vs_report(table) -> plt.Figure:
     """Our PrivateTest accuracy per experiment (bar, 95 % interval) beside the report's (marker), each
     labelled with the split it was measured on: ours on PrivateTest, the report's on its own held-out
-    split. Our value is written inside its bar, the report's in red past its marker, and the legend sits
+    split. Our value is written at the foot of its bar, the report's in red past its marker, and the legend sits
     under the axes, clear of the data.
 
     ``table`` is :func:`fer_utils.compare.summary_table`'s result.
@@ -404,8 +404,8 @@ def accuracy_vs_report(table) -> plt.Figure:
     ax.scatter(report[has], y[has], marker="D", color="tab:red", zorder=3,
                label="source report, on its own held-out split (rounded)")
     for yi, a, lo, hi, rep in zip(y, acc, low, high, report):
-        if lo > 0.12:  # our value inside its own bar, left of the interval, so it is never read as the report's
-            ax.text(lo - 0.01, yi, f"{a:.3f}", va="center", ha="right", fontsize=8, color="white")
+        if a > 0.12:  # our value at the foot of its own bar, far from the report's marker and our interval
+            ax.text(0.01, yi, f"{a:.3f}", va="center", ha="left", fontsize=8, color="white")
         else:
             ax.text(hi + 0.02, yi, f"{a:.3f}", va="center", fontsize=8, color="tab:blue")
         if not np.isnan(rep):  # the report's value in the marker's colour, past the marker and our interval

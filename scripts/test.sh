@@ -15,13 +15,15 @@ export FER2013_CACHE="${FER2013_CACHE:-$PWD/.cache/fer2013}"
 PYTEST=(.venv/bin/python -m pytest -p no:cacheprovider --durations=8)
 started=$SECONDS
 echo "== 1/3 unit tests"
-"${PYTEST[@]}" tests -m "not slow and not realdata" "$@"
+# two workers: the unit tests are independent, and most of their time is single-threaded Python
+"${PYTEST[@]}" -n 2 tests -m "not slow and not realdata" "$@"
 echo "== 2/3 the study on the real data ($((SECONDS - started)) s so far)"
 "${PYTEST[@]}" tests -m "slow or realdata" "$@"
 echo "== 3/3 the committed notebooks' outputs ($((SECONDS - started)) s so far)"
 copies=$(.venv/bin/python -m fer_study.nbcheck .nbval)
 if [ -n "$copies" ]; then
-  "${PYTEST[@]}" $copies --nbval-lax --sanitize-with tests/nbval_sanitize.cfg "$@"
+  # two kernels at once, each notebook's cells kept together in one worker (they run in order in one kernel)
+  "${PYTEST[@]}" -n 2 --dist loadfile $copies --nbval-lax --sanitize-with tests/nbval_sanitize.cfg "$@"
 else
   echo "no committed notebook outputs to check (the notebooks are not published yet)"
 fi

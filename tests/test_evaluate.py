@@ -238,7 +238,7 @@ def test_within_noise_reads_two_accuracies_on_the_same_faces():
     assert within_noise(0.683, 0.669, n) and within_noise(0.669, 0.683, n)
     assert not within_noise(0.686, 0.590, n)
     assert describe_gap(0.683, 0.669, n, "with", "without") == (
-        "with 0.683 against 0.669 without: +1.4 points on 3,589 faces, and their 95 % intervals overlap: within "
+        "with 0.683 against without 0.669: +1.4 points on 3,589 faces, and their 95 % intervals overlap: within "
         "the noise of one split")
     assert describe_gap(0.590, 0.686, n, "a", "b").endswith("-9.6 points on 3,589 faces, and their 95 % intervals "
                                                            "do not overlap: more than the noise of one split")

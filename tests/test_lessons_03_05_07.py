@@ -274,6 +274,28 @@ def test_the_layer_reading_names_the_layers_that_light_the_frame():
     text = describe_layers(maps, np.full(7, 5), layers, EMOTIONS)
     frame = next(line for line in text.splitlines() if line.startswith("The image's outer frame"))
     assert "(3 pixels wide, 23% of its area)" in frame
-    assert "At conv1 the maps light the frame" in frame and "zero padding" in frame
+    assert "(median over the emotions): conv1 " in frame
+    assert "At conv1 the maps light the frame (1.5x or more): most likely that layer responds to the edge" in frame
     maps[:, 0] = maps[:, 1]
-    assert "No layer lights the frame" in describe_layers(maps, np.full(7, 5), layers, EMOTIONS)
+    assert "No layer puts more on the frame than an even spread would" in describe_layers(maps, np.full(7, 5), layers, EMOTIONS)
+    maps[:, 0] = 0.1
+    maps[:, 0, :3, :] = 0.34  # a little more on the top edge: the frame holds 31 % of the map, 1.3x its 23 %
+    some = describe_layers(maps, np.full(7, 5), layers, EMOTIONS)
+    assert "At conv1 they put somewhat more on it than an even spread would (1.2x to 1.5x)" in some, some
+
+
+def test_the_reports_fear_reading_is_set_beside_the_average():
+    from fer_utils.gradcam import describe_report_claim
+
+    layers = ["conv1", "conv3"]
+    maps = np.stack([np.stack([_band_map("eyes")] * 7), np.stack([_band_map("mouth and chin")] * 7)], axis=1)
+    counts = np.full(7, 12)
+    text = describe_report_claim(maps, counts, layers, EMOTIONS)
+    assert text.startswith("The report saw the mouth and forehead light up at conv3 for one fear face; this model's "
+                           "average over its 12 correctly classified fear faces is densest on the mouth and chin at")
+    assert text.endswith("one of the places the report named: the average bears its reading out.")
+    maps[:, 1] = np.stack([_band_map("eyes")] * 7)
+    assert describe_report_claim(maps, counts, layers, EMOTIONS).endswith("the average does not bear its reading out.")
+    maps[:, 1] = 1.0
+    assert "near an even spread, so it points nowhere in particular" in describe_report_claim(maps, counts, layers, EMOTIONS)
+    assert "has no conv3 map" in describe_report_claim(maps, np.zeros(7, int), layers, EMOTIONS)
