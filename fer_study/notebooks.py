@@ -97,8 +97,8 @@ PENDING_NOTE = "> **No committed outputs yet.**"
 #: What a published notebook says in its place.
 PUBLISHED_NOTE = ("The outputs below come from the run named in the first output lines (its data, profile, "
                   "parameters and the day it was executed), published with `fer-publish`. The parameters cell "
-                  "shows the defaults that Run All uses; that run's profile replaced them with the values its "
-                  "first line lists.")
+                  "shows the defaults that Run All uses; that run's profile replaced some of them, and the line "
+                  "starting `Run:` lists every value it used.")
 
 
 def published_cells(notebook: dict) -> bool:

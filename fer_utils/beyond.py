@@ -137,6 +137,7 @@ def steps_table(rows: list[dict]) -> pd.DataFrame:
     if not rows:
         raise ValueError("no steps to tabulate")
     table = pd.DataFrame(rows).set_index("step")
+    table["epochs"] = table["epochs"].astype("Int64")  # whole epochs; <NA> for a step that trains nothing
     table["gain"] = table["accuracy"].diff()
     table["cumulative_minutes"] = table["minutes"].cumsum()
     return table
@@ -179,12 +180,12 @@ def describe_cost(table: pd.DataFrame) -> str:
         return f"{minutes / 60:.1f} hours" if minutes >= 60 else f"{minutes:.1f} minutes"
 
     lines = [f"All steps: {amount(total)}. Training {amount(train)} ({train / total:.0%}), of which "
-             f"{costliest} alone {amount(costliest_minutes)} ({costliest_minutes / total:.0%} of all); "
+             f"{_step(costliest)} ({_name(costliest)}) alone {amount(costliest_minutes)} ({costliest_minutes / total:.0%} of all); "
              f"predicting {amount(predict)} ({predict / total:.0%}), the ten views of each face included."]
     speeds = table["images_per_second"].dropna()
     if len(speeds):
-        lines.append("Training speed (images of one epoch a second, PublicTest's scoring after each epoch "
-                     "included): " + ", ".join(f"{step} {speed:.0f}" for step, speed in speeds.items()) + ".")
+        lines.append("Training speed (training images per second over an epoch, PublicTest's scoring after each "
+                     "epoch included): " + ", ".join(f"{step} {speed:.0f}" for step, speed in speeds.items()) + ".")
     return "\n".join(lines)
 
 
@@ -400,6 +401,20 @@ def published_step_accuracy(folders: dict[str, str]) -> dict[str, float]:
     return out
 
 
+def _name(name: str) -> str:
+    """A step's name without its number ("trained longer (ten-crop)")."""
+    first, _, rest = str(name).partition(" ")
+    return rest if first.isdigit() and rest else str(name)
+
+
+def beside_headline(best_ensemble: float, headline: float) -> str:
+    """A clause setting the better of two ensembles' accuracies beside the headline model alone (exercise 08.2)."""
+    if best_ensemble > headline:
+        return f"; the better ensemble beats the headline model alone ({headline:.3f}) by {(best_ensemble - headline) * 100:.1f} points"
+    return (f"; neither ensemble beats the headline model alone ({headline:.3f}): averaging it with weaker models "
+            "pulls it down")
+
+
 def _step(name: str) -> str:
     """A step of the table by its number ("step 3"), or by its name where it has no number."""
     first = str(name).split(" ")[0]
@@ -473,8 +488,10 @@ def describe_step_lengths(table: pd.DataFrame, majority_share: float | None = No
         gain = (r["accuracy"] - before["accuracy"]) * 100
         verdict = "within the noise of one split" if _overlap(r, before) else "more than the noise of one split"
         against = ("above" if r["accuracy"] > start["accuracy"] else "not above") + f" {start_name}'s {start['accuracy']:.3f}"
+        if _overlap(r, start):
+            against += " (their intervals overlap)"
         times = r["epochs"] / short_len
-        lines.append(f"{_step(step).capitalize()}, the recipe trained {int(r['epochs'])} epochs ({times:.0f} times as long) reaches "
+        lines.append(f"{_step(step).capitalize()}, the recipe trained {int(r['epochs'])} epochs ({times:.0f} times as many) reaches "
                      f"{r['accuracy']:.3f} against {before_name}'s {before['accuracy']:.3f} ({gain:+.1f} points, "
                      f"{verdict}), {against}." + (" Length is what this recipe needed." if gain > 0 and not
                                                    _overlap(r, before) and r["accuracy"] > start["accuracy"] else "")

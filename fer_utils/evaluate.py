@@ -82,9 +82,10 @@ def describe_gap(accuracy_a: float, accuracy_b: float, total: int, name_a: str, 
     """One phrase setting accuracy ``a`` against ``b`` (both on the same ``total`` faces): the gap in points and
     whether it lies within the noise of one split (:func:`within_noise`), e.g. ``"the ensemble with the baseline
     0.683 against the ensemble of 3 0.669: +1.4 points on 3,589 faces, and their 95 % intervals overlap: within
-    the noise of one split"``."""
+    the noise of one split, as this rough reading goes (McNemar's test on the answers themselves is sharper)"``."""
     gap = (accuracy_a - accuracy_b) * 100
-    verdict = ("their 95 % intervals overlap: within the noise of one split" if within_noise(accuracy_a, accuracy_b, total)
+    verdict = ("their 95 % intervals overlap: within the noise of one split, as this rough reading goes (McNemar's "
+               "test on the answers themselves is sharper)" if within_noise(accuracy_a, accuracy_b, total)
                else "their 95 % intervals do not overlap: more than the noise of one split")
     return f"{name_a} {accuracy_a:.3f} against {name_b} {accuracy_b:.3f}: {gap:+.1f} points on {total:,} faces, and {verdict}"
 

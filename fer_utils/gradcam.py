@@ -461,7 +461,7 @@ def describe_frame(maps: np.ndarray, counts: np.ndarray, layers: list[str]) -> s
     if lit:
         parts.append(f"at {_listed(lit)} the maps light the frame ({CLEAR_RATIO:.1f}x or more)")
     if more:
-        parts.append(f"at {_listed(more)} they put somewhat more on it than an even spread would "
+        parts.append(f"at {_listed(more)} {'they' if lit else 'the maps'} put somewhat more on it than an even spread would "
                      f"({EVEN_RATIO:.1f}x to {CLEAR_RATIO:.1f}x)")
     named = lit + more
     which = "that layer responds" if len(named) == 1 else "those layers respond"

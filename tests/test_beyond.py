@@ -220,9 +220,9 @@ def test_describe_cost_says_where_the_time_went():
     ])
     assert np.isnan(table.loc["5 ten-crop", "images_per_second"])
     assert describe_cost(table).splitlines() == [
-        "All steps: 7.1 hours. Training 6.9 hours (97%), of which 6 longer alone 4.9 hours (69% of all); "
+        "All steps: 7.1 hours. Training 6.9 hours (97%), of which step 6 (longer) alone 4.9 hours (69% of all); "
         "predicting 12.0 minutes (3%), the ten views of each face included.",
-        "Training speed (images of one epoch a second, PublicTest's scoring after each epoch included): "
+        "Training speed (training images per second over an epoch, PublicTest's scoring after each epoch included): "
         "0 baseline 74, 6 longer 212.",
     ]
     assert describe_cost(table.assign(minutes=0.0, predict_minutes=0.0)) == "The steps cost no measured time."
@@ -343,3 +343,20 @@ def test_describe_against_landmarks_reads_each_target_strictly_and_by_the_interv
 
     with pytest.raises(ValueError, match="metrics lack accuracy_ci95, macro_f1"):
         describe_against_landmarks({"n": n, "accuracy": 0.7})
+
+
+def test_the_ensembles_are_set_beside_the_headline_model():
+    from fer_utils.beyond import beside_headline
+
+    assert beside_headline(0.683, 0.686) == ("; neither ensemble beats the headline model alone (0.686): averaging it "
+                                            "with weaker models pulls it down")
+    assert beside_headline(0.700, 0.686) == "; the better ensemble beats the headline model alone (0.686) by 1.4 points"
+
+
+def test_the_steps_table_counts_whole_epochs():
+    y = np.arange(7).repeat(3)
+    probs = np.eye(7)[y]
+    table = steps_table([step_row("0 a", y, probs, minutes=1, params=1, epochs=30),
+                         step_row("5 b", y, probs, minutes=1, params=1)])
+    assert str(table["epochs"].dtype) == "Int64" and table.loc["0 a", "epochs"] == 30
+    assert table["epochs"].isna().tolist() == [False, True]

@@ -239,7 +239,7 @@ def test_within_noise_reads_two_accuracies_on_the_same_faces():
     assert not within_noise(0.686, 0.590, n)
     assert describe_gap(0.683, 0.669, n, "with", "without") == (
         "with 0.683 against without 0.669: +1.4 points on 3,589 faces, and their 95 % intervals overlap: within "
-        "the noise of one split")
+        "the noise of one split, as this rough reading goes (McNemar's test on the answers themselves is sharper)")
     assert describe_gap(0.590, 0.686, n, "a", "b").endswith("-9.6 points on 3,589 faces, and their 95 % intervals "
                                                            "do not overlap: more than the noise of one split")
     assert not within_noise(0.60, 0.40, 100) and within_noise(0.55, 0.45, 100)  # the interval widens on fewer faces

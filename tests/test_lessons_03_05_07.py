@@ -281,7 +281,7 @@ def test_the_layer_reading_names_the_layers_that_light_the_frame():
     maps[:, 0] = 0.1
     maps[:, 0, :3, :] = 0.34  # a little more on the top edge: the frame holds 31 % of the map, 1.3x its 23 %
     some = describe_layers(maps, np.full(7, 5), layers, EMOTIONS)
-    assert "At conv1 they put somewhat more on it than an even spread would (1.2x to 1.5x)" in some, some
+    assert "At conv1 the maps put somewhat more on it than an even spread would (1.2x to 1.5x)" in some, some
 
 
 def test_the_reports_fear_reading_is_set_beside_the_average():

@@ -47,9 +47,9 @@ def test_the_steps_are_read_with_the_length_of_each_training():
                                "and 3 of the 3 changes from one short step to the next lie within the noise of one split")
     assert "the table does not show that these changes hurt: it shows that after so few epochs they had not paid off yet" \
         in lines[1]
-    assert lines[2] == ("Step 6, the recipe trained 130 epochs (16 times as long) reaches 0.687 against step 5's 0.595 "
-                        "(+9.2 points, more than the noise of one split), above step 0's 0.668. Length is what this "
-                        "recipe needed.")
+    assert lines[2] == ("Step 6, the recipe trained 130 epochs (16 times as many) reaches 0.687 against step 5's 0.595 "
+                        "(+9.2 points, more than the noise of one split), above step 0's 0.668 (their intervals "
+                        "overlap). Length is what this recipe needed.")
     assert len(lines) == 3  # nothing near the floor of 0.25
 
 
