@@ -237,6 +237,13 @@ def densest_band(cam: np.ndarray) -> tuple[str, float, float] | None:
     return best, share, share / (len(bands[best]) / inside)
 
 
+def band_ratio(cam: np.ndarray) -> float:
+    """The densest band's share of a map against an even spread's (:func:`densest_band`'s ratio); 0.0 for a map
+    without mass, which points nowhere."""
+    found = densest_band(cam)
+    return found[2] if found else 0.0
+
+
 def peak_band(cam: np.ndarray) -> str:
     """The name of the band where ``cam`` is densest (:func:`densest_band`), or ``"empty map"``."""
     found = densest_band(cam)

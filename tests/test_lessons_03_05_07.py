@@ -299,3 +299,10 @@ def test_the_reports_fear_reading_is_set_beside_the_average():
     maps[:, 1] = 1.0
     assert "near an even spread, so it points nowhere in particular" in describe_report_claim(maps, counts, layers, EMOTIONS)
     assert "has no conv3 map" in describe_report_claim(maps, np.zeros(7, int), layers, EMOTIONS)
+
+
+def test_band_ratio_of_an_empty_map_is_zero():
+    from fer_utils.gradcam import band_ratio
+
+    assert band_ratio(np.zeros((48, 48))) == 0.0
+    assert band_ratio(_band_map("eyes")) == pytest.approx(densest_band(_band_map("eyes"))[2])
