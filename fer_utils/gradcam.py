@@ -311,6 +311,14 @@ CLEAR_RATIO = 1.5
 #: Below this ratio a map is read as near an even spread: the band it names says little. Ratios are compared
 #: as the text shows them, to one decimal, so that a map printed at 1.2x is never called below 1.2x.
 EVEN_RATIO = 1.2
+
+
+def placement(ratio: float) -> str:
+    """How a ratio to an even spread reads, compared as the text prints it (to one decimal): ``"clear"`` at
+    :data:`CLEAR_RATIO` or more, ``"even"`` below :data:`EVEN_RATIO`, ``"some"`` between. Every reading of
+    the maps (bands and frame alike) uses these words."""
+    shown = round(ratio, 1)
+    return "clear" if shown >= CLEAR_RATIO else "even" if shown < EVEN_RATIO else "some"
 #: The bands where the prototype of each emotion in the Facial Action Coding System moves the face
 #: (Ekman and Friesen, 1978; its prototypes as listed in EMFACS): brows lowered or raised, lids
 #: tightened or raised, nose wrinkled, cheeks raised, lip corners pulled or lowered, jaw dropped.
@@ -368,13 +376,13 @@ def describe_attention(maps: np.ndarray, counts: np.ndarray, class_names: tuple[
     missing = [name for name, f in found.items() if f is None]
     if missing:
         lines.append(f"No map for {_listed(missing)}: no correctly classified face, or an empty map.")
-    clear = [name for name, f in placed.items() if round(f[2], 1) >= CLEAR_RATIO]
-    even = [name for name, f in placed.items() if round(f[2], 1) < EVEN_RATIO]
+    clear = [name for name, f in placed.items() if placement(f[2]) == "clear"]
+    even = [name for name, f in placed.items() if placement(f[2]) == "even"]
     lines.append((f"Clearly placed ({CLEAR_RATIO:.1f}x or more): {_listed(clear)}." if clear else
                   f"No map is clearly placed ({CLEAR_RATIO:.1f}x or more).")
                  + (f" Near an even spread (under {EVEN_RATIO:.1f}x), so the band named says little: "
                     f"{_listed(even)}." if even else ""))
-    judged = {name: f for name, f in placed.items() if round(f[2], 1) >= EVEN_RATIO and FACS_BANDS.get(name)}
+    judged = {name: f for name, f in placed.items() if placement(f[2]) != "even" and FACS_BANDS.get(name)}
     agree = [name for name, f in judged.items() if f[0] in FACS_BANDS[name]]
     differ = [f"{name} (its map on the {f[0]}; its prototype moves {_bands_listed(list(FACS_BANDS[name]))})"
               for name, f in judged.items() if f[0] not in FACS_BANDS[name]]
@@ -420,7 +428,7 @@ def describe_layers(maps: np.ndarray, counts: np.ndarray, layers: list[str], cla
             continue
         runs: list[tuple[str, list[str]]] = []
         for layer, f in zip(layers, row):
-            band = ("an empty map" if f is None else f[0] if round(f[2], 1) >= EVEN_RATIO else "near an even spread")
+            band = ("an empty map" if f is None else f[0] if placement(f[2]) != "even" else "near an even spread")
             if runs and runs[-1][0] == band:
                 runs[-1][1].append(layer)
             else:
@@ -429,7 +437,7 @@ def describe_layers(maps: np.ndarray, counts: np.ndarray, layers: list[str], cla
         best = max((i for i, f in enumerate(row) if f), key=lambda i: row[i][2])
         band, _, ratio = row[best]
         tied = [i for i, f in enumerate(row) if f and round(f[2], 1) == round(ratio, 1)]  # as printed
-        if round(ratio, 1) < EVEN_RATIO:
+        if placement(ratio) == "even":
             tail = f"never far from an even spread (at most {ratio:.1f}x)"
         elif len(tied) == 1:
             tail = f"most concentrated at {layers[best]} ({band}, {ratio:.1f}x)"
@@ -450,7 +458,7 @@ def describe_frame(maps: np.ndarray, counts: np.ndarray, layers: list[str]) -> s
     """
     size = maps.shape[-1]
     width = frame_width(size)
-    area = 1 - (size - 2 * width) ** 2 / size ** 2
+    area = frame_share(np.ones((size, size)))[0]  # the frame's part of the image
     ratios = []
     for i in range(len(layers)):
         found = [frame_share(maps[c, i]) for c in range(maps.shape[0]) if counts[c]]
@@ -459,9 +467,8 @@ def describe_frame(maps: np.ndarray, counts: np.ndarray, layers: list[str]) -> s
     text = (f"The image's outer frame ({width} pixels wide, {area:.0%} of its area) holds, against an even spread's "
             "share (median over the emotions): "
             + ", ".join(f"{layer} {r:.1f}x" for layer, r in zip(layers, ratios) if not np.isnan(r)) + ". ")
-    lit = [layer for layer, r in zip(layers, ratios) if not np.isnan(r) and round(r, 1) >= CLEAR_RATIO]
-    more = [layer for layer, r in zip(layers, ratios)
-            if not np.isnan(r) and EVEN_RATIO <= round(r, 1) < CLEAR_RATIO]
+    lit = [layer for layer, r in zip(layers, ratios) if not np.isnan(r) and placement(r) == "clear"]
+    more = [layer for layer, r in zip(layers, ratios) if not np.isnan(r) and placement(r) == "some"]
     if not lit and not more:
         return text + "No layer puts more on the frame than an even spread would; the table leaves the frame out."
     parts = []
@@ -493,7 +500,7 @@ def describe_report_claim(maps: np.ndarray, counts: np.ndarray, layers: list[str
     band, share, ratio = found
     average = (f"this model's average over its {int(counts[c]):,} correctly classified {emotion} faces is densest "
                f"on the {band} at {ratio:.1f}x")
-    if round(ratio, 1) < EVEN_RATIO:
+    if placement(ratio) == "even":
         verdict = "near an even spread, so it points nowhere in particular: the report's reading of one face is not borne out by the average"
     elif band in bands:
         verdict = "one of the places the report named: the average bears its reading out"

@@ -306,3 +306,11 @@ def test_band_ratio_of_an_empty_map_is_zero():
 
     assert band_ratio(np.zeros((48, 48))) == 0.0
     assert band_ratio(_band_map("eyes")) == pytest.approx(densest_band(_band_map("eyes"))[2])
+
+
+def test_placement_reads_a_ratio_as_it_is_printed():
+    from fer_utils.gradcam import placement
+
+    # 1.16 prints as 1.2 and 1.46 as 1.5: each is read as it is printed
+    assert [placement(r) for r in (0.0, 1.14, 1.16, 1.2, 1.44, 1.46, 2.0)] == [
+        "even", "even", "some", "some", "some", "clear", "clear"]
