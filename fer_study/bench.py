@@ -13,6 +13,9 @@ Figures (all measured where the command runs):
   bfloat16 natively, with ``matmul_gflops_bf16`` as its ceiling); ``*_float32`` figures are
   the same paths in float32, the "before" of the fast path.
 * ``infer_images_per_s``: ``model.predict`` at batch 256, with its ratio to the ceiling.
+* ``gradcam_faces_per_s``: Grad-CAM class averages at all five conv layers of the baseline
+  (:func:`fer_utils.gradcam.class_average_by_layer`, float32, as notebook 05 computes them), faces a
+  second, with the training ceiling as its ceiling (a map needs a forward and a backward pass).
 * ``cold_load_s`` / ``cached_load_s``: the whole data set, into an empty cache and again
   (targets 15 s and 1 s; the cold figure reads files through the OS page cache as found).
 * ``peak_memory_mib``: this process's peak resident memory.
@@ -45,7 +48,7 @@ TARGETS = {"cold_load_s": 15.0, "cached_load_s": 1.0, "smoke_00_01_s": 180.0,
            "predict_640x480_s": 0.100, "predict_6000x4000_peak_mib": 1024.0}
 UNITS = {"predict_6000x4000_peak_mib": "MiB", "peak_memory_mib": "MiB", "matmul_gflops": "GFLOP/s",
          "matmul_gflops_bf16": "GFLOP/s", "train_images_per_s_float32": "img/s", "infer_images_per_s_float32": "img/s",
-         "train_images_per_s": "img/s", "infer_images_per_s": "img/s"}
+         "train_images_per_s": "img/s", "infer_images_per_s": "img/s", "gradcam_faces_per_s": "img/s"}
 
 
 def model_flops(model) -> dict[str, float]:
@@ -211,6 +214,22 @@ def measure_inference(data, images: int, batch_size: int = 256) -> float:
     return len(x) / (time.perf_counter() - t0)
 
 
+def measure_gradcam(data, images: int, batch_size: int = 256) -> float:
+    """Faces a second of Grad-CAM class averages at every conv layer of the baseline (float32; each
+    face counted as correctly classified, so every face is mapped; second call timed)."""
+    from fer_utils.gradcam import class_average_by_layer
+    from fer_utils.model import CONV_LAYERS, build_baseline
+
+    model = build_baseline()
+    private = data.split("PrivateTest")
+    x, y = private.images[:images], private.labels[:images]
+    layers = list(CONV_LAYERS)
+    class_average_by_layer(model, x[:batch_size], y[:batch_size], layers, predicted=y[:batch_size])
+    t0 = time.perf_counter()
+    class_average_by_layer(model, x, y, layers, batch_size=batch_size, predicted=y)
+    return len(x) / (time.perf_counter() - t0)
+
+
 def measure_load(path: str | None) -> dict:
     """Cold (empty cache) and cached load times of the full data set, in seconds."""
     with tempfile.TemporaryDirectory() as cache:
@@ -278,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         for key in ("train_images_per_s", "infer_images_per_s"):
             figures[key], ceilings[key] = figures[f"{key}_float32"], ceilings[f"{key}_float32"]
     keras.mixed_precision.set_global_policy("float32")
+    figures["gradcam_faces_per_s"] = measure_gradcam(data, 256 if args.quick else 2048)
+    ceilings["gradcam_faces_per_s"] = figures["matmul_gflops"] / (3 * per_image)
     if args.smoke:
         figures.update(measure_smoke())
     if args.predict:

@@ -26,7 +26,7 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -145,42 +145,51 @@ def supports_bfloat16(info: dict | None = None) -> bool:
         return False
 
 
-def gradient_of_sum(fn: Callable, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def gradient_of_sum(fn: Callable, x: np.ndarray | Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | list]:
     """``fn(x)`` and the gradient of ``sum(fn(x))`` with respect to ``x``, both as NumPy arrays.
 
     ``fn`` maps a backend tensor to a backend tensor using Keras layers or ``keras.ops``. When each
     row of ``fn(x)`` depends only on the same row of ``x`` (a model in inference mode), the gradient's
     row ``i`` is the gradient of output row ``i`` alone: one backward pass serves a whole batch.
+
+    ``x`` may also be a list of arrays: then ``fn`` takes that many tensors and the gradients come back
+    as a list, one per input, all from the same backward pass.
     """
     import keras
 
+    several = isinstance(x, (list, tuple))
+    xs = [np.asarray(a, dtype=np.float32) for a in (x if several else [x])]
     name = backend()
-    x = np.asarray(x, dtype=np.float32)
     if name == "tensorflow":
         import tensorflow as tf
 
-        tensor = tf.convert_to_tensor(x)
-        with tf.GradientTape() as tape:
-            tape.watch(tensor)
-            out = fn(tensor)
+        tensors = [tf.convert_to_tensor(a) for a in xs]
+        # only the inputs are watched: the weights' gradients are never needed here
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(tensors)
+            out = fn(*tensors)
             total = tf.reduce_sum(out)
-        return keras.ops.convert_to_numpy(out), keras.ops.convert_to_numpy(tape.gradient(total, tensor))
-    if name == "jax":
+        grads = [keras.ops.convert_to_numpy(g) for g in tape.gradient(total, tensors)]
+        out = keras.ops.convert_to_numpy(out)
+    elif name == "jax":
         import jax
         import jax.numpy as jnp
 
-        def total(t):
-            out = fn(t)
+        def total(ts):
+            out = fn(*ts)
             return jnp.sum(out), out
 
-        grad, out = jax.grad(total, has_aux=True)(jnp.asarray(x))
-        return np.asarray(out), np.asarray(grad)
-    if name == "torch":
-        tensor = keras.ops.convert_to_tensor(x).detach().requires_grad_(True)
-        out = fn(tensor)
+        found, out = jax.grad(total, has_aux=True)([jnp.asarray(a) for a in xs])
+        grads, out = [np.asarray(g) for g in found], np.asarray(out)
+    elif name == "torch":
+        tensors = [keras.ops.convert_to_tensor(a).detach().requires_grad_(True) for a in xs]
+        out = fn(*tensors)
         out.sum().backward()
-        return keras.ops.convert_to_numpy(out.detach()), keras.ops.convert_to_numpy(tensor.grad)
-    raise NotImplementedError(f"no gradient for Keras backend {name!r}; use one of {', '.join(BACKENDS)}")
+        grads = [keras.ops.convert_to_numpy(t.grad) for t in tensors]
+        out = keras.ops.convert_to_numpy(out.detach())
+    else:
+        raise NotImplementedError(f"no gradient for Keras backend {name!r}; use one of {', '.join(BACKENDS)}")
+    return out, (grads if several else grads[0])
 
 
 PRECISIONS: tuple[str, ...] = ("auto", "float32", "mixed_bfloat16", "mixed_float16")

@@ -10,9 +10,8 @@ the softmax, the channel weights are the spatially averaged gradients
 scaled to [0, 1] (an all-zero map stays zero, never NaN) and resized to the
 input's size (for a model that looks at a central crop, to the crop, placed where it lies in the
 input; the border it never sees stays 0). Works for Sequential and functional Keras 3 models, on every Keras backend
-(TensorFlow, JAX, PyTorch): the model is cut at the conv layer into the part that makes the feature
-maps and the part that turns them into class scores, and the gradient of the second part is taken
-by :func:`fer_utils.device.gradient_of_sum`.
+(TensorFlow, JAX, PyTorch); the gradient is taken by :func:`fer_utils.device.gradient_of_sum`.
+:func:`gradcam_layers` maps several layers from one forward and one backward pass.
 """
 
 from __future__ import annotations
@@ -57,12 +56,102 @@ def gradcam(
     Returns:
         float32 array ``(N, H, W)`` in [0, 1] (``(H, W)`` for a single image).
     """
+    single = np.ndim(images) == 3
+    maps = gradcam_layers(model, np.asarray(images)[None] if single else images, [layer_name], class_index,
+                          score_layer)[:, 0]
+    return maps[0] if single else maps
+
+
+def gradcam_layers(
+    model: keras.Model,
+    images: np.ndarray,
+    layer_names: list[str],
+    class_index: int | np.ndarray | None = None,
+    score_layer: str | None = None,
+) -> np.ndarray:
+    """Grad-CAM maps at several layers at once: float32 ``(N, len(layer_names), H, W)``, each map as
+    :func:`gradcam` gives it.
+
+    A model that is a chain of layers (``keras.Sequential``, as every model of this study) needs one
+    forward and one backward pass for all the layers: a zero is added to each chosen layer's output, and
+    the gradient of the class score with respect to those zeros is the gradient at each layer's feature
+    maps. Other models are cut at one layer at a time.
+    """
     from .device import gradient_of_sum
 
-    single = np.ndim(images) == 3
-    batch = np.asarray(images)[None] if single else np.asarray(images)
+    batch = np.asarray(images)
     if batch.ndim != 4:
-        raise ValueError(f"images must be (N, H, W, C) or (H, W, C), got shape {np.shape(images)}")
+        raise ValueError(f"images must be (N, H, W, C), got shape {np.shape(images)}")
+    targets = [_conv_layer(model, name) for name in layer_names]
+    scores_layer = _score_tensor_layer(model, score_layer)
+    n_classes = int(scores_layer.output.shape[-1])
+    inputs = batch.astype("float32")
+
+    def one_hot_of(scores: np.ndarray) -> np.ndarray:
+        if class_index is None:
+            chosen = scores.argmax(axis=1)
+        else:
+            chosen = np.broadcast_to(np.asarray(class_index, dtype=np.int64), (len(batch),))
+        if np.any((chosen < 0) | (chosen >= n_classes)):
+            raise ValueError(f"class_index must lie in 0..{n_classes - 1}, got {np.unique(chosen).tolist()}")
+        return np.eye(n_classes, dtype=np.float32)[chosen]
+
+    if isinstance(model, keras.Sequential):
+        layers = list(model.layers)  # a Sequential model (a loaded one too) is a plain chain of layers
+        end = layers.index(scores_layer) if scores_layer in layers else -1
+        for target in targets:
+            if end <= layers.index(target):
+                raise ValueError(f"layer {scores_layer.name!r} does not follow {target.name!r}")
+        slots = {index: slot for slot, index in enumerate(sorted({layers.index(t) for t in targets}))}
+        recorded = {}
+        x = keras.ops.convert_to_tensor(inputs)
+        for index, layer in enumerate(layers[:end + 1]):  # the feature maps and the scores, no gradient
+            x = layer(x, training=False)
+            if index in slots:
+                recorded[index] = keras.ops.convert_to_numpy(x).astype(np.float32)
+        one_hot = keras.ops.convert_to_tensor(one_hot_of(keras.ops.convert_to_numpy(x)))
+
+        def chosen_score(*zeros):
+            x = keras.ops.convert_to_tensor(inputs)
+            for index, layer in enumerate(layers[:end + 1]):
+                x = layer(x, training=False)
+                if index in slots:
+                    x = x + zeros[slots[index]]
+            return keras.ops.sum(keras.ops.cast(x, "float32") * one_hot, axis=1)
+
+        order = sorted(slots)
+        _, found = gradient_of_sum(chosen_score, [np.zeros_like(recorded[index]) for index in order])
+        pairs = [(recorded[layers.index(t)], found[slots[layers.index(t)]]) for t in targets]
+    else:
+        pairs, one_hot = [], None
+        for target in targets:
+            features, head = _split(model, target, scores_layer)
+            fmaps = keras.ops.convert_to_numpy(features(keras.ops.convert_to_tensor(inputs))).astype(np.float32)
+            if one_hot is None:
+                one_hot = keras.ops.convert_to_tensor(
+                    one_hot_of(keras.ops.convert_to_numpy(head(keras.ops.convert_to_tensor(fmaps)))))
+
+            def chosen_score(maps, head=head):
+                return keras.ops.sum(keras.ops.cast(head(maps), "float32") * one_hot, axis=1)
+
+            _, grads = gradient_of_sum(chosen_score, fmaps)  # d score_i / d A_i (images are independent)
+            pairs.append((fmaps, grads))
+    # the maps cover what the convs saw: the whole input, or a model's central crop of it
+    top, left, height, width = _seen_region(model, batch.shape[1:3])
+    out = np.zeros((len(batch), len(targets)) + batch.shape[1:3], dtype=np.float32)
+    for k, (fmaps, grads) in enumerate(pairs):
+        weights = grads.mean(axis=(1, 2), keepdims=True)
+        cam = np.maximum((weights * fmaps).sum(axis=-1), 0.0)
+        peak = cam.max(axis=(1, 2), keepdims=True)
+        cam = np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
+        cam = keras.ops.image.resize(keras.ops.convert_to_tensor(cam[..., None]), (height, width),
+                                     interpolation="bilinear", antialias=False)
+        out[:, k, top:top + height, left:left + width] = np.clip(keras.ops.convert_to_numpy(cam)[..., 0], 0.0, 1.0)
+    return out
+
+
+def _conv_layer(model: keras.Model, layer_name: str) -> keras.layers.Layer:
+    """The layer ``layer_name`` of ``model``, which must output feature maps ``(N, H, W, C)``."""
     try:
         target = model.get_layer(layer_name)
     except ValueError:
@@ -70,35 +159,7 @@ def gradcam(
         raise ValueError(f"no layer {layer_name!r}; conv layers: {', '.join(convs)}") from None
     if len(target.output.shape) != 4:
         raise ValueError(f"layer {layer_name!r} does not output feature maps (shape {target.output.shape})")
-    scores_layer = _score_tensor_layer(model, score_layer)
-    features, head = _split(model, target, scores_layer)
-
-    fmaps = keras.ops.convert_to_numpy(features(keras.ops.convert_to_tensor(batch.astype("float32"))))
-    fmaps = fmaps.astype(np.float32)
-    if class_index is None:
-        chosen = keras.ops.convert_to_numpy(head(keras.ops.convert_to_tensor(fmaps))).argmax(axis=1)
-    else:
-        chosen = np.broadcast_to(np.asarray(class_index, dtype=np.int64), (len(batch),))
-    n_classes = int(scores_layer.output.shape[-1])
-    if np.any((chosen < 0) | (chosen >= n_classes)):
-        raise ValueError(f"class_index must lie in 0..{n_classes - 1}, got {np.unique(chosen).tolist()}")
-    one_hot = keras.ops.convert_to_tensor(np.eye(n_classes, dtype=np.float32)[chosen])
-
-    def chosen_score(maps):
-        return keras.ops.sum(keras.ops.cast(head(maps), "float32") * one_hot, axis=1)
-
-    _, grads = gradient_of_sum(chosen_score, fmaps)  # d score_i / d A_i (images are independent)
-    weights = grads.mean(axis=(1, 2), keepdims=True)
-    cam = np.maximum((weights * fmaps).sum(axis=-1), 0.0)
-    peak = cam.max(axis=(1, 2), keepdims=True)
-    cam = np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
-    # the maps cover what the convs saw: the whole input, or a model's central crop of it
-    top, left, height, width = _seen_region(model, batch.shape[1:3])
-    cam = keras.ops.image.resize(keras.ops.convert_to_tensor(cam[..., None]), (height, width),
-                                 interpolation="bilinear", antialias=False)
-    out = np.zeros(batch.shape[:3], dtype=np.float32)
-    out[:, top:top + height, left:left + width] = np.clip(keras.ops.convert_to_numpy(cam)[..., 0], 0.0, 1.0)
-    return out[0] if single else out
+    return target
 
 
 def _seen_region(model: keras.Model, size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -112,22 +173,7 @@ def _seen_region(model: keras.Model, size: tuple[int, int]) -> tuple[int, int, i
 
 
 def _split(model: keras.Model, target: keras.layers.Layer, scores_layer: keras.layers.Layer):
-    """Cut ``model`` at ``target``: (images -> its feature maps, feature maps -> class scores)."""
-    if isinstance(model, keras.Sequential):
-        # A Sequential model (a loaded one too) is a plain chain of layers.
-        layers = list(model.layers)
-        at, end = layers.index(target), layers.index(scores_layer) if scores_layer in layers else -1
-        if end <= at:
-            raise ValueError(f"layer {scores_layer.name!r} does not follow {target.name!r}")
-
-        def chain(part):
-            def run(x):
-                for layer in part:
-                    x = layer(x, training=False)
-                return x
-            return run
-
-        return chain(layers[:at + 1]), chain(layers[at + 1:end + 1])
+    """Cut a functional ``model`` at ``target``: (images -> its feature maps, feature maps -> class scores)."""
     try:
         head = keras.Model(target.output, scores_layer.output)
     except ValueError as error:
@@ -159,19 +205,8 @@ def class_average(
     Returns ``(maps, counts)``: maps ``(num_classes, H, W)`` and the number of correctly
     classified images behind each; a class with none gets an all-zero map.
     """
-    if predicted is None:
-        predicted = model.predict(images, batch_size=batch_size, verbose=0).argmax(1)
-    correct = np.flatnonzero(np.asarray(predicted) == labels)
-    sums = np.zeros((num_classes,) + images.shape[1:3], np.float64)
-    counts = np.zeros(num_classes, np.int64)
-    for start in range(0, len(correct), batch_size):
-        idx = correct[start:start + batch_size]
-        maps = gradcam(model, images[idx], layer_name, class_index=labels[idx])
-        np.add.at(sums, labels[idx], maps)
-        counts += np.bincount(labels[idx], minlength=num_classes)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        maps = np.nan_to_num(sums / counts[:, None, None]).astype(np.float32)
-    return maps, counts
+    maps, counts = class_average_by_layer(model, images, labels, [layer_name], num_classes, batch_size, predicted)
+    return maps[:, 0], counts
 
 
 #: Face regions by rows of a centred 48x48 FER-2013 crop (top to bottom).
@@ -272,14 +307,24 @@ def peak_region(cam: np.ndarray, short: bool = False) -> str:
 
 def class_average_by_layer(
     model: keras.Model, images: np.ndarray, labels: np.ndarray, layers: list[str],
-    num_classes: int = 7, batch_size: int = 256,
+    num_classes: int = 7, batch_size: int = 256, predicted: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`class_average` at each of ``layers``: maps ``(num_classes, len(layers), H, W)`` and the
-    number of correctly classified images behind each class."""
-    predicted = model.predict(images, batch_size=batch_size, verbose=0).argmax(1)  # once for every layer
-    per_layer = [class_average(model, images, labels, layer, num_classes, batch_size, predicted)
-                 for layer in layers]
-    return np.stack([maps for maps, _ in per_layer], axis=1), per_layer[0][1]
+    """:func:`class_average` at each of ``layers`` (all from the same passes, :func:`gradcam_layers`):
+    maps ``(num_classes, len(layers), H, W)`` and the number of correctly classified images behind each
+    class."""
+    if predicted is None:
+        predicted = model.predict(images, batch_size=batch_size, verbose=0).argmax(1)
+    correct = np.flatnonzero(np.asarray(predicted) == labels)
+    sums = np.zeros((num_classes, len(layers)) + images.shape[1:3], np.float64)
+    counts = np.zeros(num_classes, np.int64)
+    for start in range(0, len(correct), batch_size):
+        idx = correct[start:start + batch_size]
+        maps = gradcam_layers(model, images[idx], layers, class_index=labels[idx])
+        np.add.at(sums, labels[idx], maps)
+        counts += np.bincount(labels[idx], minlength=num_classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        maps = np.nan_to_num(sums / counts[:, None, None, None]).astype(np.float32)
+    return maps, counts
 
 
 def describe_evidence(maps: np.ndarray, counts: np.ndarray, layers: list[str],

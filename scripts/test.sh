@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Set up, then test in three stages, the quick ones first, so a broken change fails in minutes:
+# Set up, then test in two stages, the quick one first, so a broken change fails in minutes:
 #   1. unit tests: small synthetic data, no notebook runs;
 #   2. the study on the real data: real-data tests, the smoke-profile study (every notebook on TensorFlow,
-#      the backend-dependent ones on JAX, the student copies) and the rendering check in Chromium;
-#   3. nbval on the committed notebooks' stable cells (checkable copies made by fer_study.nbcheck in .nbval/).
+#      the backend-dependent ones on JAX, the student copies), the rendering check in Chromium, and nbval on
+#      the committed notebooks' stable cells (checkable copies made by fer_study.nbcheck in .nbval/).
 # Real-data tests need FER2013_DIR (or data/fer2013); without the data they are skipped (under CI they fail).
 # Arguments go to every pytest call (e.g. -q, -x).
 set -euo pipefail
@@ -14,17 +14,15 @@ bash scripts/setup.sh
 export FER2013_CACHE="${FER2013_CACHE:-$PWD/.cache/fer2013}"
 PYTEST=(.venv/bin/python -m pytest -p no:cacheprovider --durations=8)
 started=$SECONDS
-echo "== 1/3 unit tests"
+echo "== 1/2 unit tests"
 # two workers: the unit tests are independent, and most of their time is single-threaded Python
 "${PYTEST[@]}" -n 2 tests -m "not slow and not realdata" "$@"
-echo "== 2/3 the study on the real data ($((SECONDS - started)) s so far)"
-"${PYTEST[@]}" tests -m "slow or realdata" "$@"
-echo "== 3/3 the committed notebooks' outputs ($((SECONDS - started)) s so far)"
+echo "== 2/2 the study on the real data and the committed notebooks' outputs ($((SECONDS - started)) s so far)"
 copies=$(.venv/bin/python -m fer_study.nbcheck .nbval)
-if [ -n "$copies" ]; then
-  # two kernels at once, each notebook's cells kept together in one worker (they run in order in one kernel)
-  "${PYTEST[@]}" -n 2 --dist loadfile $copies --nbval-lax --sanitize-with tests/nbval_sanitize.cfg "$@"
-else
-  echo "no committed notebook outputs to check (the notebooks are not published yet)"
-fi
-echo "tests: all three stages passed in $((SECONDS - started)) s"
+[ -n "$copies" ] || echo "no committed notebook outputs to check (the notebooks are not published yet)"
+# two workers (each notebook's cells kept in one, where they run in order in one kernel): one test alone leaves
+# a core idle for a third of its time (kernels starting, files written), which the other worker fills
+# shellcheck disable=SC2086
+"${PYTEST[@]}" -n 2 --dist loadgroup tests $copies -m "slow or realdata" \
+  --nbval-lax --sanitize-with tests/nbval_sanitize.cfg "$@"
+echo "tests: both stages passed in $((SECONDS - started)) s"

@@ -88,11 +88,32 @@ def pytest_configure(config):
     config.stash[SMOKE_TIMES] = {}
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """A test that reads the real data set is marked ``realdata`` (CI runs those after the unit tests)."""
+    """A test that reads the real data set is marked ``realdata`` (CI runs those after the unit tests): one
+    that takes a real-data fixture, and every cell nbval re-executes in a committed notebook's checkable copy
+    (``fer_study.nbcheck``), which loads the data set as the notebook did. A notebook's cells run in order in
+    one kernel, so with ``--dist loadgroup`` they stay in one pytest-xdist worker (``xdist_group``). The slow
+    tests go first, so that two workers that share the rest finish at about the same time."""
     for item in items:
-        if {"real_data_path", "real_data"} & set(getattr(item, "fixturenames", ())):
+        if item.path.suffix == ".ipynb":
             item.add_marker(pytest.mark.realdata)
+            item.add_marker(pytest.mark.xdist_group(item.path.name))
+        elif {"real_data_path", "real_data"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.realdata)
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: each file's order is kept
+
+
+def pytest_sessionfinish(session):
+    """In a pytest-xdist worker: hand the smoke study's times to the controller, which prints them."""
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["smoke_times"] = session.config.stash.get(SMOKE_TIMES, {})
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """In the pytest-xdist controller: collect the times a worker measured."""
+    node.config.stash.setdefault(SMOKE_TIMES, {}).update(getattr(node, "workeroutput", {}).get("smoke_times", {}))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
