@@ -145,7 +145,7 @@ def supports_bfloat16(info: dict | None = None) -> bool:
         return False
 
 
-def gradient_of_sum(fn: Callable, x: np.ndarray | Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | list]:
+def gradient_of_sum(fn: Callable, x: np.ndarray | Sequence[np.ndarray], has_aux: bool = False) -> tuple:
     """``fn(x)`` and the gradient of ``sum(fn(x))`` with respect to ``x``, both as NumPy arrays.
 
     ``fn`` maps a backend tensor to a backend tensor using Keras layers or ``keras.ops``. When each
@@ -153,12 +153,18 @@ def gradient_of_sum(fn: Callable, x: np.ndarray | Sequence[np.ndarray]) -> tuple
     row ``i`` is the gradient of output row ``i`` alone: one backward pass serves a whole batch.
 
     ``x`` may also be a list of arrays: then ``fn`` takes that many tensors and the gradients come back
-    as a list, one per input, all from the same backward pass.
+    as a list, one per input, all from the same backward pass. With ``has_aux=True``, ``fn`` returns
+    ``(value, extras)``, ``extras`` a list of tensors computed on the way (no gradient flows from them),
+    and the result is ``(value, gradients, extras)``.
     """
     import keras
 
     several = isinstance(x, (list, tuple))
     xs = [np.asarray(a, dtype=np.float32) for a in (x if several else [x])]
+
+    def split(result):
+        return result if has_aux else (result, [])
+
     name = backend()
     if name == "tensorflow":
         import tensorflow as tf
@@ -167,29 +173,31 @@ def gradient_of_sum(fn: Callable, x: np.ndarray | Sequence[np.ndarray]) -> tuple
         # only the inputs are watched: the weights' gradients are never needed here
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(tensors)
-            out = fn(*tensors)
+            out, extras = split(fn(*tensors))
             total = tf.reduce_sum(out)
-        grads = [keras.ops.convert_to_numpy(g) for g in tape.gradient(total, tensors)]
-        out = keras.ops.convert_to_numpy(out)
+        grads = tape.gradient(total, tensors)
     elif name == "jax":
         import jax
         import jax.numpy as jnp
 
         def total(ts):
-            out = fn(*ts)
-            return jnp.sum(out), out
+            out, extras = split(fn(*ts))
+            return jnp.sum(out), (out, extras)
 
-        found, out = jax.grad(total, has_aux=True)([jnp.asarray(a) for a in xs])
-        grads, out = [np.asarray(g) for g in found], np.asarray(out)
+        grads, (out, extras) = jax.grad(total, has_aux=True)([jnp.asarray(a) for a in xs])
     elif name == "torch":
         tensors = [keras.ops.convert_to_tensor(a).detach().requires_grad_(True) for a in xs]
-        out = fn(*tensors)
+        out, extras = split(fn(*tensors))
         out.sum().backward()
-        grads = [keras.ops.convert_to_numpy(t.grad) for t in tensors]
-        out = keras.ops.convert_to_numpy(out.detach())
+        grads = [t.grad for t in tensors]
+        out, extras = out.detach(), [e.detach() for e in extras]
     else:
         raise NotImplementedError(f"no gradient for Keras backend {name!r}; use one of {', '.join(BACKENDS)}")
-    return out, (grads if several else grads[0])
+    out, grads = keras.ops.convert_to_numpy(out), [keras.ops.convert_to_numpy(g) for g in grads]
+    grads = grads if several else grads[0]
+    if has_aux:
+        return out, grads, [keras.ops.convert_to_numpy(e) for e in extras]
+    return out, grads
 
 
 PRECISIONS: tuple[str, ...] = ("auto", "float32", "mixed_bfloat16", "mixed_float16")

@@ -87,7 +87,7 @@ def gradcam_layers(
     n_classes = int(scores_layer.output.shape[-1])
     inputs = batch.astype("float32")
 
-    def one_hot_of(scores: np.ndarray) -> np.ndarray:
+    def one_hot_of(scores: np.ndarray | None) -> np.ndarray:
         if class_index is None:
             chosen = scores.argmax(axis=1)
         else:
@@ -102,26 +102,26 @@ def gradcam_layers(
         for target in targets:
             if end <= layers.index(target):
                 raise ValueError(f"layer {scores_layer.name!r} does not follow {target.name!r}")
-        slots = {index: slot for slot, index in enumerate(sorted({layers.index(t) for t in targets}))}
-        recorded = {}
-        x = keras.ops.convert_to_tensor(inputs)
-        for index, layer in enumerate(layers[:end + 1]):  # the feature maps and the scores, no gradient
-            x = layer(x, training=False)
-            if index in slots:
-                recorded[index] = keras.ops.convert_to_numpy(x).astype(np.float32)
-        one_hot = keras.ops.convert_to_tensor(one_hot_of(keras.ops.convert_to_numpy(x)))
+        order = sorted({layers.index(t) for t in targets})
+        slots = {index: slot for slot, index in enumerate(order)}
+        given = None if class_index is None else keras.ops.convert_to_tensor(one_hot_of(None))
 
         def chosen_score(*zeros):
-            x = keras.ops.convert_to_tensor(inputs)
+            x, maps = keras.ops.convert_to_tensor(inputs), []
             for index, layer in enumerate(layers[:end + 1]):
                 x = layer(x, training=False)
                 if index in slots:
                     x = x + zeros[slots[index]]
-            return keras.ops.sum(keras.ops.cast(x, "float32") * one_hot, axis=1)
+                    maps.append(x)
+            scores = keras.ops.cast(x, "float32")
+            one_hot = given
+            if one_hot is None:  # each image's predicted class (a choice, not a function to differentiate)
+                one_hot = keras.ops.one_hot(keras.ops.argmax(keras.ops.stop_gradient(scores), axis=1), n_classes)
+            return keras.ops.sum(scores * one_hot, axis=1), maps
 
-        order = sorted(slots)
-        _, found = gradient_of_sum(chosen_score, [np.zeros_like(recorded[index]) for index in order])
-        pairs = [(recorded[layers.index(t)], found[slots[layers.index(t)]]) for t in targets]
+        zeros = [np.zeros((len(batch),) + tuple(layers[index].output.shape[1:]), np.float32) for index in order]
+        _, found, maps = gradient_of_sum(chosen_score, zeros, has_aux=True)
+        pairs = [(maps[slots[layers.index(t)]].astype(np.float32), found[slots[layers.index(t)]]) for t in targets]
     else:
         pairs, one_hot = [], None
         for target in targets:

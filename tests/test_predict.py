@@ -49,7 +49,8 @@ def test_faces_found_on_real_portraits(predictor):
         x, y, w, h = face.box
         assert 0 <= x and x + w <= width and 0 <= y and y + h <= height and w >= 60
         assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-3)
-        assert face.emotion == max(face.probabilities, key=face.probabilities.get)
+        # the emotion is the most probable one (the probabilities are rounded to 4 decimals, which may tie it)
+        assert face.probabilities[face.emotion] == max(face.probabilities.values())
     # Grace Hopper's face is in the upper middle of her portrait
     box = predictor.predict_file(GRACE_HOPPER).faces[0].box
     assert 100 < box[0] + box[2] / 2 < 400 and 100 < box[1] + box[3] / 2 < 350
