@@ -90,6 +90,14 @@ def _table(rows: list[dict], preds: dict, reference: str) -> pd.DataFrame:
     return table
 
 
+def describe_mcnemar(p_value: float, alpha: float = 0.05) -> str:
+    """What McNemar's p-value says about two models' accuracies on the same faces, in words."""
+    if p_value < alpha:
+        return (f"p = {p_value:.2g}: a split this lopsided between the two is unlikely if they were equally accurate, "
+                "so the difference is more than chance")
+    return f"p = {p_value:.2g}: a split like this between the two is common when they are equally accurate: within chance"
+
+
 def compare(run: str | os.PathLike, names: list[str], reference: str = "baseline") -> pd.DataFrame:
     """One row per experiment found in ``run``: PrivateTest accuracy (95 % CI), macro-F1,
     balanced accuracy, McNemar against ``reference``, epochs, training time and images/s, and

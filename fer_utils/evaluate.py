@@ -420,6 +420,26 @@ def describe_face_confidence(table: pd.DataFrame, probability: float, split: str
             f"faces it gave {row.name} (95% CI {row['ci95_low']:.0%}-{row['ci95_high']:.0%})")
 
 
+#: How far below its overall accuracy a model must be on a group of faces for its answers there to be "worth much
+#: less" (10 percentage points).
+MUCH_LESS = 0.1
+
+
+def describe_close_calls(right: np.ndarray, close: np.ndarray) -> str:
+    """How often the model is right on its close calls (``close``: the faces whose top two probabilities are
+    near each other) against all faces (``right``: which faces it gets right)."""
+    right, close = np.asarray(right, dtype=bool), np.asarray(close, dtype=bool)
+    if right.shape != close.shape:
+        raise ValueError(f"right and close must have the same shape, got {right.shape} and {close.shape}")
+    if not close.any():
+        return "no face is a close call"
+    on_close, overall = right[close].mean(), right.mean()
+    line = f"on those faces the model is right {on_close:.0%} of the time, against {overall:.0%} overall"
+    if on_close < overall - MUCH_LESS:
+        line += ": where it hesitates between two emotions, its answer is worth much less"
+    return line
+
+
 def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, n_bins: int = 10) -> dict:
     """How far a model's top probabilities are from how often it is right (Guo et al. 2017).
 

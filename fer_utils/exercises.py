@@ -16,11 +16,18 @@ from typing import Any
 import numpy as np
 
 
-class YourTurn(AssertionError):
+class _Said(AssertionError):
+    """A check's verdict: Jupyter shows its message alone, not a traceback into this module."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython's hook for how an exception is shown
+        return [f"{type(self).__name__}: {self}"]
+
+
+class YourTurn(_Said):
     """The exercise has no answer yet (its answer is still ``None``)."""
 
 
-class NotYetRight(AssertionError):
+class NotYetRight(_Said):
     """The answer is there but does not pass the check; the message says what was expected and why."""
 
 

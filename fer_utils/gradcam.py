@@ -364,6 +364,19 @@ def placement(ratio: float) -> str:
     the maps (bands and frame alike) uses these words."""
     shown = round(ratio, 1)
     return "clear" if shown >= CLEAR_RATIO else "even" if shown < EVEN_RATIO else "some"
+
+
+def describe_placement(ratio: float, what: str = "the map") -> str:
+    """How far to trust the band a map is densest on, from its :func:`band_ratio`: a clearly placed map
+    names a part of the face; one near an even spread names a band that says little."""
+    if ratio == 0:
+        return f"{what} is empty: it points nowhere"
+    reading = {"clear": "clearly placed",
+               "some": f"not clearly placed (under {CLEAR_RATIO:g}x), so read the band with care",
+               "even": "near an even spread, so the band it names says little"}[placement(ratio)]
+    return f"{what} holds {ratio:.1f}x an even spread on its band: {reading}"
+
+
 #: The bands where the prototype of each emotion in the Facial Action Coding System moves the face
 #: (Ekman and Friesen, 1978; its prototypes as listed in EMFACS): brows lowered or raised, lids
 #: tightened or raised, nose wrinkled, cheeks raised, lip corners pulled or lowered, jaw dropped.

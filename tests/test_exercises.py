@@ -13,6 +13,8 @@ def test_an_unanswered_exercise_says_your_turn_without_giving_the_answer_away():
         check("00.1", None, equals="happy", why="happy has the most Training faces")
     assert "happy" not in str(caught.value)
     assert isinstance(caught.value, AssertionError)  # a plain assert-style failure in the notebook
+    # Jupyter (IPython) shows the message alone, not a traceback into fer_utils
+    assert caught.value._render_traceback_() == [f"YourTurn: {caught.value}"]
 
 
 def test_a_right_answer_passes_and_says_why():

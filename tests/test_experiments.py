@@ -694,3 +694,12 @@ def test_a_training_reported_already_is_read_back_without_its_model(tmp_path):
     other = train_model(model(), (train.images, train.labels), (public.images, public.labels), run / "baseline",
                         epochs=3, batch_size=8, seed=1)
     assert recorded_report(run, "baseline", other, private) is None
+
+
+def test_describe_mcnemar_reads_the_p_value_at_five_percent():
+    from fer_utils.compare import describe_mcnemar
+
+    assert describe_mcnemar(0.0012) == ("p = 0.0012: a split this lopsided between the two is unlikely if they were "
+                                        "equally accurate, so the difference is more than chance")
+    assert describe_mcnemar(0.05).endswith("common when they are equally accurate: within chance")
+    assert describe_mcnemar(0.04, alpha=0.01).startswith("p = 0.04: a split like this")

@@ -314,3 +314,31 @@ def test_placement_reads_a_ratio_as_it_is_printed():
     # 1.16 prints as 1.2 and 1.46 as 1.5: each is read as it is printed
     assert [placement(r) for r in (0.0, 1.14, 1.16, 1.2, 1.44, 1.46, 2.0)] == [
         "even", "even", "some", "some", "some", "clear", "clear"]
+
+
+def test_describe_placement_says_how_far_to_trust_the_band():
+    from fer_utils.gradcam import describe_placement
+
+    assert describe_placement(0.0, "the predicted class's map") == "the predicted class's map is empty: it points nowhere"
+    assert describe_placement(1.46) == "the map holds 1.5x an even spread on its band: clearly placed"
+    assert describe_placement(1.3).endswith("1.3x an even spread on its band: not clearly placed (under 1.5x), "
+                                            "so read the band with care")
+    assert describe_placement(1.14).endswith("1.1x an even spread on its band: near an even spread, so the band it "
+                                             "names says little")
+
+
+def test_describe_close_calls_compares_them_with_all_faces():
+    from fer_utils.evaluate import describe_close_calls
+
+    right = np.array([True] * 8 + [False] * 2)  # 80 % overall
+    close = np.zeros(10, bool)
+    assert describe_close_calls(right, close) == "no face is a close call"
+    close[[0, 8, 9]] = True  # right on 1 of 3 close calls
+    assert describe_close_calls(right, close) == ("on those faces the model is right 33% of the time, against 80% "
+                                                  "overall: where it hesitates between two emotions, its answer is "
+                                                  "worth much less")
+    close[:] = False
+    close[[0, 1, 2, 3, 8]] = True  # 80 %: no worse
+    assert describe_close_calls(right, close) == "on those faces the model is right 80% of the time, against 80% overall"
+    with pytest.raises(ValueError, match="same shape"):
+        describe_close_calls(right, close[:5])

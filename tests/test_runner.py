@@ -333,9 +333,10 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monke
                     if c.cell_type == "code" for o in c.get("outputs", []))
     for step in ("0 report's CNN: ", "1 VGG-style network: ", "5 + ten-crop at test time: ", "7 ensemble of 3: "):
         assert step in steps  # every step of the table is scored
-    for nb in NOTEBOOKS:  # no machine paths in outputs or metadata
-        text = (run_dir / "notebooks" / nb.name).read_text()
-        assert str(repo_root()) not in text and str(Path.home()) + "/" not in text, nb.name
+    for nb in NOTEBOOKS:  # no machine paths in outputs or metadata, run alone with the answers or handed out
+        for executed in (tmp_path / "alone" / nb.stem[:2] / "notebooks" / nb.name, run_dir / "notebooks" / nb.name):
+            text = executed.read_text()
+            assert str(repo_root()) not in text and str(Path.home()) + "/" not in text, executed
     _notebook_07_reads_the_headline_model(run_dir)
 
 
@@ -382,6 +383,7 @@ def _student_copies_run(run_dir: Path) -> Path:
                 checks += 1
                 assert errors and errors[0]["ename"] == "YourTurn", (nb.name, cell.source[:80])
                 assert errors[0]["evalue"].startswith("Your turn: exercise"), nb.name
+                assert errors[0]["traceback"] == [f"YourTurn: {errors[0]['evalue']}"], nb.name  # one line
             else:
                 assert not errors, (nb.name, cell.source[:80])
         assert checks >= 2, nb.name
