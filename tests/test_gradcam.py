@@ -92,23 +92,35 @@ def test_several_layers_in_one_pass_match_each_layer_cut_apart():
     """A chain of layers (Sequential) takes every layer's gradient from one backward pass; its functional
     twin (the same layers and weights) is cut at one layer at a time. The maps agree, in the order asked for."""
     from fer_utils.gradcam import gradcam_layers
-    from fer_utils.model import build_baseline
 
-    chain = build_baseline()
-    inputs = keras.Input((48, 48, 1))
+    keras.utils.set_random_seed(3)
+    chain = keras.Sequential([
+        keras.Input((SIZE, SIZE, 1)),
+        keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1"),
+        keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c2"),
+        keras.layers.MaxPooling2D(name="pool"),
+        keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c3"),
+        keras.layers.Flatten(name="flat"),
+        keras.layers.Dense(3, name="logits"),
+        keras.layers.Activation("softmax", name="predictions")])
+    inputs = keras.Input((SIZE, SIZE, 1))
     x = inputs
     for layer in chain.layers:
         copy = type(layer).from_config(layer.get_config())
         x = copy(x)
         copy.set_weights(layer.get_weights())
     twin = keras.Model(inputs, x)
-    images = np.random.default_rng(1).integers(0, 256, (3, 48, 48, 1), dtype=np.uint8)
-    asked = ["conv5", "conv1", "conv3"]
-    together = gradcam_layers(chain, images, asked, class_index=np.array([0, 3, 6]))
-    assert together.shape == (3, 3, 48, 48) and together.dtype == np.float32
-    apart = np.stack([gradcam(twin, images, layer, class_index=np.array([0, 3, 6])) for layer in asked], axis=1)
+    images = np.random.default_rng(1).random((3, SIZE, SIZE, 1), dtype=np.float32)
+    asked = ["c3", "c1", "c2"]
+    together = gradcam_layers(chain, images, asked, class_index=np.array([0, 1, 2]))
+    assert together.shape == (3, 3, SIZE, SIZE) and together.dtype == np.float32
+    apart = np.stack([gradcam(twin, images, layer, class_index=np.array([0, 1, 2])) for layer in asked], axis=1)
     np.testing.assert_allclose(together, apart, atol=1e-5)
-    assert together[:, 0].max() > 0  # not the trivial all-zero agreement
+    assert (together.reshape(9, -1).max(axis=1) > 0).sum() >= 6  # not the trivial all-zero agreement
+    # each image's predicted class when none is given: the same maps as asking for it
+    predicted = chain.predict(images, verbose=0).argmax(1)
+    np.testing.assert_allclose(gradcam_layers(chain, images, asked), gradcam_layers(chain, images, asked, predicted),
+                               atol=1e-6)
 
 
 def test_class_average_and_overlay():
