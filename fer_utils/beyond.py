@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .evaluate import accuracy_interval, classification_metrics, expected_calibration_error, near_floor
+from .evaluate import accuracy_interval, classification_metrics, expected_calibration_error, intervals_overlap, near_floor
 from .train import cosine_schedule, steps_per_epoch  # noqa: F401  (notebook 08 imports them from here)
 
 
@@ -154,7 +154,7 @@ def describe_steps(table: pd.DataFrame, split: str = "PublicTest") -> str:
                 f"macro-F1 {row['macro_f1']:.3f}, {row['minutes']:.1f} min")
         if previous is not None:
             gain = row["accuracy"] - previous["accuracy"]
-            overlap = row["ci95_low"] <= previous["ci95_high"] and previous["ci95_low"] <= row["ci95_high"]
+            overlap = _overlap(row, previous)
             line += f"; {gain:+.3f} over the step before" + (" (the intervals overlap)" if overlap else "")
         lines.append(line)
         previous = row
@@ -422,7 +422,8 @@ def _step(name: str) -> str:
 
 
 def _overlap(a: pd.Series, b: pd.Series) -> bool:
-    return bool(a["ci95_low"] <= b["ci95_high"] and b["ci95_low"] <= a["ci95_high"])
+    """Whether two rows' 95 % intervals of accuracy overlap (:func:`fer_utils.evaluate.intervals_overlap`)."""
+    return intervals_overlap((a["ci95_low"], a["ci95_high"]), (b["ci95_low"], b["ci95_high"]))
 
 
 def describe_step_lengths(table: pd.DataFrame, majority_share: float | None = None, split: str = "PublicTest",

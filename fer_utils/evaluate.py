@@ -73,9 +73,14 @@ def within_noise(accuracy_a: float, accuracy_b: float, total: int) -> bool:
     """Whether two accuracies measured on the same ``total`` faces lie within the noise of one split: their
     95 % intervals (:func:`accuracy_interval`) overlap. This is the rough reading the notebooks give a table of
     accuracies; McNemar's test (:func:`mcnemar`) on the answers themselves is the sharper one."""
-    lo_a, hi_a = accuracy_interval(round(accuracy_a * total), total)
-    lo_b, hi_b = accuracy_interval(round(accuracy_b * total), total)
-    return bool(lo_a <= hi_b and lo_b <= hi_a)
+    return intervals_overlap(accuracy_interval(round(accuracy_a * total), total),
+                             accuracy_interval(round(accuracy_b * total), total))
+
+
+def intervals_overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Whether two intervals ``(low, high)`` share a point: for two 95 % intervals of accuracy, the rough reading
+    "within the noise of one split" (:func:`within_noise`)."""
+    return bool(a[0] <= b[1] and b[0] <= a[1])
 
 
 def describe_gap(accuracy_a: float, accuracy_b: float, total: int, name_a: str, name_b: str) -> str:

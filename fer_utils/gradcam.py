@@ -449,6 +449,11 @@ def describe_attention(maps: np.ndarray, counts: np.ndarray, class_names: tuple[
         text += (f"the band is one the prototype moves for {_listed(agree)}" if agree else
                  "the band is never one the prototype moves")
         text += f"; not for {_listed(differ)}." if differ else "."
+        left_out = [name for name in placed if name not in judged]
+        if left_out:
+            text += (f" Left out: {_listed(left_out)} (a map near an even spread names no place, and neutral's "
+                     "prototype moves nothing)." if "neutral" in left_out else
+                     f" Left out: {_listed(left_out)} (a map near an even spread names no place).")
         lines.append(text)
     return "\n".join(lines)
 
@@ -477,7 +482,8 @@ def describe_layers(maps: np.ndarray, counts: np.ndarray, layers: list[str], cla
     lines = ["How concentrated the evidence is at each layer (median over the emotions of the densest band's "
              "share against an even spread): "
              + ", ".join(f"{layer} {m:.1f}x" for layer, m in zip(layers, medians) if not np.isnan(m))
-             + (f"; the same at every layer." if top == bottom else f"; most at {most}, least at {least}.")]
+             + (f"; the same at every layer" if top == bottom else f"; most at {most}, least at {least}")
+             + (f"; no layer places it clearly (no median reaches {CLEAR_RATIO:.1f}x)." if top < CLEAR_RATIO else ".")]
     lines.append(describe_frame(maps, counts, layers))
     for c, name in enumerate(class_names):
         row = found[c]

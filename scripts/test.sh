@@ -20,9 +20,9 @@ echo "== 1/2 unit tests"
 echo "== 2/2 the study on the real data and the committed notebooks' outputs ($((SECONDS - started)) s so far)"
 copies=$(.venv/bin/python -m fer_study.nbcheck .nbval)
 [ -n "$copies" ] || echo "no committed notebook outputs to check (the notebooks are not published yet)"
-# three workers on two cores (each notebook's cells kept in one, where they run in order in one kernel): a test
-# alone leaves a core idle for a third of its time (kernels starting, files written), which the others fill
+# two workers (each notebook's cells kept in one, where they run in order in one kernel): a test alone leaves a
+# core idle for a third of its time (kernels starting, files written), which the other worker fills
 # shellcheck disable=SC2086
-"${PYTEST[@]}" -n 3 --dist loadgroup tests $copies -m "slow or realdata" \
+"${PYTEST[@]}" -n 2 --dist loadgroup tests $copies -m "slow or realdata" \
   --nbval-lax --sanitize-with tests/nbval_sanitize.cfg "$@"
 echo "tests: both stages passed in $((SECONDS - started)) s"

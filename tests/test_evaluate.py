@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from fer_utils.evaluate import (
@@ -243,3 +244,15 @@ def test_within_noise_reads_two_accuracies_on_the_same_faces():
     assert describe_gap(0.590, 0.686, n, "a", "b").endswith("-9.6 points on 3,589 faces, and their 95 % intervals "
                                                            "do not overlap: more than the noise of one split")
     assert not within_noise(0.60, 0.40, 100) and within_noise(0.55, 0.45, 100)  # the interval widens on fewer faces
+
+
+def test_intervals_overlap_is_the_one_rule_for_within_noise():
+    from fer_utils.beyond import _overlap
+    from fer_utils.evaluate import intervals_overlap, within_noise
+
+    assert intervals_overlap((0.60, 0.65), (0.65, 0.70)) and intervals_overlap((0.60, 0.70), (0.62, 0.64))
+    assert not intervals_overlap((0.60, 0.64), (0.65, 0.70)) and not intervals_overlap((0.65, 0.70), (0.60, 0.64))
+    rows = pd.DataFrame({"ci95_low": [0.60, 0.65], "ci95_high": [0.64, 0.70]})
+    assert _overlap(rows.iloc[0], rows.iloc[1]) is False
+    # on 3,589 faces, 1.4 points apart overlap and 4 points apart do not
+    assert within_noise(0.683, 0.669, 3589) and not within_noise(0.70, 0.66, 3589)

@@ -168,6 +168,8 @@ def test_the_text_names_the_band_the_maps_show():
     # FACS: the eyes are among angry's, fear's and surprise's cues, not disgust's or sad's
     facs = text.splitlines()[-1]
     assert "angry, fear, happy and surprise" in facs and "not for disgust" in facs and "sad (its map on the eyes" in facs
+    assert facs.endswith("Left out: neutral (a map near an even spread names no place, and neutral's prototype moves "
+                         "nothing).")  # every emotion is judged or said to be left out
 
 
 def test_even_maps_and_missing_classes_are_said_so():
@@ -196,8 +198,12 @@ def test_the_layer_table_read_in_sentences():
     assert "most concentrated at conv2 (eyes" in happy  # the eyes band is narrower: the same level is denser there
     angry = next(line for line in lines if line.startswith("angry:"))
     assert angry.startswith("angry: near an even spread at conv1, eyes at conv2-conv3;")
+    assert not lines[0].endswith("no layer places it clearly (no median reaches 1.5x).")  # conv3 does
     flat = np.stack([np.stack([np.ones((48, 48), np.float32)] * 7)] * 3, axis=1)
-    assert "never far from an even spread" in describe_layers(flat, np.full(7, 2), layers, EMOTIONS)
+    flat_text = describe_layers(flat, np.full(7, 2), layers, EMOTIONS)
+    assert "never far from an even spread" in flat_text
+    assert flat_text.splitlines()[0].endswith("; the same at every layer; no layer places it clearly "
+                                              "(no median reaches 1.5x).")
 
 
 def test_maps_match_is_a_check_predicate():
