@@ -31,8 +31,9 @@ def test_quick_benchmark_writes_json(real_data_path, tmp_path, capsys):
     figures = payload["figures"]
     for key in ("cold_load_s", "cached_load_s", "matmul_gflops", "train_images_per_s",
                 "infer_images_per_s", "train_images_per_s_float32", "infer_images_per_s_float32",
-                "peak_memory_mib"):
+                "gradcam_faces_per_s", "peak_memory_mib"):
         assert figures[key] > 0, key
+    assert payload["ceilings"]["gradcam_faces_per_s"] == pytest.approx(payload["ceilings"]["train_images_per_s_float32"])
     assert payload["quick"] is True and payload["ceilings"]["train_images_per_s"] > 0
     printed = capsys.readouterr().out
     assert "ratio" in printed
