@@ -56,6 +56,8 @@ def gradcam(
     Returns:
         float32 array ``(N, H, W)`` in [0, 1] (``(H, W)`` for a single image).
     """
+    if np.ndim(images) not in (3, 4):
+        raise ValueError(f"images must be (N, H, W, C) or (H, W, C), got shape {np.shape(images)}")
     single = np.ndim(images) == 3
     maps = gradcam_layers(model, np.asarray(images)[None] if single else images, [layer_name], class_index,
                           score_layer)[:, 0]
@@ -82,6 +84,8 @@ def gradcam_layers(
     batch = np.asarray(images)
     if batch.ndim != 4:
         raise ValueError(f"images must be (N, H, W, C), got shape {np.shape(images)}")
+    if not layer_names:
+        raise ValueError("layer_names must name at least one layer")
     targets = [_conv_layer(model, name) for name in layer_names]
     scores_layer = _score_tensor_layer(model, score_layer)
     n_classes = int(scores_layer.output.shape[-1])

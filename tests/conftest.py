@@ -93,15 +93,16 @@ def pytest_collection_modifyitems(config, items):
     """A test that reads the real data set is marked ``realdata`` (CI runs those after the unit tests): one
     that takes a real-data fixture, and every cell nbval re-executes in a committed notebook's checkable copy
     (``fer_study.nbcheck``), which loads the data set as the notebook did. A notebook's cells run in order in
-    one kernel, so with ``--dist loadgroup`` they stay in one pytest-xdist worker (``xdist_group``). The slow
-    tests go first, so that two workers that share the rest finish at about the same time."""
+    one kernel, so with ``--dist loadgroup`` they stay in one pytest-xdist worker (``xdist_group``). Under
+    pytest-xdist the slow tests go first, so that two workers that share the rest finish at about the same time."""
     for item in items:
         if item.path.suffix == ".ipynb":
             item.add_marker(pytest.mark.realdata)
             item.add_marker(pytest.mark.xdist_group(item.path.name))
         elif {"real_data_path", "real_data"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.realdata)
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: each file's order is kept
+    if hasattr(config, "workerinput"):  # in a pytest-xdist worker only: alone, the quick ones go first
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: each file's order is kept
 
 
 def pytest_sessionfinish(session):

@@ -114,6 +114,10 @@ def test_several_layers_in_one_pass_match_each_layer_cut_apart():
     asked = ["c3", "c1", "c2"]
     together = gradcam_layers(chain, images, asked, class_index=np.array([0, 1, 2]))
     assert together.shape == (3, 3, SIZE, SIZE) and together.dtype == np.float32
+    with pytest.raises(ValueError, match="at least one layer"):
+        gradcam_layers(chain, images, [])
+    with pytest.raises(ValueError, match=r"images must be \(N, H, W, C\) or \(H, W, C\)"):
+        gradcam(chain, images[0, ..., 0], "c1")
     apart = np.stack([gradcam(twin, images, layer, class_index=np.array([0, 1, 2])) for layer in asked], axis=1)
     np.testing.assert_allclose(together, apart, atol=1e-5)
     assert (together.reshape(9, -1).max(axis=1) > 0).sum() >= 6  # not the trivial all-zero agreement
