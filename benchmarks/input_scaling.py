@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 
 from fer_utils.data import load_fer2013  # noqa: E402
 from fer_utils.evaluate import library_versions, hardware_info, predict_labels  # noqa: E402
-from fer_utils.experiments import scaling_comparison  # noqa: E402
+from fer_utils.compare import scaling_comparison  # noqa: E402
 from fer_utils.model import INPUT_NORMS, build_baseline, compile_model  # noqa: E402
 from fer_utils.device import set_precision  # noqa: E402
 from fer_utils.notebook import resolve, shown  # noqa: E402
