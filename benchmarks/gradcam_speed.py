@@ -19,8 +19,6 @@ forward's FLOPs). The two ways must give the same maps. Results go to
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -29,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from fer_study.bench import measure_matmul, model_flops  # noqa: E402
+from fer_study.bench import measure_matmul, model_flops, write_json  # noqa: E402
 from fer_utils.data import load_fer2013, repo_root  # noqa: E402
 from fer_utils.evaluate import hardware_info, library_versions  # noqa: E402
 from fer_utils.model import CONV_LAYERS  # noqa: E402
@@ -89,11 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:>9}: {rate:6.1f} faces/s, ceiling {ceiling:.1f} faces/s, ratio {rate / ceiling:.2f}")
     print(f"one pass is {result['speedup']:.2f}x one pass per layer; largest difference between their maps: "
           f"{difference:.1e}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, out)
+    write_json(args.out, result)
     return 0 if difference <= 1e-5 else 1
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from fer_study.bench import write_json  # noqa: E402
 from fer_utils.data import load_fer2013  # noqa: E402
 from fer_utils.evaluate import library_versions, hardware_info, predict_labels  # noqa: E402
 from fer_utils.compare import scaling_comparison  # noqa: E402
@@ -86,10 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         if set(INPUT_NORMS) <= set(payload["runs"]):
             payload["comparison"] = scaling_comparison(payload)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps(payload, indent=1))
-        os.replace(tmp, out)
+        write_json(out, payload)
         print(f"wrote {shown(out)}", flush=True)
     if "comparison" in payload:
         print(json.dumps(payload["comparison"], indent=1))

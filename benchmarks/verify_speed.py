@@ -14,8 +14,6 @@ three for each. The budgets: at most +1 s cold and +0.2 s cached on the genuine 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import tempfile
 import time
@@ -26,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from fer_utils.data import default_data_path, load_fer2013  # noqa: E402
+from fer_study.bench import write_json  # noqa: E402
 from fer_utils.evaluate import hardware_info, library_versions  # noqa: E402
 from fer_utils.verify import default_fingerprint, hash64, pixel_hashes, reference_key, verify_images  # noqa: E402
 
@@ -89,11 +88,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(ratio {cold_added / read_s:.2f}); budget +{BUDGET_COLD_S:g} s")
     print(f"cached load: {cached_off:.3f} s without, {cached_on:.3f} s with verification: "
           f"{cached_added:+.3f} s (judging the cached arrays again: {match_s:.3f} s); budget +{BUDGET_CACHED_S:g} s")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, out)
+    write_json(args.out, result)
     return 0 if cold_added <= BUDGET_COLD_S and cached_added <= BUDGET_CACHED_S else 1
 
 

@@ -51,6 +51,16 @@ UNITS = {"predict_6000x4000_peak_mib": "MiB", "peak_memory_mib": "MiB", "matmul_
          "train_images_per_s": "img/s", "infer_images_per_s": "img/s", "gradcam_faces_per_s": "img/s"}
 
 
+def write_json(path: str | os.PathLike, payload: dict, indent: int = 1, allow_nan: bool = True) -> Path:
+    """Write a benchmark's results as JSON, whole or not at all (a temporary file renamed into place)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=indent, allow_nan=allow_nan))
+    os.replace(tmp, out)
+    return out
+
+
 def model_flops(model) -> dict[str, float]:
     """Forward FLOPs per image of each Conv2D and Dense layer (2 x multiply-adds)."""
     import keras
@@ -340,9 +350,7 @@ def main(argv: list[str] | None = None) -> int:
                    "layer_profile": {policy: [{k: (round(v, 4) if isinstance(v, float) else v)
                                                for k, v in r.items()} for r in rows]
                                      for policy, rows in profiles.items()}}
-        tmp = Path(args.json).with_name(f".{Path(args.json).name}.tmp")
-        tmp.write_text(json.dumps(payload, indent=2, allow_nan=False))
-        os.replace(tmp, args.json)
+        write_json(args.json, payload, indent=2, allow_nan=False)
     return 0 if ok else 1
 
 
