@@ -17,13 +17,20 @@ every output. With ``solutions=True`` it keeps the answers (the copy CI runs to 
 The copies are generated, never edited by hand::
 
     python -m fer_study.classroom            # write student/
-    python -m fer_study.classroom --check    # exit 1 when student/ is out of date
+    python -m fer_study.classroom --check    # exit 1 when student/ is out of date, or an answer leaks
+
+"No later cell uses what an exercise computes" is checked by reading the code (:func:`answer_leaks`), and
+CI runs each notebook once as a :func:`rehearsal_notebook`: every cell of the student copy, each
+exercise as handed out just before its answer, so one run shows every check saying "Your turn" to the
+empty answer and "correct" to the reference one.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
+import textwrap
 import os
 import sys
 from pathlib import Path
@@ -37,6 +44,8 @@ BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 #: The tags of an exercise's code cell and of its check cell, and the tag that lets a cell raise
 #: without stopping a run.
 EXERCISE_TAG, CHECK_TAG, RAISES_TAG = "exercise", "exercise-check", "raises-exception"
+#: The tag of the cells a rehearsal copy adds: an exercise as the student copy hands it out, and its check.
+HANDED_OUT_TAG = "as-handed-out"
 #: Where the student copies go, relative to the repository.
 STUDENT_DIR = "student"
 GENERATED_NOTE = ("*Your copy of the lesson `notebooks/{name}`: write each exercise's answer where it says "
@@ -132,6 +141,165 @@ def student_notebook(nb, name: str, solutions: bool = False):
     return student
 
 
+def rehearsal_notebook(nb, name: str):
+    """The copy of teacher notebook ``nb`` with the answers kept and, just before each exercise, the
+    exercise cell as the student copy hands it out and its check cell (both tagged
+    :data:`HANDED_OUT_TAG`). Run once, it executes every code cell of the teacher's notebook and every
+    code cell of the student copy: each exercise's check first meets the empty answer (it must say "Your
+    turn"), then the reference one (it must say "correct"). With :func:`answer_leaks` finding nothing,
+    the cells after an exercise run as they would in the student copy: none reads what the answer set."""
+    student = student_notebook(nb, name)
+    answered = student_notebook(nb, name, solutions=True)
+    cells = []
+    for index, cell in enumerate(answered.cells):
+        if EXERCISE_TAG in _tags(cell):
+            check = next(c for c in student.cells[index + 1:] if c.cell_type == "code")
+            for handed_out in (student.cells[index], check):
+                extra = copy.deepcopy(handed_out)
+                extra.metadata["tags"] = _tags(extra) + [HANDED_OUT_TAG]
+                cells.append(extra)
+        cells.append(cell)
+    answered.cells = cells
+    for i, cell in enumerate(answered.cells):  # unique ids, as nbformat wants
+        cell["id"] = f"{Path(name).stem[:2]}-{i:03d}"
+    return answered
+
+
+def solution_source(source: str) -> str:
+    """The lines between the solution markers of an exercise cell's ``source``, dedented."""
+    lines, inside = [], False
+    for line in source.splitlines():
+        if line.strip() in (BEGIN, END):
+            inside = line.strip() == BEGIN
+        elif inside:
+            lines.append(line)
+    return textwrap.dedent("\n".join(lines))
+
+
+class _Names(ast.NodeVisitor):
+    """The names a piece of code reads (outside its comprehensions' and lambdas' own names) and binds."""
+
+    def __init__(self) -> None:
+        self.reads: set[str] = set()
+        self.binds: set[str] = set()
+        self.imports: set[str] = set()  # bound by an import (also in binds)
+        self._local: list[set[str]] = []
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Load):
+            if not any(node.id in scope for scope in self._local):
+                self.reads.add(node.id)
+        elif not self._local:
+            self.binds.add(node.id)
+
+    def _scoped(self, node, local: set[str], children) -> None:
+        self._local.append(local)
+        for child in children:
+            self.visit(child)
+        self._local.pop()
+
+    def _comprehension(self, node) -> None:
+        local = {n.id for g in node.generators for n in ast.walk(g.target) if isinstance(n, ast.Name)}
+        parts = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+        self._scoped(node, local, [*parts, *node.generators])
+
+    visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _comprehension
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        self._scoped(node, {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)}, [node.body])
+
+    def visit_alias(self, node: ast.alias) -> None:
+        self.imports.add((node.asname or node.name).split(".")[0])
+        self.binds.add((node.asname or node.name).split(".")[0])
+
+    def _mutated(self, target) -> None:  # x[k] = ... and x.a = ... change what x holds
+        while isinstance(target, (ast.Subscript, ast.Attribute)):
+            target = target.value
+        if isinstance(target, ast.Name):
+            self.binds.add(target.id)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        for target in node.targets:
+            self._mutated(target)
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        self._mutated(node.target)
+        self.generic_visit(node)
+
+
+def _names(code: str | ast.AST) -> _Names:
+    names = _Names()
+    names.visit(ast.parse(code) if isinstance(code, str) else code)
+    return names
+
+
+def _statements(source: str) -> list[tuple[set[str], _Names, bool]]:
+    """Each top-level statement of ``source``: (names it reads before binding them itself, its names,
+    whether it calls ``check``)."""
+    out = []
+    for statement in ast.parse(source).body:
+        names = _names(statement)
+        bound_first: set[str] = set()
+        if isinstance(statement, (ast.For, ast.AsyncFor)):  # the loop's target is bound before its body reads it
+            bound_first = _names(statement.target).binds
+        elif isinstance(statement, (ast.With, ast.AsyncWith)):
+            bound_first = set().union(*(_names(i.optional_vars).binds for i in statement.items if i.optional_vars))
+        calls_check = any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "check"
+                          for n in ast.walk(statement))
+        out.append((names.reads - bound_first, names, calls_check))
+    return out
+
+
+def answer_leaks(nb, name: str) -> list[str]:
+    """Where a cell of teacher notebook ``nb`` would run differently in the student copy: it reads a name
+    that an earlier exercise's answer sets (or changes) before any other cell sets it again. In the
+    student copy such a name holds ``None`` or is missing. Checked: every cell but the answers, each
+    check cell up to its first ``check(...)``, the call that says "Your turn" to an empty answer (nothing
+    after it runs in the student copy), and each check's reads of its own exercise's names set to
+    ``None``. An answer's import of a name that an earlier cell imported changes nothing. One line per
+    leak; empty when none."""
+    leaks: list[str] = []
+    answered: dict[str, str] = {}  # a name an answer set -> its exercise
+    bound: set[str] = set()  # the names the student copy has bound so far
+    number, exercise, empty = 0, "", set()
+    for index, cell in ((i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"):
+        tags = _tags(cell)
+        is_exercise = EXERCISE_TAG in tags
+        try:
+            statements = _statements(stub_source(cell.source, "") if is_exercise else cell.source)
+            solution = _names(solution_source(cell.source)) if is_exercise else _Names()
+            if is_exercise:
+                stub_tree = ast.parse(stub_source(cell.source, ""))
+        except SyntaxError as exc:
+            leaks.append(f"{name}: cell {index} is not Python ({exc.msg}, line {exc.lineno})")
+            continue
+        if is_exercise:
+            number += 1
+            exercise = f"{Path(name).stem[:2]}.{number}"
+            empty = {t.id for statement in stub_tree.body if isinstance(statement, ast.Assign)
+                     and isinstance(statement.value, ast.Constant) and statement.value.value is None
+                     for t in statement.targets if isinstance(t, ast.Name)}  # the answers, None until answered
+        stopped = False
+        for reads, names, calls_check in statements:
+            if not stopped:
+                for read in sorted(reads & answered.keys()):
+                    if not (CHECK_TAG in tags and answered[read] == exercise and read in empty):
+                        leaks.append(f"{name}: cell {index} reads {read!r}, which exercise {answered[read]}'s "
+                                     "answer sets: in the student copy it is None or missing there")
+                stopped = CHECK_TAG in tags and calls_check  # the student copy's check stops here ("Your turn")
+            if stopped:  # what the check binds from its first check(...) on is not bound in the student copy
+                answered.update(dict.fromkeys(names.binds - (names.imports & bound), exercise))
+            else:
+                for name_bound in names.binds:
+                    answered.pop(name_bound, None)
+                bound |= names.binds
+        if is_exercise:
+            changed = (solution.binds - solution.imports) | (solution.imports - bound) | empty
+            answered.update(dict.fromkeys(changed, exercise))
+    return leaks
+
+
 def _teacher_notebooks(folder: Path) -> list[Path]:
     """The numbered notebooks in ``folder`` (none for an empty or missing student folder)."""
     try:
@@ -200,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer_study.classroom",
                                      description="Generate (or check) the student copies of the notebooks.")
     parser.add_argument("dest", nargs="?", default=None, help=f"default: {STUDENT_DIR}/ in the repository")
-    parser.add_argument("--check", action="store_true", help="only check that the copies are up to date")
+    parser.add_argument("--check", action="store_true",
+                        help="only check that the copies are up to date and that no answer leaks into later cells")
     args = parser.parse_args(argv)
     try:
         if args.check:
@@ -209,7 +378,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"student copy {line}", file=sys.stderr)
             if problems:
                 print("regenerate them: python -m fer_study.classroom", file=sys.stderr)
-            return 1 if problems else 0
+            leaks = [line for path in _teacher_notebooks(repo_root() / "notebooks")
+                     for line in answer_leaks(nbformat.read(path, as_version=4), path.name)]
+            for line in leaks:
+                print(f"answer leaks: {line}", file=sys.stderr)
+            return 1 if problems or leaks else 0
         for path in write_student_copies(args.dest):
             print(f"wrote {path.name}")
     except ExerciseError as exc:

@@ -2,7 +2,7 @@
 # Set up, then test in two stages, the quick one first, so a broken change fails in minutes:
 #   1. unit tests: small synthetic data, no notebook runs;
 #   2. the study on the real data: real-data tests, the smoke-profile study (every notebook on TensorFlow,
-#      the backend-dependent ones on JAX, the student copies), the rendering check in Chromium, and nbval on
+#      the backend-dependent ones on JAX, each exercise as handed out and answered), the rendering check in Chromium, and nbval on
 #      the committed notebooks' stable cells (checkable copies made by fer_study.nbcheck in .nbval/).
 # Real-data tests need FER2013_DIR (or data/fer2013); without the data they are skipped (under CI they fail).
 # Arguments go to every pytest call (e.g. -q, -x).

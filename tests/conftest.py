@@ -69,7 +69,11 @@ def real_data_path() -> Path:
 
 @pytest.fixture(scope="session")
 def real_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("fer-cache")
+    """$FER2013_CACHE when set (scripts/test.sh sets it: the notebooks' kernels and every test worker decode the
+    data once between them; a cache file is written whole or not at all), else a fresh folder."""
+    from fer_utils.data import CACHE_ENV
+
+    return Path(os.environ[CACHE_ENV]) if os.environ.get(CACHE_ENV) else tmp_path_factory.mktemp("fer-cache")
 
 
 @pytest.fixture(scope="session")
@@ -77,6 +81,23 @@ def real_data(real_data_path: Path, real_cache: Path):
     from fer_utils.data import load_fer2013
 
     return load_fer2013(real_data_path, cache_dir=real_cache)
+
+
+#: The xdist group of the tests that read :func:`shipped_baseline_probabilities`, so that one worker computes it.
+SHIPPED_BASELINE = "shipped-baseline"
+
+
+@pytest.fixture(scope="session")
+def shipped_baseline_probabilities(real_data):
+    """The shipped baseline's (models/baseline.keras) PrivateTest probabilities on this backend, computed
+    once for the tests that read them (marked ``xdist_group(SHIPPED_BASELINE)``)."""
+    import keras
+
+    import fer_utils.model  # noqa: F401  (registers the model's first layer)
+    from fer_utils.data import repo_root
+
+    model = keras.saving.load_model(repo_root() / "models" / "baseline.keras")
+    return model.predict(real_data.split("PrivateTest").images, batch_size=256, verbose=0)
 
 
 #: Wall seconds of the smoke study per Keras backend, per notebook and in all (tests/test_runner.py fills it),

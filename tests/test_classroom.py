@@ -126,3 +126,80 @@ def test_check_reports_stale_copies(tmp_path, capsys):
     assert classroom.stale_copies(dest) == [] and not (dest / "09_gone.ipynb").exists()
 
 
+
+
+def leaks_of(*cells):
+    return classroom.answer_leaks(teacher(*cells), "01_x.ipynb")
+
+
+def code(source):
+    return nbformat.v4.new_code_cell(source)
+
+
+ANSWER = exercise("x = None  # the answer\n### BEGIN SOLUTION\nhelper = 2\nx = helper + 1\n### END SOLUTION")
+
+
+@pytest.mark.parametrize("later, leak", [
+    ("print(x)", "cell 3 reads 'x', which exercise 01.1's answer sets"),  # None in the student copy
+    ("print(helper)", "cell 3 reads 'helper'"),  # missing in the student copy
+    ("x = 5\nprint(x)", None),  # set again before it is read
+    ("for x in range(3):\n    print(x)", None),  # the loop sets it first
+    ("print([x for x in range(3)])", None),  # the comprehension's own x
+    ("print(list(map(lambda helper: helper, [1])))", None),  # the lambda's own helper
+    ("y = x if True else 0", "cell 3 reads 'x'"),
+])
+def test_answer_leaks_find_reads_of_what_an_answer_set(later, leak):
+    found = leaks_of(code("y = 1"), ANSWER, check_cell("print(check('01.1', x, equals=3, why='w'))"), code(later))
+    if leak is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and found[0].startswith(f"01_x.ipynb: {leak}")
+        assert found[0].endswith("in the student copy it is None or missing there")
+
+
+def test_answer_leaks_follow_what_the_student_copy_runs():
+    setup = code("import numpy as np\nresults = {}")
+    # a check reads its own exercise's answer; a helper that only the answer sets is missing at the check
+    assert leaks_of(ANSWER, check_cell("print(check('01.1', x, equals=helper + 1, why='w'))")) == [
+        "01_x.ipynb: cell 1 reads 'helper', which exercise 01.1's answer sets: in the student copy it is None "
+        "or missing there"]
+    # the check stops at its first check(...) in the student copy: what it sets after that is missing
+    assert leaks_of(ANSWER, check_cell("print(check('01.1', x, equals=3, why='w'))\nz = 1"), code("print(z)"))
+    assert not leaks_of(ANSWER, check_cell("z = 1\nprint(check('01.1', x, equals=3, why='w'))"), code("print(z)"))
+    # an answer that changes an object the notebook holds, or imports what no earlier cell imported
+    changes = exercise("x = None  # a\n### BEGIN SOLUTION\nresults['a'] = 1\nimport pandas as pd\nimport numpy as np"
+                       "\nx = 1\n### END SOLUTION")
+    found = leaks_of(setup, changes, check_cell(), code("print(results, pd.DataFrame(), np.zeros(1))"))
+    assert [f.split(" reads ")[1].split(",")[0] for f in found] == ["'pd'", "'results'"]  # numpy was imported
+    # a later exercise's cell as handed out may not read an earlier answer (its solution may)
+    second = exercise("y = None  # b\n### BEGIN SOLUTION\ny = x + 1\n### END SOLUTION")
+    assert not leaks_of(ANSWER, check_cell(), second, check_cell("print(check('01.2', y, equals=4, why='w'))"))
+    reads_earlier = exercise("y = x  # b\n### BEGIN SOLUTION\ny = 1\n### END SOLUTION")
+    assert "cell 2 reads 'x'" in leaks_of(ANSWER, check_cell(), reads_earlier, check_cell())[0]
+    assert leaks_of(code("print(("))[0].startswith("01_x.ipynb: cell 0 is not Python (")
+
+
+def test_the_study_notebooks_answers_do_not_leak():
+    """No cell after an exercise reads what its answer set: the student copies run without the answers."""
+    for path in notebooks():
+        assert classroom.answer_leaks(nbformat.read(path, as_version=4), path.name) == [], path.name
+    nb = nbformat.read(notebooks()[1], as_version=4)  # 01: exercise 01.1 finds the 8 worst mistakes
+    nb.cells.append(code("print(worst[:2])"))
+    assert classroom.answer_leaks(nb, "01_baseline_cnn.ipynb") == [
+        f"01_baseline_cnn.ipynb: cell {len(nb.cells) - 1} reads 'worst', which exercise 01.1's answer sets: in the "
+        "student copy it is None or missing there"]
+
+
+def test_rehearsal_runs_every_cell_of_the_student_copy_and_of_the_teachers():
+    plain = code("print(1)")
+    nb = teacher(plain, nbformat.v4.new_markdown_cell("**Exercise 01.1**"), ANSWER, check_cell(), code("print(2)"))
+    rehearsal = classroom.rehearsal_notebook(nb, "01_x.ipynb")
+    student = classroom.student_notebook(nb, "01_x.ipynb")
+    cells = [(c.source, c.metadata.get("tags", [])) for c in rehearsal.cells if c.cell_type == "code"]
+    handed_out = [source for source, tags in cells if classroom.HANDED_OUT_TAG in tags]
+    assert handed_out == [c.source for c in student.cells if c.cell_type == "code"][1:3]
+    assert [source for source, tags in cells if classroom.HANDED_OUT_TAG not in tags] == \
+        [c.source for c in nb.cells if c.cell_type == "code"]  # the teacher's code, cell for cell
+    assert [tags for _, tags in cells][1:5] == [["exercise", "as-handed-out"],
+                                                ["exercise-check", "raises-exception", "as-handed-out"],
+                                                ["exercise"], ["exercise-check", "raises-exception"]]

@@ -9,8 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from fer_study import progress
 from fer_study import runner as study
 

@@ -251,25 +251,29 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monke
     ran = [nb for nb in NOTEBOOKS if only is None or nb.stem[:2] in only]
     started = time.perf_counter()
     if backend == "tensorflow":
-        # every notebook alone first (its student copy with the answers put back, which is the teacher's code,
-        # in an empty run directory), which trains every experiment; then the student copies as handed out, in
-        # order over those finished trainings, where every notebook reads what the ones before it recorded
-        _every_notebook_alone_with_its_answers(tmp_path / "alone")
+        # every notebook alone (in an empty run directory) as a rehearsal copy: the teacher's code and, before
+        # each answer, the exercise as the student copy hands it out; this trains every experiment. Then the
+        # notebooks that read the others' results run over them all: 06, and 07 on notebook 08's model.
+        _every_notebook_alone_as_a_rehearsal(tmp_path / "alone")
         runner_output = capsys.readouterr().out  # the runner's own output: a line per epoch of every training
-        run_dir = _student_copies_run(_merged_runs(tmp_path / "alone", tmp_path / "smoke"))
+        executed_dirs = {nb.stem[:2]: tmp_path / "alone" / nb.stem[:2] for nb in ran}
+        run_dir = _merged_runs(tmp_path / "alone", tmp_path / "smoke")
+        study.run("smoke", run_dir, overrides={"model_name": "beyond", "gradcam_layer": "relu4"}, only=["06", "07"])
     else:
         run_dir = study.run("smoke", tmp_path / "smoke", only=only)
         runner_output = capsys.readouterr().out
+        executed_dirs = {nb.stem[:2]: run_dir for nb in ran}
     total = time.perf_counter() - started
     assert "    baseline: epoch 1 of at most " in runner_output
     request.config.stash[SMOKE_TIMES][backend] = {"total": total, "notebooks": {
-        nb.stem[:2]: nbformat.read(run_dir / "notebooks" / nb.name, as_version=4).metadata["papermill"]["duration"]
+        nb.stem[:2]: nbformat.read(executed_dirs[nb.stem[:2]] / "notebooks" / nb.name,
+                                   as_version=4).metadata["papermill"]["duration"]
         for nb in ran}}
     for nb in ran:
-        executed = nbformat.read(run_dir / "notebooks" / nb.name, as_version=4)
+        executed = nbformat.read(executed_dirs[nb.stem[:2]] / "notebooks" / nb.name, as_version=4)
         errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
                   if o.get("output_type") == "error" and CHECK_TAG not in c.metadata.get("tags", [])]
-        assert not errors  # (the student copies' checks say "Your turn": _student_copies_run checks them)
+        assert not errors  # (the checks of the exercises as handed out say "Your turn": checked in the rehearsal)
         first = next(o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
                      if o.get("output_type") == "stream")
         assert first["text"].startswith("data verified: canonical FER-2013, 35,887 of 35,887"), nb.name
@@ -328,15 +332,13 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monke
     assert (run_dir / "shipped" / "beyond.keras").exists()  # notebook 08 ships its model
     beyond = json.loads((run_dir / "metrics" / "beyond.json").read_text())["provenance"]
     assert beyond["test_time_augmentation"].startswith("ten-crop") and beyond["label_smoothing"] == 0.1
-    steps = "".join(o.get("text", "") for c in nbformat.read(run_dir / "notebooks" / "08_beyond_the_baseline.ipynb",
-                                                           as_version=4).cells
-                    if c.cell_type == "code" for o in c.get("outputs", []))
+    beyond_run = nbformat.read(executed_dirs["08"] / "notebooks" / "08_beyond_the_baseline.ipynb", as_version=4)
+    steps = "".join(o.get("text", "") for c in beyond_run.cells if c.cell_type == "code" for o in c.get("outputs", []))
     for step in ("0 report's CNN: ", "1 VGG-style network: ", "5 + ten-crop at test time: ", "7 ensemble of 3: "):
         assert step in steps  # every step of the table is scored
-    for nb in NOTEBOOKS:  # no machine paths in outputs or metadata, run alone with the answers or handed out
-        for executed in (tmp_path / "alone" / nb.stem[:2] / "notebooks" / nb.name, run_dir / "notebooks" / nb.name):
-            text = executed.read_text()
-            assert str(repo_root()) not in text and str(Path.home()) + "/" not in text, executed
+    for executed in [*(tmp_path / "alone").glob("*/notebooks/*.ipynb"), *(run_dir / "notebooks").glob("*.ipynb")]:
+        text = executed.read_text()  # no machine paths in outputs or metadata
+        assert str(repo_root()) not in text and str(Path.home()) + "/" not in text, executed
     _notebook_07_reads_the_headline_model(run_dir)
 
 
@@ -354,9 +356,8 @@ def _second_backend_checks(run_dir: Path, backend: str) -> None:
 
 
 def _notebook_07_reads_the_headline_model(run_dir: Path) -> None:
-    """Notebook 07 runs on notebook 08's model (its ``model_name``), with Grad-CAM at one of its ReLU
+    """Notebook 07 ran on notebook 08's model (its ``model_name``), with Grad-CAM at one of its ReLU
     outputs: its calibration, its answers on the photos and its maps, from that model."""
-    study.run("smoke", run_dir, overrides={"model_name": "beyond", "gradcam_layer": "relu4"}, only=["07"])
     executed = nbformat.read(run_dir / "notebooks" / "07_predict_new_faces.ipynb", as_version=4)
     outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
@@ -364,31 +365,6 @@ def _notebook_07_reads_the_headline_model(run_dir: Path) -> None:
     assert "the beyond model's probabilities" in printed
     assert "Grace Hopper (matplotlib): face at " in printed
     assert executed.metadata["papermill"]["parameters"]["gradcam_layer"] == "relu4"
-
-
-def _student_copies_run(run_dir: Path) -> Path:
-    """The student copies as handed out execute end to end in order over ``run_dir``, where every training
-    is finished (so nothing is trained again): every exercise's check says "Your turn", nothing else fails."""
-    from fer_study.classroom import STUDENT_DIR
-
-    study.run("smoke", run_dir, notebook_dir=repo_root() / STUDENT_DIR, jobs=2)
-    for nb in NOTEBOOKS:
-        executed = nbformat.read(run_dir / "notebooks" / nb.name, as_version=4)
-        checks = 0
-        for cell in executed.cells:
-            if cell.cell_type != "code":
-                continue
-            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-            if CHECK_TAG in cell.metadata.get("tags", []):
-                checks += 1
-                assert errors and errors[0]["ename"] == "YourTurn", (nb.name, cell.source[:80])
-                assert errors[0]["evalue"].startswith("Your turn: exercise"), nb.name
-                assert errors[0]["traceback"] == [f"YourTurn: {errors[0]['evalue']}"], nb.name  # one line
-            else:
-                assert not errors, (nb.name, cell.source[:80])
-        assert checks >= 2, nb.name
-        assert not any("papermill-error-cell-tag" in c.metadata.get("tags", []) for c in executed.cells)
-    return run_dir
 
 
 def _run_alone(job: tuple[str, Path, Path]) -> str:
@@ -407,39 +383,55 @@ def _run_alone(job: tuple[str, Path, Path]) -> str:
     return printed.getvalue()
 
 
-def _every_notebook_alone_with_its_answers(root: Path) -> None:
-    """Each student copy with the reference answers put back, run alone in an empty run directory
-    (``root/<number>``) at the smoke profile's size, no earlier notebook run first: no cell fails and every
-    exercise check says "correct". The notebooks that need a long training or another notebook's results
-    read the shipped models and the published records."""
-    from fer_study.classroom import write_student_copies
-
+def _every_notebook_alone_as_a_rehearsal(root: Path) -> None:
+    """Each notebook run alone in an empty run directory (``root/<number>``) at the smoke profile's size, no
+    earlier notebook run first, as its rehearsal copy (fer_study.classroom.rehearsal_notebook): the teacher's
+    code, cell for cell, and the student copy's, each exercise as handed out just before its answer. No
+    cell fails, except each check of an empty answer, which says "Your turn" in one line; every check of
+    an answer says "correct". The notebooks that need a long training or another notebook's results read
+    the shipped models and the published records."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    answered = root / "answered"
-    write_student_copies(answered, solutions=True)
-    for nb in NOTEBOOKS:  # what runs here is the teacher's code, cell for cell
-        assert _code_of(answered / nb.name) == _code_of(nb), nb.name
+    from fer_study.classroom import EXERCISE_TAG, HANDED_OUT_TAG, STUDENT_DIR, rehearsal_notebook
+
+    rehearsals = root / "rehearsal"
+    rehearsals.mkdir(parents=True)
+    for nb in NOTEBOOKS:
+        rehearsal = rehearsal_notebook(nbformat.read(nb, as_version=4), nb.name)
+        cells = [c for c in rehearsal.cells if c.cell_type == "code"]
+        # what runs is the teacher's code and the student copy's (as handed out in student/), cell for cell
+        assert [c.source for c in cells if HANDED_OUT_TAG not in c.metadata.get("tags", [])] == _code_of(nb)
+        handed_out = [c.source for c in cells if HANDED_OUT_TAG in c.metadata.get("tags", [])
+                      or not {EXERCISE_TAG, CHECK_TAG} & set(c.metadata.get("tags", []))]
+        assert handed_out == _code_of(repo_root() / STUDENT_DIR / nb.name), nb.name
+        nbformat.write(rehearsal, rehearsals / nb.name)
     # two at a time, each in its own process and run directory: independent runs, so nothing changes but the time
     with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        printed = list(pool.map(_run_alone, [(nb.stem[:2], root / nb.stem[:2], answered) for nb in NOTEBOOKS]))
+        printed = list(pool.map(_run_alone, [(nb.stem[:2], root / nb.stem[:2], rehearsals) for nb in NOTEBOOKS]))
     sys.stdout.write("".join(printed))  # the runners' own lines, for the caller's checks
     for nb in NOTEBOOKS:
-        run_dir = root / nb.stem[:2]
-        executed = nbformat.read(run_dir / "notebooks" / nb.name, as_version=4)
-        checks = 0
+        executed = nbformat.read(root / nb.stem[:2] / "notebooks" / nb.name, as_version=4)
+        assert not any("papermill-error-cell-tag" in c.metadata.get("tags", []) for c in executed.cells)
+        empty_checks = answer_checks = 0
         for cell in executed.cells:
             if cell.cell_type != "code":
                 continue
-            assert not [o for o in cell.get("outputs", []) if o.get("output_type") == "error"], \
-                (nb.name, cell.source[:80])
-            if CHECK_TAG in cell.metadata.get("tags", []):
+            tags = cell.metadata.get("tags", [])
+            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+            if CHECK_TAG in tags and HANDED_OUT_TAG in tags:  # the check of an exercise as handed out
+                empty_checks += 1
+                assert errors and errors[0]["ename"] == "YourTurn", (nb.name, cell.source[:80])
+                assert errors[0]["evalue"].startswith("Your turn: exercise"), nb.name
+                assert errors[0]["traceback"] == [f"YourTurn: {errors[0]['evalue']}"], nb.name  # one line
+                continue
+            assert not errors, (nb.name, cell.source[:80])
+            if CHECK_TAG in tags:
                 printed = "".join(o.get("text", "") for o in cell.get("outputs", []))
                 lines = [line for line in printed.splitlines() if line.startswith("exercise ")]
                 assert lines and all(": correct." in line for line in lines), (nb.name, printed)
-                checks += 1
-        assert checks >= 2, nb.name
+                answer_checks += 1
+        assert answer_checks == empty_checks >= 2, nb.name
 
 
 def _code_of(path: Path) -> list[str]:

@@ -8,7 +8,6 @@ import keras
 import numpy as np
 import pytest
 
-from fer_utils.augment import load_model
 from fer_utils.train import epoch_line, read_history, summarize_history, train_model
 
 
