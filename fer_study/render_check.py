@@ -6,7 +6,8 @@ headless, opens every committed notebook (the teacher's in ``notebooks/`` and th
 ``student/``) in Chromium from the system packages (``apt-get install chromium``; nothing is
 downloaded at run time) driven by Playwright, and for each one checks that
 
-* it opens with no error dialog and no uncaught page error;
+* it opens, in a tab of its own in the one JupyterLab page the check loads (autosave is off: the check
+  never writes a notebook), with no error dialog and no uncaught page error;
 * every cell of the file is rendered (JupyterLab's cell windowing is turned off for the check);
 * every markdown cell is rendered as HTML, and every PNG output is an image the browser decoded
   (natural width > 0) and laid out (visible size > 0).
@@ -98,6 +99,9 @@ def _settings_dir(folder: Path) -> Path:
     notes = folder / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     notes.parent.mkdir(parents=True, exist_ok=True)
     notes.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    documents = folder / "@jupyterlab" / "docmanager-extension" / "plugin.jupyterlab-settings"
+    documents.parent.mkdir(parents=True, exist_ok=True)
+    documents.write_text(json.dumps({"autosave": False}))  # the check opens notebooks, never writes them
     return folder
 
 
@@ -112,7 +116,7 @@ class _Lab:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={self.port}", "--ip=127.0.0.1",
              f"--ServerApp.token={self.token}", f"--ServerApp.root_dir={root}", "--ServerApp.open_browser=False",
-             "--LabApp.news_url=None", "--allow-root"],
+             "--LabApp.news_url=None", "--LabApp.expose_app_in_browser=True", "--allow-root"],
             stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -146,7 +150,9 @@ _COUNT_JS = """() => {
   const panel = [...document.querySelectorAll('.jp-NotebookPanel')].find(p => p.offsetParent !== null);
   if (!panel) return null;
   const imgs = [...panel.querySelectorAll('.jp-OutputArea-output img')];
+  const shown = window.jupyterapp && window.jupyterapp.shell.currentWidget;
   return {
+    path: shown && shown.context ? shown.context.path : null,
     cells: panel.querySelectorAll('.jp-Notebook .jp-Cell').length,
     markdown: panel.querySelectorAll('.jp-MarkdownCell .jp-RenderedMarkdown').length,
     images: imgs.length,
@@ -172,46 +178,53 @@ def check_notebooks(paths: list[Path], out_dir: Path, timeout_s: float = 120) ->
         try:
             browser = playwright.chromium.launch(executable_path=chromium, headless=True,
                                                  args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page_errors: list[str] = []
+            page.on("pageerror", lambda error: page_errors.append(str(error)[:300]))
             for path in paths:
-                results.append(_check_one(browser, lab, path, root, out_dir, timeout_s))
+                results.append(_check_one(page, page_errors, lab, path, root, out_dir, timeout_s))
             browser.close()
         finally:
             lab.close()
     return results
 
 
-def _check_one(browser, lab: _Lab, path: Path, root: Path, out_dir: Path, timeout_s: float) -> Rendered:
+def _check_one(page, page_errors: list[str], lab: _Lab, path: Path, root: Path, out_dir: Path,
+               timeout_s: float) -> Rendered:
     relative = path.resolve().relative_to(root).as_posix()
     want = expected(path)
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page_errors: list[str] = []
-    page.on("pageerror", lambda error: page_errors.append(str(error)[:300]))
+    page_errors.clear()
     started = time.perf_counter()
     seen = None
-    page.goto(lab.url(relative), wait_until="domcontentloaded", timeout=timeout_s * 1000)
+    if page.url.startswith(lab.base):  # JupyterLab is up in the page: open the next notebook in a tab of its own
+        page.evaluate("async (path) => { await window.jupyterapp.commands.execute('docmanager:open', {path}); }",
+                      relative)
+    else:
+        page.goto(lab.url(relative), wait_until="domcontentloaded", timeout=timeout_s * 1000)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:  # until every cell, markdown cell and image has rendered
         seen = page.evaluate(_COUNT_JS)
-        if seen and seen["cells"] >= want["cells"] and seen["markdown"] >= want["markdown"] \
-                and seen["visible"] >= want["images"]:
+        if seen and seen["path"] == relative and seen["cells"] >= want["cells"] \
+                and seen["markdown"] >= want["markdown"] and seen["visible"] >= want["images"]:
             break
         if seen and seen["dialogs"]:
             break
         page.wait_for_timeout(500)
     seconds = time.perf_counter() - started
-    seen = seen or {"cells": 0, "markdown": 0, "images": 0, "visible": 0, "dialogs": []}
+    seen = seen or {"path": None, "cells": 0, "markdown": 0, "images": 0, "visible": 0, "dialogs": []}
     problems = [f"dialog: {text}" for text in seen["dialogs"]] + [f"page error: {e}" for e in page_errors]
+    if seen["path"] != relative:
+        problems.append(f"the open tab shows {seen['path']}, not {relative}")
     for key, found, label in (("cells", seen["cells"], "cells rendered"),
                               ("markdown", seen["markdown"], "markdown cells rendered"),
                               ("images", seen["visible"], "figures visible")):
         if found < want[key]:
             problems.append(f"{label}: {found} of {want[key]}")
     shot = out_dir / f"{path.parent.name}_{path.stem}.jpg"
-    first_image = page.locator(".jp-NotebookPanel .jp-OutputArea-output img").first
+    first_image = page.locator(".jp-NotebookPanel:visible .jp-OutputArea-output img").first  # in the open tab
     if want["images"] and seen["visible"]:
         first_image.scroll_into_view_if_needed()
     page.screenshot(path=str(shot), type="jpeg", quality=70)
-    page.close()
     return Rendered(notebook=relative, cells=want["cells"], rendered_cells=seen["cells"],
                     markdown_cells=want["markdown"], rendered_markdown=seen["markdown"], images=want["images"],
                     visible_images=seen["visible"], seconds=round(seconds, 1),
