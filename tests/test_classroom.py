@@ -206,6 +206,7 @@ def test_rehearsal_runs_every_cell_of_the_student_copy_and_of_the_teachers():
 
 
 def test_check_reports_answer_leaks(monkeypatch, capsys):
-    monkeypatch.setattr(classroom, "answer_leaks", lambda nb, name: [f"{name}: cell 3 reads 'x'"] if name[:2] == "02" else [])
+    monkeypatch.setattr(classroom, "answer_leaks",
+                        lambda nb, name: [f"{name}: cell 3 reads 'x'"] if name[:2] == "02" else [])
     assert classroom.main(["--check"]) == 1
     assert capsys.readouterr().err == "answer leaks: 02_undersampling.ipynb: cell 3 reads 'x'\n"
