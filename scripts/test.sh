@@ -21,9 +21,8 @@ echo "== 2/2 the study on the real data and the committed notebooks' outputs ($(
 copies=$(.venv/bin/python -m fer_study.nbcheck .nbval)
 [ -n "$copies" ] || echo "no committed notebook outputs to check (the notebooks are not published yet)"
 # two workers (each notebook's cells kept in one, where they run in order in one kernel): a test alone leaves a
-# core idle for a third of its time (kernels starting, files written), which the other worker fills; the longest
-# tests start first (tests/conftest.py), in that order
+# core idle for a third of its time (kernels starting, files written), which the other worker fills
 # shellcheck disable=SC2086
-"${PYTEST[@]}" -n 2 --dist loadgroup --no-loadscope-reorder tests $copies -m "slow or realdata" \
+"${PYTEST[@]}" -n 2 --dist loadgroup tests $copies -m "slow or realdata" \
   --nbval-lax --sanitize-with tests/nbval_sanitize.cfg "$@"
 echo "tests: both stages passed in $((SECONDS - started)) s"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import zipfile
 from pathlib import Path
@@ -116,9 +115,7 @@ def pytest_collection_modifyitems(config, items):
     that takes a real-data fixture, and every cell nbval re-executes in a committed notebook's checkable copy
     (``fer_study.nbcheck``), which loads the data set as the notebook did. A notebook's cells run in order in
     one kernel, so with ``--dist loadgroup`` they stay in one pytest-xdist worker (``xdist_group``). Under
-    pytest-xdist the longest tests go first (:func:`expected_seconds`), so that two workers that share the rest
-    finish at about the same time (``--no-loadscope-reorder`` keeps this order; by default pytest-xdist puts the
-    groups with the most tests first)."""
+    pytest-xdist the slow tests go first, so that two workers that share the rest finish at about the same time."""
     for item in items:
         if item.path.suffix == ".ipynb":
             item.add_marker(pytest.mark.realdata)
@@ -126,24 +123,7 @@ def pytest_collection_modifyitems(config, items):
         elif {"real_data_path", "real_data"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.realdata)
     if hasattr(config, "workerinput"):  # in a pytest-xdist worker only: alone, the quick ones go first
-        items.sort(key=lambda item: -expected_seconds(item))  # stable: each file's order is kept
-
-
-def expected_seconds(item) -> float:
-    """About how long ``item`` takes: its ``expected_seconds`` mark; for a cell of a committed notebook's
-    checkable copy, the time the published run recorded for the copy's cells; else 0."""
-    if item.path.suffix == ".ipynb":
-        return _recorded_seconds(item.path)
-    marker = item.get_closest_marker("expected_seconds")
-    return float(marker.args[0]) if marker else 0.0
-
-
-@functools.cache
-def _recorded_seconds(path: Path) -> float:
-    import nbformat
-
-    return sum(cell.metadata.get("papermill", {}).get("duration") or 0.0
-               for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code")
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: each file's order is kept
 
 
 def pytest_sessionfinish(session):

@@ -18,8 +18,6 @@ def test_model_flops_match_the_study_guide():
     assert max(flops, key=flops.get) == "conv3"  # the 5x5 conv is the most expensive layer
 
 
-@pytest.mark.slow
-@pytest.mark.expected_seconds(55)
 @pytest.mark.realdata
 def test_quick_benchmark_writes_json(real_data_path, tmp_path, capsys):
     out = tmp_path / "bench.json"

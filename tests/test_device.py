@@ -80,8 +80,6 @@ def _installed_backends() -> list[str]:
     return [name for name in backend.BACKENDS if importlib.util.find_spec(name) is not None]
 
 
-@pytest.mark.slow
-@pytest.mark.expected_seconds(140)
 @pytest.mark.xdist_group(SHIPPED_BASELINE)
 def test_models_move_between_backends_on_the_real_data(real_data, shipped_baseline_probabilities, tmp_path):
     """A model saved on one backend predicts the same PrivateTest classes on another (>= 99.9 %), both
@@ -128,7 +126,6 @@ def test_models_move_between_backends_on_the_real_data(real_data, shipped_baseli
         assert agree >= 0.999, f"{other} -> {here}: {agree:.4%} of PrivateTest predictions agree"
 
 
-@pytest.mark.expected_seconds(40)
 def test_gradcam_known_answers_on_every_installed_backend():
     """The Grad-CAM and gradient known-answer tests, run again under each other installed backend."""
     import os

@@ -47,7 +47,6 @@ def test_auto_picks_bfloat16_only_where_the_cpu_has_it(monkeypatch):
         speed.choose_precision("fp16")
 
 
-@pytest.mark.expected_seconds(12)
 def test_mixed_model_keeps_float32_islands_and_trains(restore_policy, tmp_path):
     assert speed.set_precision("mixed_bfloat16") == "mixed_bfloat16"
     keras.utils.set_random_seed(0)

@@ -110,7 +110,6 @@ def test_smoke_caps(real_data_path, real_cache):
     assert d.split_counts() == {"Training": 210, "PublicTest": 210, "PrivateTest": 210}
 
 
-@pytest.mark.expected_seconds(40)
 @pytest.mark.xdist_group(SHIPPED_BASELINE)
 def test_shipped_models_load_offline_and_score_their_recorded_accuracy(real_data, shipped_baseline_probabilities):
     """Every model in models/ that results/published.json lists: its sha256, float32, no optimizer,

@@ -237,8 +237,7 @@ SECOND_BACKEND_NOTEBOOKS = ["01", "05"]
 
 @pytest.mark.slow
 @pytest.mark.realdata
-@pytest.mark.parametrize("backend", [pytest.param("tensorflow", marks=pytest.mark.expected_seconds(300)),
-                                     pytest.param("jax", marks=pytest.mark.expected_seconds(90))])
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monkeypatch, backend, request, capsys):
     import importlib.util
     import os
@@ -384,11 +383,6 @@ def _run_alone(job: tuple[str, Path, Path]) -> str:
     return printed.getvalue()
 
 
-#: The notebooks that take longest at the smoke profile, longest first (measured: 04 142 s, 03 80 s, 08 58 s,
-#: 01 57 s and 02 48 s of the nine's 479 s, two at a time beside the other tests).
-LONGEST_IN_SMOKE = ["04", "03", "08", "01", "02"]
-
-
 def _every_notebook_alone_as_a_rehearsal(root: Path) -> None:
     """Each notebook run alone in an empty run directory (``root/<number>``) at the smoke profile's size, no
     earlier notebook run first, as its rehearsal copy (fer_study.classroom.rehearsal_notebook): the teacher's
@@ -412,12 +406,9 @@ def _every_notebook_alone_as_a_rehearsal(root: Path) -> None:
                       or not {EXERCISE_TAG, CHECK_TAG} & set(c.metadata.get("tags", []))]
         assert handed_out == _code_of(repo_root() / STUDENT_DIR / nb.name), nb.name
         nbformat.write(rehearsal, rehearsals / nb.name)
-    # two at a time, each in its own process and run directory: independent runs, so nothing changes but the
-    # time; the longest first (in the smoke profile), so that the two finish together
-    order = sorted(NOTEBOOKS, key=lambda nb: LONGEST_IN_SMOKE.index(nb.stem[:2]) if nb.stem[:2] in LONGEST_IN_SMOKE
-                   else len(LONGEST_IN_SMOKE))
+    # two at a time, each in its own process and run directory: independent runs, so nothing changes but the time
     with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        printed = list(pool.map(_run_alone, [(nb.stem[:2], root / nb.stem[:2], rehearsals) for nb in order]))
+        printed = list(pool.map(_run_alone, [(nb.stem[:2], root / nb.stem[:2], rehearsals) for nb in NOTEBOOKS]))
     sys.stdout.write("".join(printed))  # the runners' own lines, for the caller's checks
     for nb in NOTEBOOKS:
         executed = nbformat.read(root / nb.stem[:2] / "notebooks" / nb.name, as_version=4)
@@ -584,7 +575,6 @@ def timed_study(tmp_path: Path, names: tuple[str, ...], seconds: float, failing:
     return folder, profiles
 
 
-@pytest.mark.expected_seconds(20)
 def test_jobs_run_independent_notebooks_together_and_wait_for_what_they_read(tmp_path, capsys):
     names = ("00_a.ipynb", "01_b.ipynb", "02_c.ipynb", "03_d.ipynb", "04_e.ipynb")
     folder, profiles = timed_study(tmp_path, names, 6)
