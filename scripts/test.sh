@@ -13,6 +13,9 @@ bash scripts/setup.sh
 .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[test,jax,browser]"
 export FER2013_CACHE="${FER2013_CACHE:-$PWD/.cache/fer2013}"
 PYTEST=(.venv/bin/python -m pytest -p no:cacheprovider --durations=8)
+# this machine's float32 matrix-product ceiling, measured alone before the tests, by the function every benchmark
+# states its figures against: this run's time divided by it compares with another machine's
+ceiling=$(.venv/bin/python -c 'from fer_study.bench import measure_matmul; print(f"{measure_matmul(repeats=3):.0f}")' 2>/dev/null)
 started=$SECONDS
 echo "== 1/2 unit tests"
 # two workers: the unit tests are independent, and most of their time is single-threaded Python
@@ -25,4 +28,4 @@ copies=$(.venv/bin/python -m fer_study.nbcheck .nbval)
 # shellcheck disable=SC2086
 "${PYTEST[@]}" -n 2 --dist loadgroup tests $copies -m "slow or realdata" \
   --nbval-lax --sanitize-with tests/nbval_sanitize.cfg "$@"
-echo "tests: both stages passed in $((SECONDS - started)) s"
+echo "tests: both stages passed in $((SECONDS - started)) s (float32 matrix-product ceiling here: $ceiling GFLOP/s)"
