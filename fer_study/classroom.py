@@ -30,9 +30,9 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
-import textwrap
 import os
 import sys
+import textwrap
 from pathlib import Path
 
 import nbformat
