@@ -72,13 +72,12 @@ def check_cells(nb) -> list[int]:
     return [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code" and CHECK_TAG in _tags(cell)]
 
 
-def stub_source(source: str, label: str) -> str:
-    """``source`` with every solution region replaced by ``# YOUR CODE HERE``.
-
-    Lines outside the markers are kept (the answer's names set to ``None``, a start the exercise
-    gives). Raises :class:`ExerciseError` for a marker without its partner or nested markers.
-    """
-    out: list[str] = []
+def _split_solution(source: str, label: str) -> tuple[list[str], list[str]]:
+    """The lines of an exercise cell's ``source`` outside the solution markers (each solution region
+    replaced by ``# YOUR CODE HERE``) and inside them. Raises :class:`ExerciseError` for a marker
+    without its partner or nested markers."""
+    outside: list[str] = []
+    inside_lines: list[str] = []
     inside = False
     for number, line in enumerate(source.splitlines(), start=1):
         stripped = line.strip()
@@ -87,16 +86,33 @@ def stub_source(source: str, label: str) -> str:
                 raise ExerciseError(f"{label}: line {number}: {BEGIN} inside a solution")
             inside = True
             indent = line[: len(line) - len(line.lstrip())]
-            out.append(f"{indent}# YOUR CODE HERE ({label})")
+            outside.append(f"{indent}# YOUR CODE HERE ({label})")
         elif stripped == END:
             if not inside:
                 raise ExerciseError(f"{label}: line {number}: {END} without {BEGIN}")
             inside = False
-        elif not inside:
-            out.append(line)
+        elif inside:
+            inside_lines.append(line)
+        else:
+            outside.append(line)
     if inside:
         raise ExerciseError(f"{label}: {BEGIN} without {END}")
-    return "\n".join(out)
+    return outside, inside_lines
+
+
+def stub_source(source: str, label: str) -> str:
+    """``source`` with every solution region replaced by ``# YOUR CODE HERE``.
+
+    Lines outside the markers are kept (the answer's names set to ``None``, a start the exercise
+    gives). Raises :class:`ExerciseError` for a marker without its partner or nested markers.
+    """
+    return "\n".join(_split_solution(source, label)[0])
+
+
+def solution_source(source: str, label: str = "") -> str:
+    """The lines between the solution markers of an exercise cell's ``source``, dedented (the same
+    errors as :func:`stub_source`)."""
+    return textwrap.dedent("\n".join(_split_solution(source, label)[1]))
 
 
 def student_notebook(nb, name: str, solutions: bool = False):
@@ -165,17 +181,6 @@ def rehearsal_notebook(nb, name: str):
     return answered
 
 
-def solution_source(source: str) -> str:
-    """The lines between the solution markers of an exercise cell's ``source``, dedented."""
-    lines, inside = [], False
-    for line in source.splitlines():
-        if line.strip() in (BEGIN, END):
-            inside = line.strip() == BEGIN
-        elif inside:
-            lines.append(line)
-    return textwrap.dedent("\n".join(lines))
-
-
 class _Names(ast.NodeVisitor):
     """The names a piece of code reads (outside its comprehensions' and lambdas' own names) and binds."""
 
@@ -234,11 +239,11 @@ def _names(code: str | ast.AST) -> _Names:
     return names
 
 
-def _statements(source: str) -> list[tuple[set[str], _Names, bool]]:
-    """Each top-level statement of ``source``: (names it reads before binding them itself, its names,
+def _statements(tree: ast.Module) -> list[tuple[set[str], _Names, bool]]:
+    """Each top-level statement of ``tree``: (names it reads before binding them itself, its names,
     whether it calls ``check``)."""
     out = []
-    for statement in ast.parse(source).body:
+    for statement in tree.body:
         names = _names(statement)
         bound_first: set[str] = set()
         if isinstance(statement, (ast.For, ast.AsyncFor)):  # the loop's target is bound before its body reads it
@@ -267,21 +272,19 @@ def answer_leaks(nb, name: str) -> list[str]:
         tags = _tags(cell)
         is_exercise = EXERCISE_TAG in tags
         try:
-            statements = _statements(stub_source(cell.source, "") if is_exercise else cell.source)
+            tree = ast.parse(stub_source(cell.source, "") if is_exercise else cell.source)  # as handed out
             solution = _names(solution_source(cell.source)) if is_exercise else _Names()
-            if is_exercise:
-                stub_tree = ast.parse(stub_source(cell.source, ""))
         except SyntaxError as exc:
             leaks.append(f"{name}: cell {index} is not Python ({exc.msg}, line {exc.lineno})")
             continue
         if is_exercise:
             number += 1
             exercise = f"{Path(name).stem[:2]}.{number}"
-            empty = {t.id for statement in stub_tree.body if isinstance(statement, ast.Assign)
+            empty = {t.id for statement in tree.body if isinstance(statement, ast.Assign)
                      and isinstance(statement.value, ast.Constant) and statement.value.value is None
                      for t in statement.targets if isinstance(t, ast.Name)}  # the answers, None until answered
         stopped = False
-        for reads, names, calls_check in statements:
+        for reads, names, calls_check in _statements(tree):
             if not stopped:
                 for read in sorted(reads & answered.keys()):
                     if not (CHECK_TAG in tags and answered[read] == exercise and read in empty):

@@ -37,6 +37,7 @@ def test_stub_replaces_only_the_solution():
     stub = classroom.stub_source(source, "exercise 01.2")
     assert stub.splitlines() == ["x = None  # the answer", "    # YOUR CODE HERE (exercise 01.2)", "print(x)"]
     assert "secret" not in stub
+    assert classroom.solution_source(source) == "x = secret(1)"  # dedented
 
 
 @pytest.mark.parametrize("source, message", [
