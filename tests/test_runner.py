@@ -336,7 +336,9 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monke
     steps = "".join(o.get("text", "") for c in beyond_run.cells if c.cell_type == "code" for o in c.get("outputs", []))
     for step in ("0 report's CNN: ", "1 VGG-style network: ", "5 + ten-crop at test time: ", "7 ensemble of 3: "):
         assert step in steps  # every step of the table is scored
-    for executed in [*(tmp_path / "alone").glob("*/notebooks/*.ipynb"), *(run_dir / "notebooks").glob("*.ipynb")]:
+    executed_notebooks = [*(tmp_path / "alone").glob("*/notebooks/*.ipynb"), *(run_dir / "notebooks").glob("*.ipynb")]
+    assert len(executed_notebooks) == len(NOTEBOOKS) + 2  # every rehearsal, then 06 and 07 over them all
+    for executed in executed_notebooks:
         text = executed.read_text()  # no machine paths in outputs or metadata
         assert str(repo_root()) not in text and str(Path.home()) + "/" not in text, executed
     _notebook_07_reads_the_headline_model(run_dir)
