@@ -59,17 +59,10 @@ import keras
 import numpy as np
 
 import fer_utils.model  # registers the study's layers for loading
-from fer_utils.model import build_baseline, compile_model
 
 shipped, folder = sys.argv[1], Path(sys.argv[2])
-test_x = np.load(folder / "test_x.npy")
 model = keras.saving.load_model(shipped)
-np.save(folder / "shipped_probs.npy", model.predict(test_x, batch_size=256, verbose=0))
-keras.utils.set_random_seed(0)
-trained = compile_model(build_baseline())
-trained.fit(np.load(folder / "train_x.npy"), np.load(folder / "train_y.npy"), epochs=1, batch_size=128, verbose=0)
-trained.save(folder / "trained.keras")
-np.save(folder / "trained_probs.npy", trained.predict(test_x, batch_size=256, verbose=0))
+np.save(folder / "shipped_probs.npy", model.predict(np.load(folder / "test_x.npy"), batch_size=256, verbose=0))
 print(keras.backend.backend())
 """
 
@@ -81,10 +74,12 @@ def _installed_backends() -> list[str]:
 
 
 @pytest.mark.xdist_group(SHIPPED_BASELINE)
-def test_models_move_between_backends_on_the_real_data(real_data, shipped_baseline_probabilities, tmp_path):
-    """A model saved on one backend predicts the same PrivateTest classes on another (>= 99.9 %), both
-    ways: the committed model (saved by TensorFlow) loaded elsewhere, and one trained elsewhere
-    loaded here."""
+def test_the_shipped_model_moves_to_every_backend_on_the_real_data(real_data, shipped_baseline_probabilities,
+                                                                    tmp_path):
+    """The committed model (saved by TensorFlow), loaded on each other installed backend, predicts the same
+    PrivateTest classes (>= 99.9 %) and probabilities (within 1e-3). The other direction, a model trained
+    and saved on JAX loaded here, is checked on the model notebook 01 trains in the JAX smoke study
+    (tests/test_runner.py)."""
     import os
     import subprocess
     import sys
@@ -98,32 +93,18 @@ def test_models_move_between_backends_on_the_real_data(real_data, shipped_baseli
             pytest.fail("CI installs a second Keras backend (jax); none found")
         pytest.skip("only one Keras backend installed")
     shipped = repo_root() / "models" / "baseline.keras"
-    private, train = real_data.split("PrivateTest"), real_data.split("Training")
-    np.save(tmp_path / "test_x.npy", private.images)
-    np.save(tmp_path / "train_x.npy", train.images[:256])
-    np.save(tmp_path / "train_y.npy", train.labels[:256])
-    import fer_utils.model  # noqa: F401 - registers the study's layers
-
+    np.save(tmp_path / "test_x.npy", real_data.split("PrivateTest").images)
     shipped_here = shipped_baseline_probabilities  # models/baseline.keras on this backend
     for other in others:
-        folder = tmp_path / other
-        folder.mkdir()
-        for name in ("test_x.npy", "train_x.npy", "train_y.npy"):
-            (folder / name).symlink_to(tmp_path / name)
-        done = subprocess.run([sys.executable, "-c", OTHER_BACKEND_SCRIPT, str(shipped), str(folder)],
+        done = subprocess.run([sys.executable, "-c", OTHER_BACKEND_SCRIPT, str(shipped), str(tmp_path)],
                               env={**os.environ, "KERAS_BACKEND": other}, capture_output=True, text=True,
                               timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
         assert done.stdout.strip().splitlines()[-1] == other
-        there = np.load(folder / "shipped_probs.npy")
+        there = np.load(tmp_path / "shipped_probs.npy")
         agree = np.mean(there.argmax(1) == shipped_here.argmax(1))
         assert agree >= 0.999, f"{here} -> {other}: {agree:.4%} of PrivateTest predictions agree"
         np.testing.assert_allclose(there, shipped_here, atol=1e-3)
-        trained_there = np.load(folder / "trained_probs.npy")
-        trained_here = keras.saving.load_model(folder / "trained.keras").predict(
-            private.images, batch_size=256, verbose=0)
-        agree = np.mean(trained_here.argmax(1) == trained_there.argmax(1))
-        assert agree >= 0.999, f"{other} -> {here}: {agree:.4%} of PrivateTest predictions agree"
 
 
 def test_gradcam_known_answers_on_every_installed_backend():

@@ -238,7 +238,7 @@ SECOND_BACKEND_NOTEBOOKS = ["01", "05"]
 @pytest.mark.slow
 @pytest.mark.realdata
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
-def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monkeypatch, backend, request, capsys):
+def test_smoke_profile_runs_the_study_end_to_end(real_data, tmp_path, monkeypatch, backend, request, capsys):
     import importlib.util
     import os
 
@@ -281,7 +281,7 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monke
         printed = "".join(o.get("text", "") for o in setup["outputs"] if o.get("output_type") == "stream")
         assert f"Keras backend {backend} on CPU" in printed, nb.name  # the run banner, with the precision
     if backend != "tensorflow":
-        _second_backend_checks(run_dir, backend)
+        _second_backend_checks(run_dir, backend, real_data)
         return
     for line in ("    oversample: epoch 1 of at most ", "    beyond: epoch 1 of at most "):
         assert line in runner_output
@@ -344,9 +344,15 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data_path, tmp_path, monke
     _notebook_07_reads_the_headline_model(run_dir)
 
 
-def _second_backend_checks(run_dir: Path, backend: str) -> None:
+def _second_backend_checks(run_dir: Path, backend: str, data) -> None:
     """On the second backend: the baseline trained, saved and reported as on TensorFlow, and Grad-CAM drew
-    its maps from that model."""
+    its maps from that model. The saved model moves back: loaded on this process's backend (TensorFlow in
+    CI), it answers the smoke sample's PrivateTest faces as the second backend recorded (every class,
+    probabilities within 1e-3); tests/test_device.py moves the shipped model the other way."""
+    import numpy as np
+
+    from fer_utils.experiments import load_experiment_model
+
     payload = json.loads((run_dir / "metrics" / "baseline.json").read_text())
     m, p = payload["metrics"], payload["provenance"]
     assert p["hardware"]["keras_backend"] == backend and p["params"] == BASELINE_PARAMS
@@ -355,6 +361,13 @@ def _second_backend_checks(run_dir: Path, backend: str) -> None:
     for fig in ("01_training_curves", "05_gradcam_per_emotion", "05_gradcam_class_average",
                 "05_gradcam_class_average_by_layer"):
         assert (run_dir / "figures" / f"{fig}.png").exists(), fig
+    assert p["precision"] == "float32"  # what it recorded was computed in float32, as the copy loaded here
+    recorded = np.load(run_dir / "predictions" / "baseline.npz")
+    row = {face: i for i, face in enumerate(data.ids)}
+    faces = data.images[[row[face] for face in recorded["ids"]]]
+    here = load_experiment_model(run_dir, "baseline").predict(faces, batch_size=256, verbose=0)
+    assert len(here) == 73 and (here.argmax(1) == recorded["probs"].argmax(1)).all()
+    np.testing.assert_allclose(here, recorded["probs"], atol=1e-3)
 
 
 def _notebook_07_reads_the_headline_model(run_dir: Path) -> None:
