@@ -298,9 +298,10 @@ def main(argv: list[str] | None = None) -> int:
         gflops = figures["matmul_gflops"] if policy == "float32" else measure_matmul(n, dtype="bfloat16")
         if policy != "float32":
             figures["matmul_gflops_bf16"] = gflops
-        train = measure_training(data, 256 if args.quick else 2048, batch_size=128)
+        # quick: one batch an epoch
+        train = measure_training(data, 128 if args.quick else 2048, batch_size=128)
         figures[f"train_images_per_s{suffix}"] = train["train_images_per_s"]
-        figures[f"infer_images_per_s{suffix}"] = measure_inference(data, 256 if args.quick else 3589)
+        figures[f"infer_images_per_s{suffix}"] = measure_inference(data, 128 if args.quick else 3589)
         ceilings[f"train_images_per_s{suffix}"] = gflops / (3 * per_image)
         ceilings[f"infer_images_per_s{suffix}"] = gflops / per_image
     if fast == "float32":  # the fast path is float32 here: "after" is "before"
