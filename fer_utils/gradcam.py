@@ -16,11 +16,18 @@ input; the border it never sees stays 0). Works for Sequential and functional Ke
 
 from __future__ import annotations
 
+import weakref
+
 import keras
 import numpy as np
 
 #: The layer whose output is the pre-softmax class score in this study's models.
 SCORE_LAYER = "logits"
+
+
+#: The compiled passes of :func:`gradcam_layers` (``compiled=True``), per model and chain of layers; a model's
+#: go when the model does.
+_COMPILED: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
 
 
 def _score_tensor_layer(model: keras.Model, score_layer: str | None) -> keras.layers.Layer:
@@ -70,6 +77,7 @@ def gradcam_layers(
     layer_names: list[str],
     class_index: int | np.ndarray | None = None,
     score_layer: str | None = None,
+    compiled: bool = False,
 ) -> np.ndarray:
     """Grad-CAM maps at several layers at once: float32 ``(N, len(layer_names), H, W)``, each map as
     :func:`gradcam` gives it.
@@ -78,8 +86,13 @@ def gradcam_layers(
     forward and one backward pass for all the layers: a zero is added to each chosen layer's output, and
     the gradient of the class score with respect to those zeros is the gradient at each layer's feature
     maps. Other models are cut at one layer at a time.
+
+    ``compiled=True`` takes a chain's passes through :func:`fer_utils.device.compiled_gradient_of_sum`,
+    kept with the model for the next call with the same layers: worth it when the same maps are drawn over
+    many batches (:func:`class_average_by_layer`), not for a few faces, where the trace costs more than it
+    saves. The maps are the same up to float rounding.
     """
-    from .device import gradient_of_sum
+    from .device import compiled_gradient_of_sum, gradient_of_sum
 
     batch = np.asarray(images)
     if batch.ndim != 4:
@@ -108,24 +121,33 @@ def gradcam_layers(
                 raise ValueError(f"layer {scores_layer.name!r} does not follow {target.name!r}")
         order = sorted({layers.index(t) for t in targets})
         slots = {index: slot for slot, index in enumerate(order)}
-        given = None if class_index is None else keras.ops.convert_to_tensor(one_hot_of(None))
+        chain = layers[:end + 1]
+        given = class_index is not None
+        one_hot = one_hot_of(None) if given else np.zeros((len(batch), n_classes), np.float32)
 
-        def chosen_score(*zeros):
-            x, maps = keras.ops.convert_to_tensor(inputs), []
-            for index, layer in enumerate(layers[:end + 1]):
+        def chosen_score(*args):  # (*zeros, images, one_hot): the zeros are what the gradient is taken for
+            *zeros, images, one_hot = args
+            x, maps = keras.ops.convert_to_tensor(images), []
+            for index, layer in enumerate(chain):
                 x = layer(x, training=False)
                 if index in slots:
                     x = x + zeros[slots[index]]
                     maps.append(x)
             scores = keras.ops.cast(x, "float32")
-            one_hot = given
-            if one_hot is None:  # each image's predicted class (a choice, not a function to differentiate)
+            if not given:  # each image's predicted class (a choice, not a function to differentiate)
                 one_hot = keras.ops.one_hot(keras.ops.argmax(keras.ops.stop_gradient(scores), axis=1), n_classes)
             return keras.ops.sum(scores * one_hot, axis=1), maps
 
         zeros = [np.zeros((len(batch),) + tuple(layers[index].output.shape[1:]), np.float32) for index in order]
-        _, found, maps = gradient_of_sum(chosen_score, zeros, has_aux=True)
-        pairs = [(maps[slots[layers.index(t)]].astype(np.float32), found[slots[layers.index(t)]]) for t in targets]
+        if compiled:
+            kept = _COMPILED.setdefault(model, {})
+            key = (tuple(id(layer) for layer in chain), tuple(order), given)
+            if key not in kept:
+                kept[key] = compiled_gradient_of_sum(chosen_score, has_aux=True)
+            _, found, maps = kept[key](zeros, inputs, one_hot)
+        else:
+            _, found, maps = gradient_of_sum(lambda *z: chosen_score(*z, inputs, one_hot), zeros, has_aux=True)
+        pairs = [(maps[slots[layers.index(t)]].astype(np.float32, copy=False), found[slots[layers.index(t)]]) for t in targets]
     else:
         pairs, one_hot = [], None
         for target in targets:
@@ -323,7 +345,7 @@ def class_average_by_layer(
     counts = np.zeros(num_classes, np.int64)
     for start in range(0, len(correct), batch_size):
         idx = correct[start:start + batch_size]
-        maps = gradcam_layers(model, images[idx], layers, class_index=labels[idx])
+        maps = gradcam_layers(model, images[idx], layers, class_index=labels[idx], compiled=True)
         np.add.at(sums, labels[idx], maps)
         counts += np.bincount(labels[idx], minlength=num_classes)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -41,6 +41,24 @@ def test_gradient_of_sum_known_answer():
     assert isinstance(grad, np.ndarray) and grad.dtype == np.float32
 
 
+def test_compiled_gradient_of_sum_known_answer():
+    """The compiled form: d/dx sum(x**2 * w) = 2 x w, with w given as a constant, on two batch sizes."""
+    calls = backend.compiled_gradient_of_sum(lambda t, w: keras.ops.sum(t * t * w, axis=1))
+    x = np.array([[1.0, -2.0, 3.0], [0.5, 0.0, -1.0]], np.float32)
+    w = np.array([1.0, 2.0, 3.0], np.float32)
+    for rows in (slice(0, 2), slice(0, 1)):
+        value, grad = calls(x[rows], w)
+        np.testing.assert_allclose(value, [1 + 8 + 27, 0.25 + 0 + 3][rows], rtol=1e-6)
+        np.testing.assert_allclose(grad, 2 * x[rows] * w, rtol=1e-6)
+        assert isinstance(grad, np.ndarray) and grad.dtype == np.float32
+    pairs = backend.compiled_gradient_of_sum(lambda a, b: (a * b, [a + b]), has_aux=True)
+    value, (ga, gb), (total,) = pairs([x, 2 * x])
+    np.testing.assert_allclose(value, 2 * x * x)
+    np.testing.assert_allclose(total, 3 * x)
+    np.testing.assert_allclose(ga, 2 * x)
+    np.testing.assert_allclose(gb, x)
+
+
 def test_gradient_through_a_keras_layer_in_inference_mode():
     layer = keras.layers.Dense(2, use_bias=False)
     layer.build((None, 3))

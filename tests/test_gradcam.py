@@ -127,6 +127,36 @@ def test_several_layers_in_one_pass_match_each_layer_cut_apart():
                                atol=1e-6)
 
 
+def test_compiled_passes_give_the_same_maps_and_follow_the_weights():
+    """``compiled=True`` (one traced graph, kept with the model): the maps of the passes taken op by op, for
+    given and predicted classes, at a second batch size, and after the model's weights change."""
+    from fer_utils.gradcam import _COMPILED, gradcam_layers
+
+    keras.utils.set_random_seed(5)
+    chain = keras.Sequential([
+        keras.Input((SIZE, SIZE, 1)),
+        keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1"),
+        keras.layers.MaxPooling2D(name="pool"),
+        keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c2"),
+        keras.layers.Flatten(name="flat"),
+        keras.layers.Dense(3, name="logits"),
+        keras.layers.Activation("softmax", name="predictions")])
+    images = np.random.default_rng(2).random((6, SIZE, SIZE, 1), dtype=np.float32)
+    classes = np.array([0, 1, 2, 0, 1, 2])
+    for rows in (slice(0, 6), slice(0, 4)):  # a second batch size traces once more
+        for given in (classes[rows], None):
+            eager = gradcam_layers(chain, images[rows], ["c2", "c1"], given)
+            compiled = gradcam_layers(chain, images[rows], ["c2", "c1"], given, compiled=True)
+            np.testing.assert_allclose(compiled, eager, atol=1e-6)
+    assert len(_COMPILED[chain]) == 2  # one graph per kind of class choice, kept for the next call
+    assert (eager.reshape(8, -1).max(axis=1) > 0).sum() >= 4  # not the trivial all-zero agreement
+    before = gradcam_layers(chain, images, ["c1"], classes, compiled=True)
+    chain.get_layer("c1").set_weights([w[::-1].copy() if w.ndim == 4 else -w for w in chain.get_layer("c1").get_weights()])
+    after = gradcam_layers(chain, images, ["c1"], classes, compiled=True)
+    np.testing.assert_allclose(after, gradcam_layers(chain, images, ["c1"], classes), atol=1e-6)
+    assert np.abs(after - before).max() > 0.1  # the kept graph read the new weights
+
+
 def test_class_average_and_overlay():
     model = region_model(True)
     images = np.stack([face(), face()])
