@@ -207,9 +207,9 @@ def compiled_gradient_of_sum(fn: Callable, has_aux: bool = False) -> Callable:
     respect to ``x`` only (``constants``, arrays such as the images or the chosen classes, get none).
 
     Under TensorFlow the forward and the backward pass are traced once into one graph, which runs the
-    baseline's Grad-CAM about 2.5 times faster than taking them op by op (batches of 256 faces on 2 CPU
-    cores; ``python -m fer_study.bench`` measures it) after a trace of a second or two; a new batch size
-    traces once more. The graph reads the model's weights when it runs, so a model trained further gets
+    baseline's Grad-CAM at all five conv layers about 1.4 times as fast as taking them op by op (batches of
+    256 faces on 2 CPU cores; ``benchmarks/gradcam_speed.py`` measures both) after a trace of a second or
+    two; a new batch size traces once more. The graph reads the model's weights when it runs, so a model trained further gets
     its new weights. Keep ``g`` for as long as the same ``fn`` serves many batches. Other backends take
     the gradient as :func:`gradient_of_sum` does.
     """
