@@ -126,7 +126,9 @@ def test_the_shipped_model_moves_to_every_backend_on_the_real_data(real_data, sh
 
 
 def test_gradcam_known_answers_on_every_installed_backend():
-    """The Grad-CAM and gradient known-answer tests, run again under each other installed backend."""
+    """The Grad-CAM and gradient known-answer tests, run again under each other installed backend, except the
+    test of the compiled Grad-CAM passes: only TensorFlow compiles them, and elsewhere they are the op-by-op
+    passes the other tests check."""
     import os
     import subprocess
     import sys
@@ -139,7 +141,7 @@ def test_gradcam_known_answers_on_every_installed_backend():
     for other in others:
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_gradcam.py",
-             "tests/test_device.py", "-k", "not real_data and not every_installed"],
+             "tests/test_device.py", "-k", "not real_data and not every_installed and not compiled_passes"],
             cwd=repo_root(), env={**os.environ, "KERAS_BACKEND": other}, capture_output=True, text=True,
             timeout=600)
         assert done.returncode == 0, f"on {other}:\n{done.stdout[-3000:]}"
