@@ -1,9 +1,9 @@
-"""Grad-CAM at every conv layer of the baseline: one pass for all layers against one pass per layer.
+"""Grad-CAM at every conv layer of the baseline: one pass per layer, one pass for all layers, and that pass compiled.
 
     python benchmarks/gradcam_speed.py [--data PATH] [--faces N]
 
 Notebook 05 maps the shipped baseline's five conv layers for every correctly classified PrivateTest
-face. Two ways, on the same faces and the same model (float32, as Grad-CAM computes):
+face. Three ways, on the same faces and the same model (float32, as Grad-CAM computes):
 
 * ``per_layer``: :func:`fer_utils.gradcam.gradcam_layers` called once per layer, each call its own
   forward and backward pass;

@@ -15,7 +15,8 @@ Figures (all measured where the command runs):
 * ``infer_images_per_s``: ``model.predict`` at batch 256, with its ratio to the ceiling.
 * ``gradcam_faces_per_s``: Grad-CAM class averages at all five conv layers of the baseline
   (:func:`fer_utils.gradcam.class_average_by_layer`, float32, as notebook 05 computes them), faces a
-  second, with the training ceiling as its ceiling (a map needs a forward and a backward pass).
+  second, with the training ceiling as its ceiling (a map needs a forward and a backward pass; it takes no
+  weight gradients, so it costs less than a training step and can pass that ceiling).
 * ``cold_load_s`` / ``cached_load_s``: the whole data set, into an empty cache and again
   (targets 15 s and 1 s; the cold figure reads files through the OS page cache as found).
 * ``peak_memory_mib``: this process's peak resident memory.

@@ -206,12 +206,13 @@ def compiled_gradient_of_sum(fn: Callable, has_aux: bool = False) -> Callable:
     what ``gradient_of_sum(lambda *t: fn(*t, *constants), x, has_aux)`` returns, the gradient taken with
     respect to ``x`` only (``constants``, arrays such as the images or the chosen classes, get none).
 
-    Under TensorFlow the forward and the backward pass are traced once into one graph, which runs the
-    baseline's Grad-CAM at all five conv layers about 1.4 times as fast as taking them op by op (batches of
-    256 faces on 2 CPU cores; ``benchmarks/gradcam_speed.py`` measures both) after a trace of a second or
-    two; a new batch size traces once more. The graph reads the model's weights when it runs, so a model trained further gets
-    its new weights. Keep ``g`` for as long as the same ``fn`` serves many batches. Other backends take
-    the gradient as :func:`gradient_of_sum` does.
+    Under TensorFlow the forward and the backward pass are traced once into one graph, which ran the
+    baseline's Grad-CAM at all five conv layers 1.4 times as fast as taking them op by op (batches of 256
+    faces on 2 CPU cores; ``benchmarks/gradcam_speed.py`` measures both). The first call traces; the first
+    call with another batch size traces once more, to a graph that then serves every size. The graph reads
+    the variables' values when it runs, so weights assigned or trained further are followed. Keep ``g`` for
+    as long as the same ``fn`` serves many batches (``g.step`` is the traced function, for inspection). Other
+    backends take the gradient as :func:`gradient_of_sum` does.
     """
     if backend() != "tensorflow":
         def eager(x, *constants):
@@ -239,6 +240,7 @@ def compiled_gradient_of_sum(fn: Callable, has_aux: bool = False) -> Callable:
             return out, grads, [keras.ops.convert_to_numpy(e) for e in extras]
         return out, grads
 
+    compiled.step = step
     return compiled
 
 

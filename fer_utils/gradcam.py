@@ -10,8 +10,8 @@ the softmax, the channel weights are the spatially averaged gradients
 scaled to [0, 1] (an all-zero map stays zero, never NaN) and resized to the
 input's size (for a model that looks at a central crop, to the crop, placed where it lies in the
 input; the border it never sees stays 0). Works for Sequential and functional Keras 3 models, on every Keras backend
-(TensorFlow, JAX, PyTorch); the gradient is taken by :func:`fer_utils.device.gradient_of_sum`.
-:func:`gradcam_layers` maps several layers from one forward and one backward pass.
+(TensorFlow, JAX, PyTorch); the gradient is taken by :func:`fer_utils.device.gradient_of_sum`, or its compiled
+form for many batches. :func:`gradcam_layers` maps several layers from one forward and one backward pass.
 """
 
 from __future__ import annotations
@@ -88,9 +88,10 @@ def gradcam_layers(
     maps. Other models are cut at one layer at a time.
 
     ``compiled=True`` takes a chain's passes through :func:`fer_utils.device.compiled_gradient_of_sum`,
-    kept with the model for the next call with the same layers: worth it when the same maps are drawn over
-    many batches (:func:`class_average_by_layer`), not for a few faces, where the trace costs more than it
-    saves. The maps are the same up to float rounding.
+    kept with the model for the next call with the same layers and weights: worth it when the same maps are
+    drawn over many batches (:func:`class_average_by_layer`), not for a few faces, where the trace costs more
+    than it saves. The maps are the same up to float rounding. Models that are not a chain of layers are cut
+    at one layer at a time, op by op, whatever ``compiled`` says.
     """
     from .device import compiled_gradient_of_sum, gradient_of_sum
 
@@ -134,20 +135,24 @@ def gradcam_layers(
                     x = x + zeros[slots[index]]
                     maps.append(x)
             scores = keras.ops.cast(x, "float32")
-            if not given:  # each image's predicted class (a choice, not a function to differentiate)
+            if given:  # on the device the scores are on
+                one_hot = keras.ops.convert_to_tensor(one_hot)
+            else:  # each image's predicted class (a choice, not a function to differentiate)
                 one_hot = keras.ops.one_hot(keras.ops.argmax(keras.ops.stop_gradient(scores), axis=1), n_classes)
             return keras.ops.sum(scores * one_hot, axis=1), maps
 
         zeros = [np.zeros((len(batch),) + tuple(layers[index].output.shape[1:]), np.float32) for index in order]
         if compiled:
             kept = _COMPILED.setdefault(model, {})
-            key = (tuple(id(layer) for layer in chain), tuple(order), given)
+            # the same layers holding the same variables (a layer rebuilt or quantized gets a new graph)
+            key = (tuple(id(layer) for layer in chain), tuple(id(v) for v in model.weights), tuple(order), given)
             if key not in kept:
                 kept[key] = compiled_gradient_of_sum(chosen_score, has_aux=True)
             _, found, maps = kept[key](zeros, inputs, one_hot)
         else:
             _, found, maps = gradient_of_sum(lambda *z: chosen_score(*z, inputs, one_hot), zeros, has_aux=True)
-        pairs = [(maps[slots[layers.index(t)]].astype(np.float32, copy=False), found[slots[layers.index(t)]]) for t in targets]
+        pairs = [(maps[slots[layers.index(t)]].astype(np.float32, copy=False), found[slots[layers.index(t)]])
+                 for t in targets]
     else:
         pairs, one_hot = [], None
         for target in targets:

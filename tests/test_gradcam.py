@@ -150,8 +150,14 @@ def test_compiled_passes_give_the_same_maps_and_follow_the_weights():
             np.testing.assert_allclose(compiled, eager, atol=1e-6)
     assert len(_COMPILED[chain]) == 2  # one graph per kind of class choice, kept for the next call
     assert (eager.reshape(8, -1).max(axis=1) > 0).sum() >= 4  # not the trivial all-zero agreement
+    # the same batch size with other faces and classes: nothing of an earlier call is baked into the graph
+    others = gradcam_layers(chain, images[2:6], ["c2", "c1"], classes[::-1][:4], compiled=True)
+    np.testing.assert_allclose(others, gradcam_layers(chain, images[2:6], ["c2", "c1"], classes[::-1][:4]), atol=1e-6)
+    if keras.backend.backend() == "tensorflow":  # traced once, and once more for the second batch size
+        assert all(g.step.experimental_get_tracing_count() == 2 for g in _COMPILED[chain].values())
     before = gradcam_layers(chain, images, ["c1"], classes, compiled=True)
-    chain.get_layer("c1").set_weights([w[::-1].copy() if w.ndim == 4 else -w for w in chain.get_layer("c1").get_weights()])
+    c1 = chain.get_layer("c1")
+    c1.set_weights([w[::-1].copy() if w.ndim == 4 else -w for w in c1.get_weights()])  # assigned, same variables
     after = gradcam_layers(chain, images, ["c1"], classes, compiled=True)
     np.testing.assert_allclose(after, gradcam_layers(chain, images, ["c1"], classes), atol=1e-6)
     assert np.abs(after - before).max() > 0.1  # the kept graph read the new weights

@@ -347,8 +347,9 @@ def test_smoke_profile_runs_the_study_end_to_end(real_data, tmp_path, monkeypatc
 def _second_backend_checks(run_dir: Path, backend: str, data) -> None:
     """On the second backend: the baseline trained, saved and reported as on TensorFlow, and Grad-CAM drew
     its maps from that model. The saved model moves back: loaded on this process's backend (TensorFlow in
-    CI), it answers the smoke sample's PrivateTest faces as the second backend recorded (every class,
-    probabilities within 1e-3); tests/test_device.py moves the shipped model the other way."""
+    CI), it answers the smoke sample's PrivateTest faces as the second backend recorded (every class but
+    near-ties, probabilities within 1e-3, where that backend computed in float32); tests/test_device.py moves
+    the shipped model the other way."""
     import numpy as np
 
     from fer_utils.experiments import load_experiment_model
@@ -361,13 +362,18 @@ def _second_backend_checks(run_dir: Path, backend: str, data) -> None:
     for fig in ("01_training_curves", "05_gradcam_per_emotion", "05_gradcam_class_average",
                 "05_gradcam_class_average_by_layer"):
         assert (run_dir / "figures" / f"{fig}.png").exists(), fig
-    assert p["precision"] == "float32"  # what it recorded was computed in float32, as the copy loaded here
     recorded = np.load(run_dir / "predictions" / "baseline.npz")
     row = {face: i for i, face in enumerate(data.ids)}
     faces = data.images[[row[face] for face in recorded["ids"]]]
-    here = load_experiment_model(run_dir, "baseline").predict(faces, batch_size=256, verbose=0)
-    assert len(here) == 73 and (here.argmax(1) == recorded["probs"].argmax(1)).all()
-    np.testing.assert_allclose(here, recorded["probs"], atol=1e-3)
+    here = load_experiment_model(run_dir, "baseline").predict(faces, batch_size=256, verbose=0)  # float32
+    top_two = np.sort(recorded["probs"], axis=1)[:, -2:]
+    clear = top_two[:, 1] - top_two[:, 0] > 1e-4  # a near-tie may go either way in another rounding
+    assert len(here) == 73 and clear.sum() > 60
+    if p["precision"] == "float32":  # as on a CPU: the same computation, rounded otherwise
+        assert (here.argmax(1) == recorded["probs"].argmax(1))[clear].all()
+        np.testing.assert_allclose(here, recorded["probs"], atol=1e-3)
+    else:  # trained in mixed precision (a GPU): its float32 copy settles some faces otherwise
+        assert np.mean(here.argmax(1) == recorded["probs"].argmax(1)) >= 0.9
 
 
 def _notebook_07_reads_the_headline_model(run_dir: Path) -> None:
